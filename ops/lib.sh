@@ -1,0 +1,137 @@
+# Shared by ops/run and ops/test: provisions what classbell needs on a
+# Debian/Ubuntu machine. Source it; it defines functions and sets no traps.
+#
+# Unless CLASSBELL_DATABASE_URL / CLASSBELL_REDIS_URL say otherwise, classbell
+# gets a PostgreSQL cluster and a Redis of its own, kept under $STATE_DIR and
+# listening on 127.0.0.1 ports that do not clash with system services.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE_DIR=${CLASSBELL_CACHE_DIR:-$HOME/.cache/classbell}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target}
+LOCAL_PG_PORT=${CLASSBELL_LOCAL_PG_PORT:-55432}
+LOCAL_REDIS_PORT=${CLASSBELL_LOCAL_REDIS_PORT:-56379}
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# apt_install PACKAGE... — installs the Debian packages that are missing.
+APT_UPDATED=
+apt_install() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
+  log "installing ${missing[*]}"
+  if [ -z "$APT_UPDATED" ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    APT_UPDATED=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_rust() {
+  command -v cargo >/dev/null || die "cargo is not installed (Rust 1.95 or newer is needed: https://rustup.rs)"
+  apt_install gcc libc6-dev pkg-config
+}
+
+# Where project-local services keep their data. PostgreSQL refuses to run as
+# root, so when we are root the data must be reachable by the postgres user.
+state_dir() {
+  local dir=${CLASSBELL_STATE_DIR:-$ROOT/.run}
+  mkdir -p "$dir"
+  if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$dir" 2>/dev/null; then
+    dir=/var/tmp/classbell-$(printf '%s' "$ROOT" | sha1sum | cut -c1-12)
+    mkdir -p "$dir"
+  fi
+  printf '%s' "$dir"
+}
+
+pg_bindir() {
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+# Runs a PostgreSQL server tool as the user that owns the cluster.
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# ensure_postgres — sets PG_ADMIN_URL (a superuser URL without a database name).
+ensure_postgres() {
+  if [ -n "${CLASSBELL_DATABASE_URL:-}" ]; then
+    PG_ADMIN_URL=${CLASSBELL_DATABASE_URL%/*}
+    return 0
+  fi
+  PG_ADMIN_URL="postgres://postgres@127.0.0.1:$LOCAL_PG_PORT"
+  [ -n "$(pg_bindir)" ] || apt_install postgresql
+  apt_install postgresql-client
+  local bin; bin=$(pg_bindir)
+  if "$bin/pg_isready" -q -h 127.0.0.1 -p "$LOCAL_PG_PORT"; then
+    return 0
+  fi
+  local dir; dir=$(state_dir)/postgres
+  if [ ! -f "$dir/PG_VERSION" ]; then
+    log "creating a project-local PostgreSQL cluster in $dir"
+    mkdir -p "$dir"
+    [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+    chmod 700 "$dir"
+    as_pg "$bin/initdb" -D "$dir" -U postgres -A trust -E UTF8 --no-instructions >/dev/null
+  fi
+  log "starting PostgreSQL on 127.0.0.1:$LOCAL_PG_PORT"
+  as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
+    -o "-p $LOCAL_PG_PORT -c listen_addresses=127.0.0.1 -k $dir -c max_connections=300" start >/dev/null \
+    || { tail -n 20 "$dir/server.log" >&2; die "PostgreSQL did not start"; }
+}
+
+# ensure_database NAME — creates the database on the provisioned server if missing.
+ensure_database() {
+  local name=$1
+  psql "$PG_ADMIN_URL/postgres" -qtAc "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1 \
+    || psql "$PG_ADMIN_URL/postgres" -qc "CREATE DATABASE \"$name\"" >/dev/null
+}
+
+# ensure_redis — sets REDIS_URL.
+ensure_redis() {
+  if [ -n "${CLASSBELL_REDIS_URL:-}" ]; then
+    REDIS_URL=$CLASSBELL_REDIS_URL
+    return 0
+  fi
+  REDIS_URL="redis://127.0.0.1:$LOCAL_REDIS_PORT"
+  command -v redis-server >/dev/null || apt_install redis-server
+  command -v redis-cli >/dev/null || apt_install redis-tools
+  if redis-cli -p "$LOCAL_REDIS_PORT" ping >/dev/null 2>&1; then
+    return 0
+  fi
+  local dir; dir=$(state_dir)/redis
+  mkdir -p "$dir"
+  log "starting Redis on 127.0.0.1:$LOCAL_REDIS_PORT"
+  redis-server --port "$LOCAL_REDIS_PORT" --bind 127.0.0.1 --daemonize yes --dir "$dir" \
+    --save "" --appendonly no --logfile "$dir/redis.log" --pidfile "$dir/redis.pid" >/dev/null
+  local _
+  for _ in $(seq 50); do
+    redis-cli -p "$LOCAL_REDIS_PORT" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  die "Redis did not start"
+}
+
+# ensure_venv — a Python virtualenv for the test servers from PyPI; sets VENV.
+ensure_venv() {
+  VENV=$CACHE_DIR/venv
+  if [ ! -x "$VENV/bin/python" ]; then
+    command -v python3 >/dev/null || apt_install python3
+    python3 -m venv "$VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$VENV"; }
+  fi
+  "$VENV/bin/python" -c "import aiosmtpd" 2>/dev/null \
+    || "$VENV/bin/pip" install -q "aiosmtpd==1.4.6"
+}
+
+free_port() {
+  "${VENV:-}/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null \
+    || python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}

@@ -1,0 +1,92 @@
+//! Request extractors for who is calling.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+
+use super::jwt::Claims;
+use super::store;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::users::model::{Role, User};
+
+/// The signed-in user: a valid access token whose session is live and whose
+/// user is still active. Anything less is a 401.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user: User,
+    pub claims: Claims,
+}
+
+impl AuthUser {
+    pub fn id(&self) -> i64 {
+        self.user.id
+    }
+
+    pub fn role(&self) -> Role {
+        self.user.role
+    }
+
+    /// 403 unless the user has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), AppError> {
+        if roles.contains(&self.user.role) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("your role may not do this"))
+        }
+    }
+}
+
+fn bearer_token(req: &HttpRequest) -> Result<&str, AppError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or(AppError::Unauthorized("authentication required"))?
+        .to_str()
+        .map_err(|_| AppError::Unauthorized("invalid authorization header"))?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(AppError::Unauthorized("expected a Bearer token")),
+    }
+}
+
+impl FromRequest for AuthUser {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let claims = bearer_token(req).and_then(|token| match &state {
+            Some(state) => state.jwt.verify(token),
+            None => Err(AppError::internal("AppState is not registered")),
+        });
+        Box::pin(async move {
+            let claims = claims?;
+            let state = state.ok_or_else(|| AppError::internal("AppState is not registered"))?;
+            let mut conn = state.conn().await?;
+            let user = store::session_user(&mut conn, claims.sid, claims.user_id()?)
+                .await?
+                .ok_or(AppError::Unauthorized("session has ended; sign in again"))?;
+            Ok(AuthUser { user, claims })
+        })
+    }
+}
+
+/// The caller's address for throttling: the socket peer, or the first
+/// `X-Forwarded-For` hop when classbell is told it sits behind a trusted proxy.
+pub fn client_addr(req: &HttpRequest, trust_forwarded_for: bool) -> String {
+    let forwarded = trust_forwarded_for
+        .then(|| req.headers().get("x-forwarded-for")?.to_str().ok())
+        .flatten()
+        .and_then(|value| value.split(',').next())
+        .and_then(|first| first.trim().parse::<IpAddr>().ok());
+    forwarded
+        .or_else(|| req.peer_addr().map(|addr| addr.ip()))
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}

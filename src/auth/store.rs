@@ -1,0 +1,240 @@
+//! Queries on login sessions, refresh tokens and password resets.
+
+use chrono::{Duration, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::secret_token;
+use crate::db::schema::{auth_sessions, password_resets, refresh_tokens, users};
+use crate::error::AppError;
+use crate::users::model::User;
+use crate::users::store as user_store;
+
+/// Opens a login session and returns it with its first refresh token.
+pub async fn open_session(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    refresh_ttl: Duration,
+) -> Result<(Uuid, String), AppError> {
+    let session = Uuid::new_v4();
+    let refresh = secret_token::generate();
+    conn.transaction(async |conn| {
+        diesel::insert_into(auth_sessions::table)
+            .values((
+                auth_sessions::id.eq(session),
+                auth_sessions::user_id.eq(user_id),
+            ))
+            .execute(conn)
+            .await?;
+        insert_refresh_token(conn, session, &refresh, refresh_ttl).await
+    })
+    .await?;
+    Ok((session, refresh))
+}
+
+async fn insert_refresh_token(
+    conn: &mut AsyncPgConnection,
+    session: Uuid,
+    token: &str,
+    ttl: Duration,
+) -> Result<(), AppError> {
+    diesel::insert_into(refresh_tokens::table)
+        .values((
+            refresh_tokens::token_hash.eq(secret_token::digest(token)),
+            refresh_tokens::session_id.eq(session),
+            refresh_tokens::expires_at.eq(Utc::now() + ttl),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// What presenting a refresh token led to.
+pub enum Refresh {
+    Rotated {
+        user: User,
+        session: Uuid,
+        refresh_token: String,
+    },
+    /// The token was already spent: the whole session has been revoked.
+    Reused,
+    Invalid,
+}
+
+/// Spends `token` and issues its successor in the same session. Presenting a
+/// spent token means it was stolen or replayed, so the session is revoked.
+pub async fn rotate_refresh_token(
+    conn: &mut AsyncPgConnection,
+    token: &str,
+    ttl: Duration,
+) -> Result<Refresh, AppError> {
+    let hash = secret_token::digest(token);
+    conn.transaction(async |conn| {
+        let found = refresh_tokens::table
+            .inner_join(auth_sessions::table.inner_join(users::table))
+            .filter(refresh_tokens::token_hash.eq(&hash))
+            .select((
+                refresh_tokens::session_id,
+                refresh_tokens::expires_at,
+                refresh_tokens::spent_at,
+                auth_sessions::revoked_at,
+                User::as_select(),
+            ))
+            .for_update()
+            .first::<(
+                Uuid,
+                chrono::DateTime<Utc>,
+                Option<chrono::DateTime<Utc>>,
+                Option<chrono::DateTime<Utc>>,
+                User,
+            )>(conn)
+            .await
+            .optional()?;
+        let Some((session, expires_at, spent_at, revoked_at, user)) = found else {
+            return Ok(Refresh::Invalid);
+        };
+        if spent_at.is_some() {
+            revoke_session(conn, session).await?;
+            return Ok(Refresh::Reused);
+        }
+        if revoked_at.is_some() || expires_at <= Utc::now() || !user.is_active {
+            return Ok(Refresh::Invalid);
+        }
+        diesel::update(refresh_tokens::table.find(&hash))
+            .set(refresh_tokens::spent_at.eq(Utc::now()))
+            .execute(conn)
+            .await?;
+        let refresh_token = secret_token::generate();
+        insert_refresh_token(conn, session, &refresh_token, ttl).await?;
+        Ok(Refresh::Rotated {
+            user,
+            session,
+            refresh_token,
+        })
+    })
+    .await
+}
+
+/// The active user behind a live session, or `None` once either has ended.
+pub async fn session_user(
+    conn: &mut AsyncPgConnection,
+    session: Uuid,
+    user_id: i64,
+) -> Result<Option<User>, AppError> {
+    Ok(auth_sessions::table
+        .inner_join(users::table)
+        .filter(auth_sessions::id.eq(session))
+        .filter(auth_sessions::revoked_at.is_null())
+        .filter(users::id.eq(user_id))
+        .filter(users::is_active.eq(true))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+pub async fn revoke_session(conn: &mut AsyncPgConnection, session: Uuid) -> Result<(), AppError> {
+    diesel::update(auth_sessions::table.find(session))
+        .filter(auth_sessions::revoked_at.is_null())
+        .set(auth_sessions::revoked_at.eq(Utc::now()))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Ends every session of a user: after a password change or reset, or deactivation.
+pub async fn revoke_all_sessions(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+) -> Result<usize, AppError> {
+    Ok(diesel::update(auth_sessions::table)
+        .filter(auth_sessions::user_id.eq(user_id))
+        .filter(auth_sessions::revoked_at.is_null())
+        .set(auth_sessions::revoked_at.eq(Utc::now()))
+        .execute(conn)
+        .await?)
+}
+
+/// Stores a new password and ends every session, atomically.
+pub async fn replace_password(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    password_hash: &str,
+) -> Result<(), AppError> {
+    conn.transaction(async |conn| {
+        user_store::set_password_hash(conn, user_id, password_hash).await?;
+        revoke_all_sessions(conn, user_id).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Issues a single-use reset token; only its hash is stored.
+pub async fn create_password_reset(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    ttl: Duration,
+) -> Result<String, AppError> {
+    let token = secret_token::generate();
+    diesel::insert_into(password_resets::table)
+        .values((
+            password_resets::token_hash.eq(secret_token::digest(&token)),
+            password_resets::user_id.eq(user_id),
+            password_resets::expires_at.eq(Utc::now() + ttl),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(token)
+}
+
+/// The active user a still-usable reset token belongs to.
+pub async fn password_reset_user(
+    conn: &mut AsyncPgConnection,
+    token: &str,
+) -> Result<Option<User>, AppError> {
+    Ok(password_resets::table
+        .inner_join(users::table)
+        .filter(password_resets::token_hash.eq(secret_token::digest(token)))
+        .filter(password_resets::used_at.is_null())
+        .filter(password_resets::expires_at.gt(Utc::now()))
+        .filter(users::is_active.eq(true))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Spends the reset token, sets the new password, spends the user's other
+/// reset tokens and ends their sessions, all or nothing. `false` when the
+/// token was spent or expired meanwhile.
+pub async fn complete_password_reset(
+    conn: &mut AsyncPgConnection,
+    token: &str,
+    user_id: i64,
+    password_hash: &str,
+) -> Result<bool, AppError> {
+    let hash = secret_token::digest(token);
+    conn.transaction(async |conn| {
+        let now = Utc::now();
+        let spent = diesel::update(password_resets::table.find(&hash))
+            .filter(password_resets::user_id.eq(user_id))
+            .filter(password_resets::used_at.is_null())
+            .filter(password_resets::expires_at.gt(now))
+            .set(password_resets::used_at.eq(now))
+            .execute(conn)
+            .await?;
+        if spent == 0 {
+            return Ok(false);
+        }
+        diesel::update(password_resets::table)
+            .filter(password_resets::user_id.eq(user_id))
+            .filter(password_resets::used_at.is_null())
+            .set(password_resets::used_at.eq(now))
+            .execute(conn)
+            .await?;
+        replace_password(conn, user_id, password_hash).await?;
+        Ok(true)
+    })
+    .await
+}

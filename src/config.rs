@@ -1,0 +1,202 @@
+//! Configuration: every setting is a `CLASSBELL_*` environment variable (or the
+//! matching `--flag`), with defaults that run on one machine with nothing set.
+//! Every subcommand reads the same settings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// The JWT secret the defaults ship with; production refuses to start with it.
+pub const DEFAULT_JWT_SECRET: &str = "classbell-development-secret-change-me";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// `production` refuses insecure defaults such as the shipped JWT secret.
+    #[arg(long, env = "CLASSBELL_ENV", value_enum, default_value = "development")]
+    pub env: Environment,
+
+    /// Address the HTTP server listens on (host:port).
+    #[arg(long, env = "CLASSBELL_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+
+    /// Base of links in mail, e.g. https://classbell.school.example
+    #[arg(
+        long,
+        env = "CLASSBELL_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
+
+    /// HTTP worker threads; 0 means one per core.
+    #[arg(long, env = "CLASSBELL_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+
+    #[arg(
+        long,
+        env = "CLASSBELL_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/classbell"
+    )]
+    pub database_url: String,
+
+    #[arg(long, env = "CLASSBELL_DATABASE_POOL_SIZE", default_value_t = 16)]
+    pub database_pool_size: u32,
+
+    #[arg(
+        long,
+        env = "CLASSBELL_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub redis_url: String,
+
+    #[arg(long, env = "CLASSBELL_REDIS_POOL_SIZE", default_value_t = 8)]
+    pub redis_pool_size: u32,
+
+    /// Prefix of every Redis key, so several deployments can share one Redis.
+    #[arg(long, env = "CLASSBELL_REDIS_PREFIX", default_value = "classbell:")]
+    pub redis_prefix: String,
+
+    /// Seconds to wait for a pooled connection before answering 503.
+    #[arg(long, env = "CLASSBELL_POOL_TIMEOUT_SECS", default_value_t = 5)]
+    pub pool_timeout_secs: u64,
+
+    /// HS256 signing secret for access tokens (at least 32 bytes in production).
+    #[arg(
+        long,
+        env = "CLASSBELL_JWT_SECRET",
+        default_value = DEFAULT_JWT_SECRET,
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub jwt_secret: String,
+
+    #[arg(long, env = "CLASSBELL_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub access_token_ttl_secs: u64,
+
+    #[arg(long, env = "CLASSBELL_REFRESH_TOKEN_TTL_SECS", default_value_t = 14 * 24 * 3600)]
+    pub refresh_token_ttl_secs: u64,
+
+    #[arg(long, env = "CLASSBELL_RESET_TOKEN_TTL_SECS", default_value_t = 30 * 60)]
+    pub reset_token_ttl_secs: u64,
+
+    /// Failed logins for one username before it is throttled.
+    #[arg(long, env = "CLASSBELL_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    pub login_max_failures: u32,
+
+    /// Failed logins from one client address before it is throttled.
+    #[arg(
+        long,
+        env = "CLASSBELL_LOGIN_MAX_FAILURES_PER_IP",
+        default_value_t = 50
+    )]
+    pub login_max_failures_per_ip: u32,
+
+    /// Window (seconds) over which failed logins are counted.
+    #[arg(
+        long,
+        env = "CLASSBELL_LOGIN_THROTTLE_WINDOW_SECS",
+        default_value_t = 900
+    )]
+    pub login_throttle_window_secs: u64,
+
+    /// Use the first `X-Forwarded-For` address as the client address (only behind a proxy you run).
+    #[arg(long, env = "CLASSBELL_TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
+
+    /// SMTP relay, e.g. smtp://127.0.0.1:1025 or smtps://user:pass@mail.example:465.
+    /// Unset: mail is written to the outbox folder.
+    #[arg(long, env = "CLASSBELL_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    #[arg(
+        long,
+        env = "CLASSBELL_MAIL_FROM",
+        default_value = "classbell <noreply@classbell.localhost>"
+    )]
+    pub mail_from: String,
+
+    /// Folder that receives one `.eml` per message when no SMTP relay is set.
+    #[arg(long, env = "CLASSBELL_MAIL_OUTBOX", default_value = "var/outbox")]
+    pub mail_outbox: PathBuf,
+
+    /// Messages sent to the relay at once.
+    #[arg(long, env = "CLASSBELL_MAIL_CONCURRENCY", default_value_t = 4)]
+    pub mail_concurrency: usize,
+
+    /// Folder of the local object store (attachments and job files).
+    #[arg(long, env = "CLASSBELL_STORAGE_DIR", default_value = "var/storage")]
+    pub storage_dir: PathBuf,
+
+    /// Browser origins allowed by CORS, comma-separated (e.g. https://app.school.example).
+    #[arg(
+        long,
+        env = "CLASSBELL_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// Largest accepted JSON body in bytes.
+    #[arg(long, env = "CLASSBELL_MAX_JSON_BYTES", default_value_t = 256 * 1024)]
+    pub max_json_bytes: usize,
+
+    #[arg(long, env = "CLASSBELL_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "CLASSBELL_JWT_SECRET must be set to a secret of at least 32 bytes when CLASSBELL_ENV=production"
+    )]
+    InsecureJwtSecret,
+    #[error("CLASSBELL_PUBLIC_URL must start with http:// or https://")]
+    PublicUrl,
+}
+
+impl Settings {
+    /// Refuses settings that are unsafe for the chosen environment.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            return Err(ConfigError::PublicUrl);
+        }
+        if self.env == Environment::Production
+            && (self.jwt_secret == DEFAULT_JWT_SECRET || self.jwt_secret.len() < 32)
+        {
+            return Err(ConfigError::InsecureJwtSecret);
+        }
+        Ok(())
+    }
+
+    pub fn pool_timeout(&self) -> Duration {
+        Duration::from_secs(self.pool_timeout_secs.max(1))
+    }
+
+    /// CORS origins with blanks removed (an unset variable yields one empty entry).
+    pub fn allowed_origins(&self) -> impl Iterator<Item = &str> {
+        self.cors_origins
+            .iter()
+            .map(|origin| origin.trim())
+            .filter(|origin| !origin.is_empty())
+    }
+
+    pub fn public_link(&self, path_and_query: &str) -> String {
+        format!(
+            "{}{}",
+            self.public_url.trim_end_matches('/'),
+            path_and_query
+        )
+    }
+}

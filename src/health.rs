@@ -1,0 +1,65 @@
+//! Liveness, readiness and the Prometheus scrape endpoint.
+
+use actix_web::{HttpResponse, web};
+use diesel_async::RunQueryDsl;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{AppError, FieldErrors};
+use crate::http::resource;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/healthz").route(web::get().to(healthz)))
+        .service(resource("/readyz").route(web::get().to(readyz)))
+        .service(resource("/metrics").route(web::get().to(metrics)));
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Status {
+    pub status: &'static str,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Status)))]
+pub async fn healthz() -> web::Json<Status> {
+    web::Json(Status { status: "ok" })
+}
+
+/// PostgreSQL and Redis answer; otherwise 503 naming what is down.
+#[utoipa::path(get, path = "/readyz", tag = "ops",
+    responses((status = 200, body = Status), (status = 503, body = crate::error::ErrorBody)))]
+pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Status>, AppError> {
+    let (database, redis) = tokio::join!(database_ready(&state), state.redis.ping());
+    let what = match (database.is_err(), redis.is_err()) {
+        (false, false) => return Ok(web::Json(Status { status: "ready" })),
+        (true, true) => "postgres and redis",
+        (true, false) => "postgres",
+        (false, true) => "redis",
+    };
+    let mut down = FieldErrors::new();
+    if let Err(error) = database {
+        down.add("postgres", error.to_string());
+    }
+    if let Err(error) = redis {
+        down.add("redis", error.to_string());
+    }
+    Err(AppError::Unavailable { what, fields: down })
+}
+
+async fn database_ready(state: &AppState) -> Result<(), AppError> {
+    let mut conn = state.conn().await?;
+    diesel::sql_query("SELECT 1").execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Prometheus text exposition of every classbell metric.
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    state.db.report();
+    state.redis.pool().report();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}

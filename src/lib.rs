@@ -1,0 +1,22 @@
+//! classbell: announcements for a school, delivered live and acknowledged.
+//!
+//! The crate is organised by the school's domains (`auth`, `users`, …); each
+//! keeps its routes, queries (`store`) and model together. `startup` wires
+//! them into one actix-web app.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod mail;
+pub mod openapi;
+pub mod pagination;
+pub mod pool;
+pub mod redis;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod users;

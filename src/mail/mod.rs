@@ -1,0 +1,6 @@
+//! Outgoing mail: the mailer actor and the messages classbell sends.
+
+pub mod mailer;
+pub mod templates;
+
+pub use mailer::{Mailer, SendMail};

@@ -1,0 +1,41 @@
+//! The text of each mail classbell sends.
+
+use lettre::message::Mailbox;
+
+use super::SendMail;
+
+fn mailbox(username: &str, email: &str) -> Option<Mailbox> {
+    Some(Mailbox::new(Some(username.to_owned()), email.parse().ok()?))
+}
+
+pub fn forgot_username(username: &str, email: &str) -> Option<SendMail> {
+    Some(SendMail {
+        to: mailbox(username, email)?,
+        subject: "Your classbell username".to_owned(),
+        body: format!(
+            "Hello,\n\nsomeone (hopefully you) asked for the username of the classbell \
+             account registered to this address.\n\nYour username is: {username}\n\n\
+             If you did not ask, you can ignore this message.\n"
+        ),
+        kind: "forgot_username",
+    })
+}
+
+pub fn password_reset(
+    username: &str,
+    email: &str,
+    link: &str,
+    valid_minutes: u64,
+) -> Option<SendMail> {
+    Some(SendMail {
+        to: mailbox(username, email)?,
+        subject: "Reset your classbell password".to_owned(),
+        body: format!(
+            "Hello {username},\n\nto choose a new password, open this link within \
+             {valid_minutes} minutes:\n\n{link}\n\nThe link works once. If you did not ask \
+             to reset your password, you can ignore this message; your password stays \
+             as it is.\n"
+        ),
+        kind: "password_reset",
+    })
+}

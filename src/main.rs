@@ -1,0 +1,139 @@
+//! The `classbell` command: serve, migrate, create-user, demo.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use classbell::config::Settings;
+use classbell::startup::{Application, build_state};
+use classbell::users::model::Role;
+use classbell::{db, demo, telemetry, users};
+
+#[derive(Parser)]
+#[command(name = "classbell", version, about = "Live announcements for a school")]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending migrations, then serve HTTP and websockets.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Create an account; the password is read from standard input.
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Read the password from the first line of standard input (required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Seed a small demo school and print its logins.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    telemetry::init_tracing(cli.settings.log_format);
+    if let Err(error) = cli.settings.validate() {
+        eprintln!("classbell: {error}");
+        return ExitCode::FAILURE;
+    }
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("classbell: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let settings = cli.settings;
+    match cli.command {
+        Command::Migrate => migrate(&settings),
+        Command::Serve => {
+            migrate(&settings)?;
+            actix_web::rt::System::new().block_on(async move {
+                let app = Application::build(settings)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(port = app.port(), "classbell is serving");
+                app.run_until_stopped().await.map_err(|e| e.to_string())
+            })
+        }
+        Command::CreateUser {
+            username,
+            email,
+            role,
+            password_stdin: _,
+        } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut password)
+                .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            actix_web::rt::System::new().block_on(async move {
+                let state = build_state(settings).map_err(|e| e.to_string())?;
+                let user = users::accounts::create(&state.db, &username, &email, &password, role)
+                    .await
+                    .map_err(|e| describe(&e))?;
+                println!("created {} #{} ({})", user.username, user.id, user.role);
+                Ok(())
+            })
+        }
+        Command::Demo => actix_web::rt::System::new().block_on(async move {
+            let state = build_state(settings).map_err(|e| e.to_string())?;
+            let accounts = demo::seed(&state.db).await.map_err(|e| describe(&e))?;
+            let created = accounts.iter().filter(|a| a.created).count();
+            println!(
+                "demo school: {created} accounts created, {} already there",
+                accounts.len() - created
+            );
+            println!("every demo account's password: {}", demo::DEMO_PASSWORD);
+            println!("{:<12} {:<10} email", "username", "role");
+            for account in &accounts {
+                println!(
+                    "{:<12} {:<10} {}",
+                    account.username, account.role, account.email
+                );
+            }
+            Ok(())
+        }),
+    }
+}
+
+fn migrate(settings: &Settings) -> Result<(), String> {
+    let applied = db::run_migrations(&settings.database_url).map_err(|e| e.to_string())?;
+    if applied.is_empty() {
+        tracing::info!("database schema is up to date");
+    } else {
+        tracing::info!(?applied, "applied migrations");
+    }
+    Ok(())
+}
+
+/// Errors for a person at a terminal: field reasons included.
+fn describe(error: &classbell::error::AppError) -> String {
+    match error {
+        classbell::error::AppError::Validation(fields)
+        | classbell::error::AppError::Conflict { fields, .. } => {
+            format!(
+                "{error}: {}",
+                serde_json::to_string(fields).unwrap_or_default()
+            )
+        }
+        other => other.to_string(),
+    }
+}

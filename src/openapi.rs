@@ -1,0 +1,66 @@
+//! `GET /api/openapi.json`: the machine-readable description of every endpoint.
+
+use actix_web::web;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::http::resource;
+use crate::{auth, health, users};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "classbell", description = "Announcements, deliveries and acknowledgments for a school."),
+    paths(
+        auth::routes::register,
+        auth::routes::password_policy,
+        auth::routes::login,
+        auth::routes::refresh,
+        auth::routes::logout,
+        auth::routes::me,
+        auth::routes::change_password,
+        auth::routes::forgot_username,
+        auth::routes::forgot_password,
+        auth::routes::reset_password,
+        users::routes::list_users,
+        users::routes::update_user,
+        health::healthz,
+        health::readyz,
+        health::metrics,
+        openapi_json,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "The account loop"),
+        (name = "users", description = "Accounts and roles"),
+        (name = "ops", description = "Health and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/api/openapi.json").route(web::get().to(openapi_json)));
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "ops",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
+pub async fn openapi_json() -> web::Json<utoipa::openapi::OpenApi> {
+    web::Json(ApiDoc::openapi())
+}

@@ -1,0 +1,136 @@
+//! Building and running the server. `main` and the tests share this path, so
+//! what the tests exercise is what production runs.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Actor;
+use actix_cors::Cors;
+use actix_web::dev::Server;
+use actix_web::middleware::{Compress, NormalizePath, TrailingSlash, from_fn};
+use actix_web::{App, HttpServer, http, web};
+use tracing_actix_web::TracingLogger;
+
+use crate::auth::jwt::JwtKeys;
+use crate::config::Settings;
+use crate::mail::Mailer;
+use crate::redis::Redis;
+use crate::state::AppState;
+use crate::{auth, db, health, http as routes, openapi, telemetry, users};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Mailer(#[from] crate::mail::mailer::MailerError),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+    #[error("{0}")]
+    Dependency(String),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free one) and wires the app; the
+    /// caller awaits `run_until_stopped`. Migrations are the caller's job.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        settings.validate()?;
+        let listener = TcpListener::bind(&settings.bind)
+            .map_err(|e| StartupError::Bind(settings.bind.clone(), e))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| StartupError::Bind(settings.bind.clone(), e))?
+            .port();
+        let state = web::Data::new(build_state(settings)?);
+        let server = serve(listener, state)?;
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Pools, keys and actors. Actors start on the calling arbiter (the main one
+/// under `serve`), and handlers on worker threads reach them through `Addr`.
+pub fn build_state(settings: Settings) -> Result<AppState, StartupError> {
+    // First, so the pools' start-up gauges reach the real recorder.
+    let metrics = telemetry::metrics_handle();
+    let timeout = settings.pool_timeout();
+    let db = db::pool(&settings.database_url, settings.database_pool_size, timeout);
+    let redis = Redis::new(
+        &settings.redis_url,
+        settings.redis_pool_size,
+        timeout,
+        &settings.redis_prefix,
+    )
+    .map_err(|e| StartupError::Dependency(e.to_string()))?;
+    let mailer = Mailer::from_settings(&settings)?.start();
+    let upkeep = metrics.clone();
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(AppState {
+        jwt: JwtKeys::new(&settings.jwt_secret, settings.access_token_ttl_secs),
+        settings: Arc::new(settings),
+        db,
+        redis,
+        mailer,
+        metrics,
+    })
+}
+
+fn cors(settings: &Settings) -> Cors {
+    settings
+        .allowed_origins()
+        .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
+        .allowed_methods(["GET", "POST", "PATCH", "PUT", "DELETE"])
+        .allowed_headers([http::header::AUTHORIZATION, http::header::CONTENT_TYPE])
+        .expose_headers([http::header::RETRY_AFTER])
+        .max_age(3600)
+}
+
+fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, StartupError> {
+    let settings = Arc::clone(&state.settings);
+    let workers = settings.workers;
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(telemetry::record_http))
+            .wrap(cors(&state.settings))
+            .wrap(Compress::default())
+            .wrap(TracingLogger::default())
+            // Outermost: clients of the Django API end paths with a slash.
+            .wrap(NormalizePath::new(TrailingSlash::Trim))
+            .app_data(state.clone())
+            .app_data(routes::json_config(state.settings.max_json_bytes))
+            .app_data(routes::query_config())
+            .app_data(routes::path_config())
+            .configure(health::configure)
+            .configure(openapi::configure)
+            .configure(auth::routes::configure)
+            .configure(users::routes::configure)
+            .default_service(web::to(routes::no_route))
+    })
+    .shutdown_timeout(10);
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    Ok(server
+        .listen(listener)
+        .map_err(|e| StartupError::Bind(settings.bind.clone(), e))?
+        .run())
+}

@@ -1,0 +1,29 @@
+//! Everything a request handler may reach, built once at start-up.
+
+use std::sync::Arc;
+
+use actix::Addr;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::jwt::JwtKeys;
+use crate::config::Settings;
+use crate::db::{DbConnection, DbPool};
+use crate::error::AppError;
+use crate::mail::Mailer;
+use crate::redis::Redis;
+
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: DbPool,
+    pub redis: Redis,
+    pub jwt: JwtKeys,
+    pub mailer: Addr<Mailer>,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    /// A pooled PostgreSQL connection, or 503 when none comes in time.
+    pub async fn conn(&self) -> Result<DbConnection, AppError> {
+        self.db.get().await
+    }
+}

@@ -1,0 +1,87 @@
+//! Logs and metrics: the tracing subscriber, the Prometheus recorder, and the
+//! middleware that measures every HTTP request by route template.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Latency buckets (seconds) shared by every histogram classbell records.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+pub fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    // A second init (several apps in one test process) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets(SECONDS_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+            }
+            gauge!(
+                "classbell_build_info",
+                "version" => env!("CARGO_PKG_VERSION"),
+                "commit" => option_env!("CLASSBELL_GIT_COMMIT").unwrap_or("unknown")
+            )
+            .set(1.0);
+            handle
+        })
+        .clone()
+}
+
+/// Counts and times each request under its route template (`/api/users/{id}`),
+/// never the raw path, so the label set stays bounded.
+pub async fn record_http(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let response = next.call(req).await?;
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let status = response.status().as_u16().to_string();
+    counter!(
+        "classbell_http_requests_total",
+        "method" => method.clone(),
+        "route" => route.clone(),
+        "status" => status.clone()
+    )
+    .increment(1);
+    histogram!(
+        "classbell_http_request_duration_seconds",
+        "method" => method,
+        "route" => route,
+        "status" => status
+    )
+    .record(started.elapsed().as_secs_f64());
+    Ok(response)
+}

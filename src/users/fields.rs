@@ -1,0 +1,95 @@
+//! Validated account fields: once parsed, a value is known to be acceptable.
+
+use crate::error::FieldErrors;
+
+/// 3–150 characters of letters, digits and `._-`; no `@`, so a login name is
+/// never mistaken for an email address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let name = raw.trim();
+        let length = name.chars().count();
+        if length < 3 {
+            return Err("must be at least 3 characters");
+        }
+        if length > 150 {
+            return Err("must be at most 150 characters");
+        }
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err("may contain only letters, digits, '.', '_' and '-'");
+        }
+        Ok(Username(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An RFC 5322 address of at most 254 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let email = raw.trim();
+        if email.len() > 254 {
+            return Err("must be at most 254 characters");
+        }
+        if !email_address::EmailAddress::is_valid(email) || !email.contains('@') {
+            return Err("is not a valid email address");
+        }
+        Ok(Email(email.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The part before `@`, which a password may not contain.
+    pub fn local_part(&self) -> &str {
+        self.0.split('@').next().unwrap_or_default()
+    }
+}
+
+/// Parses `raw` into `field`, recording the reason on failure.
+pub fn parse_field<T>(
+    errors: &mut FieldErrors,
+    field: &str,
+    raw: &str,
+    parse: impl FnOnce(&str) -> Result<T, &'static str>,
+) -> Option<T> {
+    match parse(raw) {
+        Ok(value) => Some(value),
+        Err(reason) => {
+            errors.add(field, reason);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_trimmed_and_checked() {
+        assert_eq!(Username::parse("  ada.l ").unwrap().as_str(), "ada.l");
+        assert!(Username::parse("ab").is_err());
+        assert!(Username::parse("ada@school").is_err());
+        assert!(Username::parse(&"a".repeat(151)).is_err());
+    }
+
+    #[test]
+    fn emails_are_checked() {
+        let email = Email::parse("Ada.Lovelace@school.example").unwrap();
+        assert_eq!(email.local_part(), "Ada.Lovelace");
+        assert!(Email::parse("not-an-email").is_err());
+        assert!(Email::parse("a@").is_err());
+    }
+}

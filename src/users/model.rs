@@ -1,0 +1,84 @@
+//! Users as the rest of classbell sees them.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::db::schema::users;
+
+crate::text_enum! {
+    /// What a user may do in the school.
+    pub enum Role {
+        Student => "student",
+        Teacher => "teacher",
+        Manager => "manager",
+        Registrar => "registrar",
+        Admin => "admin",
+    }
+}
+
+impl Role {
+    /// Managers, registrars and admins run the school's records.
+    pub fn is_staff(self) -> bool {
+        matches!(self, Role::Manager | Role::Registrar | Role::Admin)
+    }
+}
+
+impl clap::ValueEnum for Role {
+    fn value_variants<'a>() -> &'a [Self] {
+        Role::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}
+
+/// A row of `users`, hash included: never serialised.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub is_active: bool,
+    pub credentials_changed_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub role: Role,
+}
+
+/// What the API shows of a user.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub role: Role,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<User> for UserView {
+    fn from(user: User) -> Self {
+        UserView {
+            id: user.id,
+            username: user.username,
+            email: user.email,
+            role: user.role,
+            is_active: user.is_active,
+            created_at: user.created_at,
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! `/api/users`: what Django Admin did for accounts.
+
+use actix_web::web;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::model::{Role, UserView};
+use super::store::{self, UserChanges, UserFilter};
+use crate::auth::AuthUser;
+use crate::auth::store as auth_store;
+use crate::error::AppError;
+use crate::http::resource;
+use crate::pagination::{PageQuery, Paginated};
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/api/users").route(web::get().to(list_users)))
+        .service(resource("/api/users/{id}").route(web::patch().to(update_user)));
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct UserQuery {
+    /// Matches anywhere in the username or email.
+    pub q: Option<String>,
+    pub role: Option<Role>,
+}
+
+/// Lists accounts (admins, managers and registrars).
+#[utoipa::path(get, path = "/api/users", tag = "users", security(("bearer" = [])),
+    params(UserQuery, PageQuery),
+    responses((status = 200, body = Paginated<UserView>), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn list_users(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    query: web::Query<UserQuery>,
+    page: web::Query<PageQuery>,
+) -> Result<web::Json<Paginated<UserView>>, AppError> {
+    auth.require(&[Role::Admin, Role::Manager, Role::Registrar])?;
+    let page = page.into_inner().page()?;
+    let query = query.into_inner();
+    let filter = UserFilter {
+        q: query.q,
+        role: query.role,
+    };
+    let (users, total) = store::list(&mut *state.conn().await?, &filter, page).await?;
+    Ok(web::Json(Paginated {
+        items: users.into_iter().map(UserView::from).collect(),
+        total,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    pub role: Option<Role>,
+    pub is_active: Option<bool>,
+}
+
+/// Changes a user's role or active flag (admins only). Deactivating ends the
+/// user's sessions; the last active admin cannot be demoted or deactivated.
+#[utoipa::path(patch, path = "/api/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "user id")),
+    request_body = UpdateUserRequest,
+    responses(
+        (status = 200, body = UserView),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, description = "would leave no active admin", body = crate::error::ErrorBody),
+    ))]
+pub async fn update_user(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+    body: web::Json<UpdateUserRequest>,
+) -> Result<web::Json<UserView>, AppError> {
+    auth.require(&[Role::Admin])?;
+    let body = body.into_inner();
+    let mut conn = state.conn().await?;
+    let changes = UserChanges {
+        role: body.role,
+        is_active: body.is_active,
+    };
+    let user = store::update_access(&mut conn, id.into_inner(), changes).await?;
+    if !user.is_active {
+        auth_store::revoke_all_sessions(&mut conn, user.id).await?;
+    }
+    Ok(web::Json(user.into()))
+}

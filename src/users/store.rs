@@ -1,0 +1,227 @@
+//! Queries on `users`.
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use super::model::{NewUser, Role, User};
+use crate::db::schema::users;
+use crate::db::violates;
+use crate::error::{AppError, FieldErrors};
+use crate::pagination::Page;
+
+pub async fn insert(conn: &mut AsyncPgConnection, new: NewUser<'_>) -> Result<User, AppError> {
+    diesel::insert_into(users::table)
+        .values(&new)
+        .returning(User::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(|error| {
+            if violates(&error, "users_username_lower_key") {
+                taken("username")
+            } else if violates(&error, "users_email_lower_key") {
+                taken("email")
+            } else {
+                error.into()
+            }
+        })
+}
+
+fn taken(field: &str) -> AppError {
+    AppError::conflict(
+        "already_exists",
+        format!("that {field} is already taken"),
+        FieldErrors::new().with(field, "is already taken"),
+    )
+}
+
+/// Which of `username` and `email` already belong to someone (any case).
+pub async fn taken_fields(
+    conn: &mut AsyncPgConnection,
+    username: &str,
+    email: &str,
+) -> Result<FieldErrors, AppError> {
+    let rows: Vec<(String, String)> = users::table
+        .filter(
+            lower(users::username)
+                .eq(username.to_lowercase())
+                .or(lower(users::email).eq(email.to_lowercase())),
+        )
+        .select((users::username, users::email))
+        .load(conn)
+        .await?;
+    let mut fields = FieldErrors::new();
+    if rows.iter().any(|(u, _)| u.eq_ignore_ascii_case(username)) {
+        fields.add("username", "is already taken");
+    }
+    if rows
+        .iter()
+        .any(|(_, e)| e.to_lowercase() == email.to_lowercase())
+    {
+        fields.add("email", "is already taken");
+    }
+    Ok(fields)
+}
+
+pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<User, AppError> {
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(AppError::NotFound("user"))
+}
+
+/// The user a login name designates: an email when it contains `@`, else a username.
+pub async fn find_by_login(
+    conn: &mut AsyncPgConnection,
+    login: &str,
+) -> Result<Option<User>, AppError> {
+    let login = login.trim().to_lowercase();
+    let query = users::table.select(User::as_select()).into_boxed();
+    let query = if login.contains('@') {
+        query.filter(lower(users::email).eq(login))
+    } else {
+        query.filter(lower(users::username).eq(login))
+    };
+    Ok(query.first(conn).await.optional()?)
+}
+
+pub async fn find_active_by_email(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+) -> Result<Option<User>, AppError> {
+    Ok(users::table
+        .filter(lower(users::email).eq(email.trim().to_lowercase()))
+        .filter(users::is_active.eq(true))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+#[derive(Debug, Default)]
+pub struct UserFilter {
+    /// Matches anywhere in the username or email, any case.
+    pub q: Option<String>,
+    pub role: Option<Role>,
+}
+
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    filter: &UserFilter,
+    page: Page,
+) -> Result<(Vec<User>, i64), AppError> {
+    let filtered = || {
+        let mut query = users::table.into_boxed();
+        if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            let pattern = format!("%{}%", escape_like(q));
+            query = query.filter(
+                users::username
+                    .ilike(pattern.clone())
+                    .or(users::email.ilike(pattern)),
+            );
+        }
+        if let Some(role) = filter.role {
+            query = query.filter(users::role.eq(role));
+        }
+        query
+    };
+    let total = filtered().count().get_result(conn).await?;
+    let items = filtered()
+        .select(User::as_select())
+        .order(users::id)
+        .limit(page.limit)
+        .offset(page.offset)
+        .load(conn)
+        .await?;
+    Ok((items, total))
+}
+
+/// Escapes `%`, `_` and `\` so user text matches literally inside LIKE.
+pub fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    pub role: Option<Role>,
+    pub is_active: Option<bool>,
+}
+
+/// Changes a user's role or active flag, refusing to leave the school without
+/// an active admin. Active admins are locked first, so two admins demoting
+/// each other at once cannot both succeed.
+pub async fn update_access(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    changes: UserChanges,
+) -> Result<User, AppError> {
+    conn.transaction(async |conn| {
+        let admins: Vec<i64> = users::table
+            .filter(users::role.eq(Role::Admin))
+            .filter(users::is_active.eq(true))
+            .select(users::id)
+            .for_update()
+            .load(conn)
+            .await?;
+        let current = find(conn, id).await?;
+        let stays_admin = changes.role.unwrap_or(current.role) == Role::Admin
+            && changes.is_active.unwrap_or(current.is_active);
+        if admins == [id] && !stays_admin {
+            return Err(AppError::conflict(
+                "last_admin",
+                "the school must keep at least one active admin",
+                FieldErrors::new(),
+            ));
+        }
+        if changes.role.is_none() && changes.is_active.is_none() {
+            return Ok(current);
+        }
+        Ok(diesel::update(users::table.find(id))
+            .set((&changes, users::updated_at.eq(Utc::now())))
+            .returning(User::as_returning())
+            .get_result(conn)
+            .await?)
+    })
+    .await
+}
+
+pub async fn set_password_hash(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    password_hash: &str,
+) -> Result<(), AppError> {
+    let now = Utc::now();
+    diesel::update(users::table.find(id))
+        .set((
+            users::password_hash.eq(password_hash),
+            users::credentials_changed_at.eq(now),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn exists_by_username(
+    conn: &mut AsyncPgConnection,
+    username: &str,
+) -> Result<bool, AppError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        users::table.filter(lower(users::username).eq(username.to_lowercase())),
+    ))
+    .get_result(conn)
+    .await?)
+}
+
+diesel::define_sql_function!(fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text);

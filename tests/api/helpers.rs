@@ -1,0 +1,250 @@
+//! The test harness: every test gets its own PostgreSQL database (cloned from
+//! a migrated template, dropped afterwards), its own Redis key prefix and its
+//! own mail outbox, and talks HTTP to the real app on a free port.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use reqwest::{Method, Response};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub use crate::databases::{TestDatabase, database_url};
+
+use classbell::config::Settings;
+use classbell::db::{self, DbPool};
+use classbell::startup::Application;
+use classbell::users::accounts;
+use classbell::users::model::{Role, User};
+
+/// A password that passes every rule.
+pub const PASSWORD: &str = "Correct-Horse-42";
+
+#[derive(Parser)]
+struct DefaultSettings {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+/// The settings a fresh app starts from, before a test adjusts them.
+pub fn base_settings() -> Settings {
+    let mut settings = DefaultSettings::parse_from(["classbell"]).settings;
+    settings.bind = "127.0.0.1:0".into();
+    settings.workers = 1;
+    settings.database_pool_size = 4;
+    settings.redis_pool_size = 2;
+    settings.pool_timeout_secs = 2;
+    settings.smtp_url = None;
+    settings.cors_origins = vec!["https://app.school.example".into()];
+    settings
+}
+
+pub fn redis_url() -> String {
+    std::env::var("CLASSBELL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: DbPool,
+    pub settings: Settings,
+    pub outbox: tempfile::TempDir,
+    /// Held so the database lives exactly as long as the app.
+    _database: TestDatabase,
+}
+
+/// An account made for a test, with the password it signs in with.
+pub struct TestUser {
+    pub user: User,
+    pub password: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts the app after `adjust` has had its say on the settings.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let database = TestDatabase::migrated();
+        let outbox = tempfile::tempdir().unwrap();
+        let mut settings = base_settings();
+        settings.database_url = database.url();
+        settings.redis_url = redis_url();
+        settings.redis_prefix = format!("classbell-test:{}:", Uuid::new_v4().simple());
+        settings.mail_outbox = outbox.path().to_path_buf();
+        settings.storage_dir = outbox.path().join("storage");
+        adjust(&mut settings);
+
+        let app = Application::build(settings.clone())
+            .await
+            .expect("build the app");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        actix_web::rt::spawn(app.run_until_stopped());
+        let db = db::pool(&settings.database_url, 2, Duration::from_secs(5));
+        TestApp {
+            address,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            db,
+            settings,
+            outbox,
+            _database: database,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("send the request")
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.request(Method::POST, path, None, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn register(&self, username: &str, email: &str, password: &str) -> Response {
+        self.post(
+            "/auth/register",
+            json!({"username": username, "email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Response {
+        self.post(
+            "/auth/login",
+            json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
+    /// Signs in and returns the whole token answer.
+    pub async fn tokens(&self, username: &str, password: &str) -> Value {
+        let response = self.login(username, password).await;
+        assert_eq!(response.status(), 200, "login of {username} failed");
+        response.json().await.unwrap()
+    }
+
+    pub async fn access_token(&self, username: &str, password: &str) -> String {
+        self.tokens(username, password).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Creates an account straight through the store, with a unique name.
+    pub async fn user(&self, role: Role) -> TestUser {
+        let username = format!("{}-{}", role, &Uuid::new_v4().simple().to_string()[..8]);
+        let email = format!("{username}@school.example");
+        let user = accounts::create(&self.db, &username, &email, PASSWORD, role)
+            .await
+            .expect("create a test user");
+        TestUser {
+            user,
+            password: PASSWORD.to_owned(),
+        }
+    }
+
+    /// A new account of `role` and an access token for it.
+    pub async fn signed_in(&self, role: Role) -> (TestUser, String) {
+        let user = self.user(role).await;
+        let token = self.access_token(&user.user.username, &user.password).await;
+        (user, token)
+    }
+
+    /// Runs SQL on this test's database (to age a token, break a table, …).
+    pub async fn sql(&self, statement: &str) {
+        let mut conn = AsyncPgConnection::establish(&self.settings.database_url)
+            .await
+            .unwrap();
+        diesel::sql_query(statement)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+
+    /// The `.eml` files in this app's outbox, waiting up to 5 s for `count`.
+    pub async fn outbox_mail(&self, count: usize) -> Vec<String> {
+        wait_for_files(self.outbox.path(), count, |_| true).await
+    }
+}
+
+/// Waits up to 5 s for `count` files in `dir` whose text passes `keep`.
+pub async fn wait_for_files(dir: &Path, count: usize, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut found = Vec::new();
+    for _ in 0..50 {
+        found = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|entry| {
+                        let path = entry.ok()?.path();
+                        path.is_file().then(|| std::fs::read_to_string(path).ok())?
+                    })
+                    .filter(|text| keep(text))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if found.len() >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    found
+}
+
+/// The SMTP server that ops/test starts and the Maildir it writes to.
+pub fn smtp_server() -> (String, PathBuf) {
+    let url = std::env::var("CLASSBELL_TEST_SMTP_URL")
+        .expect("CLASSBELL_TEST_SMTP_URL names the test SMTP server; run the suite with ops/test");
+    let maildir = std::env::var("CLASSBELL_TEST_MAILDIR").expect(
+        "CLASSBELL_TEST_MAILDIR names the SMTP server's Maildir; run the suite with ops/test",
+    );
+    (url, PathBuf::from(maildir).join("new"))
+}
+
+/// Decodes quoted-printable soft line breaks so links and names can be found.
+pub fn unfold_mail(raw: &str) -> String {
+    raw.replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=")
+}
+
+pub async fn json_body(response: Response) -> Value {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: not JSON: {text}"))
+}
+
+/// Asserts the JSON error shape and returns it.
+pub async fn error_body(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status(), status, "unexpected status");
+    let body = json_body(response).await;
+    assert_eq!(body["error"]["code"], code, "unexpected error: {body}");
+    assert!(body["error"]["message"].is_string(), "no message: {body}");
+    assert!(body["error"]["fields"].is_object(), "no fields: {body}");
+    body
+}

@@ -1,0 +1,11 @@
+//! One integration-test binary: real PostgreSQL, Redis and SMTP, the real app
+//! on a free port, HTTP in between.
+
+mod auth;
+mod cli;
+mod databases;
+mod errors;
+mod helpers;
+mod ops;
+mod passwords;
+mod users;

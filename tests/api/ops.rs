@@ -1,0 +1,166 @@
+//! Health, readiness, metrics, the API description and CORS.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{TestApp, json_body};
+use classbell::users::model::Role;
+
+#[actix_web::test]
+async fn health_and_readiness() {
+    let app = TestApp::spawn().await;
+    let health = json_body(app.request(Method::GET, "/healthz", None, None).await).await;
+    assert_eq!(health, json!({"status": "ok"}));
+    let ready = json_body(app.request(Method::GET, "/readyz", None, None).await).await;
+    assert_eq!(ready, json!({"status": "ready"}));
+}
+
+#[actix_web::test]
+async fn metrics_count_requests_by_route_template_and_report_both_pools() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.signed_in(Role::Admin).await;
+    let user_path = "/api/users/987654321";
+    app.request(
+        Method::PATCH,
+        user_path,
+        Some(&admin),
+        Some(json!({"role": "teacher"})),
+    )
+    .await;
+    app.get("/api/users", &admin).await;
+
+    let response = app.request(Method::GET, "/metrics", None, None).await;
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+
+    let line = |needle: &str| {
+        text.lines()
+            .find(|l| l.contains(needle) && !l.starts_with('#'))
+            .map(str::to_owned)
+    };
+    assert!(
+        line(
+            r#"classbell_http_requests_total{method="PATCH",route="/api/users/{id}",status="404"}"#
+        )
+        .is_some(),
+        "route templates label requests:\n{text}"
+    );
+    assert!(!text.contains("987654321"), "raw paths never become labels");
+    assert!(line(r#"classbell_http_request_duration_seconds_bucket{method="GET",route="/api/users",status="200",le="0.1"}"#).is_some());
+    for pool in ["postgres", "redis"] {
+        for family in [
+            "classbell_pool_connections",
+            "classbell_pool_idle_connections",
+            "classbell_pool_in_use_connections",
+            "classbell_pool_max_size",
+            "classbell_pool_waiters",
+            "classbell_pool_acquire_wait_seconds_bucket",
+            "classbell_pool_acquire_timeouts_total",
+        ] {
+            assert!(
+                line(&format!("{family}{{pool=\"{pool}\"")).is_some(),
+                "{family} for {pool} missing:\n{text}"
+            );
+        }
+    }
+    let acquired: f64 = line(r#"classbell_pool_acquire_wait_seconds_count{pool="postgres"}"#)
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        acquired >= 3.0,
+        "each request that used the database waited for a connection"
+    );
+    assert!(line("classbell_build_info{").is_some());
+}
+
+/// Every endpoint this service routes, as `METHOD path` in OpenAPI form.
+const ENDPOINTS: &[&str] = &[
+    "post /auth/register",
+    "post /auth/password-policy",
+    "post /auth/login",
+    "post /auth/refresh",
+    "post /auth/logout",
+    "get /auth/me",
+    "post /auth/change-password",
+    "post /auth/forgot-username",
+    "post /auth/forgot-password",
+    "post /auth/reset-password",
+    "get /api/users",
+    "patch /api/users/{id}",
+    "get /healthz",
+    "get /readyz",
+    "get /metrics",
+    "get /api/openapi.json",
+];
+
+#[actix_web::test]
+async fn openapi_lists_every_endpoint() {
+    let app = TestApp::spawn().await;
+    let doc = json_body(
+        app.request(Method::GET, "/api/openapi.json", None, None)
+            .await,
+    )
+    .await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let mut documented = Vec::new();
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        for method in operations.as_object().unwrap().keys() {
+            documented.push(format!("{method} {path}"));
+        }
+    }
+    documented.sort();
+    let mut expected: Vec<String> = ENDPOINTS.iter().map(|e| e.to_string()).collect();
+    expected.sort();
+    assert_eq!(documented, expected);
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+
+    // And every documented endpoint is routed (a 404 "route" answer would mean it is not).
+    for endpoint in ENDPOINTS {
+        let (method, path) = endpoint.split_once(' ').unwrap();
+        let path = path.replace("{id}", "1");
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let response = app.request(method, &path, None, None).await;
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(
+            !(status == 404 && text.contains("route not found")),
+            "{endpoint} is documented but not routed"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn cors_admits_configured_origins_only() {
+    let app = TestApp::spawn().await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(Method::OPTIONS, app.url("/auth/login"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let allowed = preflight("https://app.school.example").await.unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.school.example"
+    );
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
