@@ -37,7 +37,7 @@ apt_install() {
 
 ensure_rust() {
   command -v cargo >/dev/null || die "cargo is not installed (Rust 1.95 or newer is needed: https://rustup.rs)"
-  apt_install gcc libc6-dev pkg-config
+  apt_install gcc libc6-dev
 }
 
 # Where project-local services keep their data. PostgreSQL refuses to run as
@@ -52,8 +52,12 @@ state_dir() {
   printf '%s' "$dir"
 }
 
+# The newest installed PostgreSQL server's bin folder (empty when only the client is there).
 pg_bindir() {
-  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+  local initdb
+  initdb=$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$initdb" ] && dirname "$initdb"
+  return 0
 }
 
 # Runs a PostgreSQL server tool as the user that owns the cluster.

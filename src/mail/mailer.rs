@@ -16,6 +16,9 @@ use crate::config::Settings;
 
 const ATTEMPTS: u32 = 3;
 
+/// Every kind of mail, registered at zero so the series exist before the first send.
+const KINDS: &[&str] = &["forgot_username", "password_reset"];
+
 #[derive(Clone)]
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
@@ -72,6 +75,11 @@ impl Mailer {
                 Transport::Outbox(AsyncFileTransport::new(&settings.mail_outbox))
             }
         };
+        for kind in KINDS {
+            counter!("classbell_mail_sent_total", "kind" => *kind).absolute(0);
+            counter!("classbell_mail_failed_total", "kind" => *kind).absolute(0);
+        }
+        gauge!("classbell_mail_queue_depth").increment(0.0);
         let from = settings
             .mail_from
             .parse()

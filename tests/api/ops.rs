@@ -164,3 +164,60 @@ async fn cors_admits_configured_origins_only() {
             .is_none()
     );
 }
+
+/// Every `classbell_*` series named in `value`'s `expr` strings (dashboards, rules).
+fn metric_names(value: &serde_json::Value, names: &mut std::collections::BTreeSet<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, inner) in map {
+                if key == "expr"
+                    && let Some(expr) = inner.as_str()
+                {
+                    names.extend(
+                        expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                            .filter(|token| token.starts_with("classbell_"))
+                            .map(str::to_owned),
+                    );
+                }
+                metric_names(inner, names);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|item| metric_names(item, names)),
+        _ => {}
+    }
+}
+
+#[actix_web::test]
+async fn every_metric_a_dashboard_uses_is_exported() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.signed_in(Role::Admin).await;
+    app.get("/api/users", &admin).await;
+    let exported = app
+        .request(Method::GET, "/metrics", None, None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/grafana/dashboards");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut names = std::collections::BTreeSet::new();
+        metric_names(&dashboard, &mut names);
+        assert!(!names.is_empty(), "{} names no metric", path.display());
+        for name in names {
+            assert!(
+                exported
+                    .lines()
+                    .any(|line| line.starts_with(&format!("{name}{{"))
+                        || line.starts_with(&format!("{name} "))),
+                "{} uses {name}, which /metrics does not export",
+                path.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10);
+}
