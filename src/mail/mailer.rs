@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use lettre::message::header::{ContentTransferEncoding, ContentType};
-use lettre::message::{Body, Mailbox, Message};
+use lettre::message::{Mailbox, Message, header::ContentType};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use metrics::{counter, gauge};
 use tokio::sync::Semaphore;
@@ -112,16 +111,12 @@ impl Handler<SendMail> for Mailer {
     type Result = ();
 
     fn handle(&mut self, mail: SendMail, _: &mut Self::Context) {
-        // Plain 7-bit text when it fits, so links survive copy and paste from
-        // a raw .eml; lettre picks an encoding for anything else.
-        let body = Body::new_with_encoding(mail.body, ContentTransferEncoding::SevenBit)
-            .unwrap_or_else(|raw| Body::new(raw));
         let message = match Message::builder()
             .from(self.from.clone())
             .to(mail.to)
             .subject(mail.subject)
             .header(ContentType::TEXT_PLAIN)
-            .body(body)
+            .body(mail.body)
         {
             Ok(message) => message,
             Err(error) => {
