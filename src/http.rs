@@ -37,7 +37,7 @@ fn json_error(error: JsonPayloadError, limit: usize) -> AppError {
         ),
         JsonPayloadError::Deserialize(error) if error.is_data() => {
             let message = error.to_string();
-            match missing_or_invalid_field(&message) {
+            match missing_field(&message) {
                 Some((field, reason)) => {
                     AppError::Validation(FieldErrors::new().with(&field, reason))
                 }
@@ -53,7 +53,7 @@ fn json_error(error: JsonPayloadError, limit: usize) -> AppError {
 
 /// Pulls the field name out of serde's "missing field `x`" messages so clients
 /// get it in `fields`, like any other invalid field.
-fn missing_or_invalid_field(message: &str) -> Option<(String, String)> {
+fn missing_field(message: &str) -> Option<(String, String)> {
     let rest = message.strip_prefix("missing field `")?;
     let field = rest.split('`').next()?;
     Some((field.to_owned(), "is required".to_owned()))
