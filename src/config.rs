@@ -16,6 +16,15 @@ pub enum Environment {
     Production,
 }
 
+/// Where attachment bytes live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StorageBackend {
+    /// Files under `CLASSBELL_STORAGE_DIR`.
+    Local,
+    /// An S3-compatible store (MinIO, Garage, AWS S3).
+    S3,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -135,9 +144,44 @@ pub struct Settings {
     #[arg(long, env = "CLASSBELL_MAIL_CONCURRENCY", default_value_t = 4)]
     pub mail_concurrency: usize,
 
+    /// Where attachment bytes are kept: `local` (CLASSBELL_STORAGE_DIR) or `s3`.
+    #[arg(long, env = "CLASSBELL_STORAGE", value_enum, default_value = "local")]
+    pub storage: StorageBackend,
+
     /// Folder of the local object store (attachments and job files).
     #[arg(long, env = "CLASSBELL_STORAGE_DIR", default_value = "var/storage")]
     pub storage_dir: PathBuf,
+
+    /// S3 endpoint, e.g. http://127.0.0.1:9000 or https://s3.eu-west-1.amazonaws.com.
+    #[arg(long, env = "CLASSBELL_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// Bucket for classbell's objects; created if missing.
+    #[arg(long, env = "CLASSBELL_S3_BUCKET", default_value = "classbell")]
+    pub s3_bucket: String,
+
+    #[arg(long, env = "CLASSBELL_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+
+    #[arg(
+        long,
+        env = "CLASSBELL_S3_ACCESS_KEY",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub s3_access_key: String,
+
+    #[arg(
+        long,
+        env = "CLASSBELL_S3_SECRET_KEY",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub s3_secret_key: String,
+
+    /// Largest accepted attachment in bytes (larger: 413).
+    #[arg(long, env = "CLASSBELL_MAX_UPLOAD_BYTES", default_value_t = 50 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
 
     /// Browser origins allowed by CORS, comma-separated (e.g. https://app.school.example).
     #[arg(

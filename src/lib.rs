@@ -4,8 +4,10 @@
 //! keeps its routes, queries (`store`) and model together. `startup` wires
 //! them into one actix-web app.
 
+pub mod attachments;
 pub mod auth;
 pub mod config;
+pub mod courses;
 pub mod db;
 pub mod demo;
 pub mod error;
@@ -16,7 +18,9 @@ pub mod openapi;
 pub mod pagination;
 pub mod pool;
 pub mod redis;
+pub mod sections;
 pub mod startup;
 pub mod state;
+pub mod storage;
 pub mod telemetry;
 pub mod users;

@@ -85,7 +85,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
             let password = password.trim_end_matches(['\r', '\n']).to_owned();
             actix_web::rt::System::new().block_on(async move {
-                let state = build_state(settings).map_err(|e| e.to_string())?;
+                let state = build_state(settings).await.map_err(|e| e.to_string())?;
                 let user = users::accounts::create(&state.db, &username, &email, &password, role)
                     .await
                     .map_err(|e| describe(&e))?;
@@ -94,7 +94,7 @@ fn run(cli: Cli) -> Result<(), String> {
             })
         }
         Command::Demo => actix_web::rt::System::new().block_on(async move {
-            let state = build_state(settings).map_err(|e| e.to_string())?;
+            let state = build_state(settings).await.map_err(|e| e.to_string())?;
             let accounts = demo::seed(&state.db).await.map_err(|e| describe(&e))?;
             let created = accounts.iter().filter(|a| a.created).count();
             println!(

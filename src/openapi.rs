@@ -5,7 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::resource;
-use crate::{auth, health, users};
+use crate::{attachments, auth, courses, health, sections, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,24 @@ use crate::{auth, health, users};
         auth::routes::reset_password,
         users::routes::list_users,
         users::routes::update_user,
+        courses::routes::list_courses,
+        courses::routes::get_course,
+        courses::routes::create_course,
+        courses::routes::update_course,
+        courses::routes::delete_course,
+        sections::routes::list_sections,
+        sections::routes::get_section,
+        sections::routes::create_section,
+        sections::routes::update_section,
+        sections::routes::delete_section,
+        sections::routes::list_enrollments,
+        sections::routes::enroll,
+        sections::routes::withdraw,
+        sections::routes::my_sections,
+        attachments::routes::list_attachments,
+        attachments::routes::upload_attachment,
+        attachments::routes::download_attachment,
+        attachments::routes::delete_attachment,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -32,6 +50,9 @@ use crate::{auth, health, users};
     tags(
         (name = "auth", description = "The account loop"),
         (name = "users", description = "Accounts and roles"),
+        (name = "courses", description = "The catalogue"),
+        (name = "sections", description = "Sections and enrollments"),
+        (name = "attachments", description = "Course files in object storage"),
         (name = "ops", description = "Health and metrics"),
     )
 )]

@@ -16,8 +16,12 @@ use crate::auth::jwt::JwtKeys;
 use crate::config::Settings;
 use crate::mail::Mailer;
 use crate::redis::Redis;
+use crate::sections::enrollments;
 use crate::state::AppState;
-use crate::{auth, db, health, http as routes, openapi, telemetry, users};
+use crate::storage::{Storage, deletions};
+use crate::{
+    attachments, auth, courses, db, health, http as routes, openapi, sections, telemetry, users,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -47,7 +51,7 @@ impl Application {
             .local_addr()
             .map_err(|e| StartupError::Bind(settings.bind.clone(), e))?
             .port();
-        let state = web::Data::new(build_state(settings)?);
+        let state = web::Data::new(build_state(settings).await?);
         let server = serve(listener, state)?;
         Ok(Application { port, server })
     }
@@ -61,9 +65,9 @@ impl Application {
     }
 }
 
-/// Pools, keys and actors. Actors start on the calling arbiter (the main one
-/// under `serve`), and handlers on worker threads reach them through `Addr`.
-pub fn build_state(settings: Settings) -> Result<AppState, StartupError> {
+/// Pools, keys, storage and actors. Actors start on the calling arbiter (the
+/// main one under `serve`), and handlers on worker threads reach them through `Addr`.
+pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
     // First, so the pools' start-up gauges reach the real recorder.
     let metrics = telemetry::metrics_handle();
     let timeout = settings.pool_timeout();
@@ -76,6 +80,11 @@ pub fn build_state(settings: Settings) -> Result<AppState, StartupError> {
     )
     .map_err(|e| StartupError::Dependency(e.to_string()))?;
     let mailer = Mailer::from_settings(&settings)?.start();
+    let storage = Storage::open(&settings)
+        .await
+        .map_err(|e| StartupError::Dependency(e.to_string()))?;
+    deletions::spawn_sweeper(db.clone(), Arc::clone(&storage), Duration::from_secs(60));
+    enrollments::register_metrics();
     let upkeep = metrics.clone();
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(Duration::from_secs(10));
@@ -90,6 +99,7 @@ pub fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         db,
         redis,
         mailer,
+        storage,
         metrics,
     })
 }
@@ -123,6 +133,9 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, St
             .configure(openapi::configure)
             .configure(auth::routes::configure)
             .configure(users::routes::configure)
+            .configure(courses::routes::configure)
+            .configure(sections::routes::configure)
+            .configure(attachments::routes::configure)
             .default_service(web::to(routes::no_route))
     })
     .shutdown_timeout(10);

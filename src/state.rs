@@ -11,6 +11,7 @@ use crate::db::{DbConnection, DbPool};
 use crate::error::AppError;
 use crate::mail::Mailer;
 use crate::redis::Redis;
+use crate::storage::Storage;
 
 pub struct AppState {
     pub settings: Arc<Settings>,
@@ -18,6 +19,7 @@ pub struct AppState {
     pub redis: Redis,
     pub jwt: JwtKeys,
     pub mailer: Addr<Mailer>,
+    pub storage: Arc<Storage>,
     pub metrics: PrometheusHandle,
 }
 

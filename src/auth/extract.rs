@@ -29,6 +29,11 @@ impl AuthUser {
         self.user.role
     }
 
+    /// Managers, registrars and admins, who run the school's records.
+    pub fn require_staff(&self) -> Result<(), AppError> {
+        self.require(&[Role::Manager, Role::Registrar, Role::Admin])
+    }
+
     /// 403 unless the user has one of `roles`.
     pub fn require(&self, roles: &[Role]) -> Result<(), AppError> {
         if roles.contains(&self.user.role) {

@@ -64,6 +64,11 @@ pub fn run_migrations(database_url: &str) -> Result<Vec<String>, MigrationError>
     .unwrap_or_else(|_| Err(MigrationError::Run("the migration thread panicked".into())))
 }
 
+diesel::define_sql_function! {
+    /// SQL `lower(text)`: names and codes are unique whatever their case.
+    fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
 /// True when `error` is a unique-constraint violation on `constraint`.
 pub fn violates(error: &diesel::result::Error, constraint: &str) -> bool {
     matches!(

@@ -10,6 +10,48 @@ diesel::table! {
 }
 
 diesel::table! {
+    course_attachments (id) {
+        id -> Int8,
+        course_id -> Int8,
+        title -> Text,
+        filename -> Text,
+        object_key -> Text,
+        size -> Int8,
+        content_type -> Text,
+        uploaded_by -> Nullable<Int8>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    courses (id) {
+        id -> Int8,
+        code -> Text,
+        title -> Text,
+        description -> Text,
+        credits -> Numeric,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    enrollments (section_id, student_id) {
+        section_id -> Int8,
+        student_id -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    object_deletions (object_key) {
+        object_key -> Text,
+        queued_at -> Timestamptz,
+        attempts -> Int4,
+    }
+}
+
+diesel::table! {
     password_resets (token_hash) {
         token_hash -> Bytea,
         user_id -> Int8,
@@ -30,6 +72,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    sections (id) {
+        id -> Int8,
+        course_id -> Int8,
+        section_code -> Text,
+        term -> Text,
+        teacher_id -> Int8,
+        capacity -> Int4,
+        status -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Int8,
         username -> Text,
@@ -44,12 +100,23 @@ diesel::table! {
 }
 
 diesel::joinable!(auth_sessions -> users (user_id));
+diesel::joinable!(course_attachments -> courses (course_id));
+diesel::joinable!(course_attachments -> users (uploaded_by));
+diesel::joinable!(enrollments -> sections (section_id));
+diesel::joinable!(enrollments -> users (student_id));
 diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(refresh_tokens -> auth_sessions (session_id));
+diesel::joinable!(sections -> courses (course_id));
+diesel::joinable!(sections -> users (teacher_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     auth_sessions,
+    course_attachments,
+    courses,
+    enrollments,
+    object_deletions,
     password_resets,
     refresh_tokens,
+    sections,
     users,
 );

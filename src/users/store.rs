@@ -6,7 +6,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::model::{NewUser, Role, User};
 use crate::db::schema::users;
-use crate::db::violates;
+use crate::db::{lower, violates};
 use crate::error::{AppError, FieldErrors};
 use crate::pagination::Page;
 
@@ -224,4 +224,18 @@ pub async fn exists_by_username(
     .await?)
 }
 
-diesel::define_sql_function!(fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text);
+/// Whether `id` is an active user with `role`.
+pub async fn has_active_role(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    role: Role,
+) -> Result<bool, AppError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        users::table
+            .find(id)
+            .filter(users::role.eq(role))
+            .filter(users::is_active.eq(true)),
+    ))
+    .get_result(conn)
+    .await?)
+}

@@ -1,0 +1,182 @@
+//! `/api/course_attachments`: files attached to courses.
+
+use actix_multipart::Multipart;
+use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::model::{AttachmentView, NewAttachment};
+use super::{store, upload};
+use crate::auth::AuthUser;
+use crate::courses::store as courses;
+use crate::error::AppError;
+use crate::http::resource;
+use crate::pagination::{PageQuery, Paginated};
+use crate::sections::store as sections;
+use crate::state::AppState;
+use crate::storage::deletions;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/api/course_attachments")
+            .route(web::get().to(list_attachments))
+            .route(web::post().to(upload_attachment)),
+    )
+    .service(resource("/api/course_attachments/{id}").route(web::delete().to(delete_attachment)))
+    .service(
+        resource("/api/course_attachments/{id}/download").route(web::get().to(download_attachment)),
+    );
+}
+
+/// Staff, and teachers of one of the course's sections, manage its files.
+async fn require_course_editor(
+    state: &AppState,
+    auth: &AuthUser,
+    course_id: i64,
+) -> Result<(), AppError> {
+    if auth.role().is_staff() {
+        return Ok(());
+    }
+    if sections::teaches_course(&mut *state.conn().await?, auth.id(), course_id).await? {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(
+            "only staff and the course's teachers manage its files",
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AttachmentQuery {
+    /// Only this course's files.
+    pub course: Option<i64>,
+}
+
+/// Lists attachments, newest first.
+#[utoipa::path(get, path = "/api/course_attachments", tag = "attachments", security(("bearer" = [])),
+    params(AttachmentQuery, PageQuery),
+    responses((status = 200, body = Paginated<AttachmentView>)))]
+pub async fn list_attachments(
+    state: web::Data<AppState>,
+    _auth: AuthUser,
+    query: web::Query<AttachmentQuery>,
+    page: web::Query<PageQuery>,
+) -> Result<web::Json<Paginated<AttachmentView>>, AppError> {
+    let page = page.into_inner().page()?;
+    let (items, total) = store::list(&mut *state.conn().await?, query.course, page).await?;
+    Ok(web::Json(Paginated {
+        items: items.into_iter().map(AttachmentView::from).collect(),
+        total,
+    }))
+}
+
+/// The form of an upload, for the API description.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The course id; must come before `file`.
+    course: i64,
+    title: String,
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// Uploads a file to a course (staff, and teachers of the course's sections).
+/// The bytes stream to object storage; larger than the configured limit → 413.
+#[utoipa::path(post, path = "/api/course_attachments", tag = "attachments", security(("bearer" = [])),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, body = AttachmentView),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 404, description = "no such course", body = crate::error::ErrorBody),
+        (status = 413, body = crate::error::ErrorBody),
+        (status = 503, description = "object storage unavailable", body = crate::error::ErrorBody),
+    ))]
+pub async fn upload_attachment(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    form: Multipart,
+) -> Result<HttpResponse, AppError> {
+    let admit = async |course_id: i64| {
+        courses::find(&mut *state.conn().await?, course_id).await?;
+        require_course_editor(&state, &auth, course_id).await?;
+        Ok(format!("attachments/{course_id}/{}", uuid::Uuid::new_v4()))
+    };
+    let upload = upload::read(form, &state, admit).await?;
+    let (Some(course_id), Some(title), Some(file)) = (upload.course, upload.title, upload.file)
+    else {
+        return Err(AppError::internal("a validated upload lacks a part"));
+    };
+    let new = NewAttachment {
+        course_id,
+        title: title.trim().to_owned(),
+        filename: file.filename,
+        object_key: file.key,
+        size: i64::try_from(file.size).unwrap_or(i64::MAX),
+        content_type: file.content_type,
+        uploaded_by: Some(auth.id()),
+    };
+    let inserted = match state.conn().await {
+        Ok(mut conn) => store::insert(&mut conn, &new).await,
+        Err(error) => Err(error),
+    };
+    match inserted {
+        Ok(attachment) => Ok(HttpResponse::Created().json(AttachmentView::from(attachment))),
+        Err(error) => {
+            // No row, so no object either (the course may have gone meanwhile).
+            upload::discard(&state, &new.object_key).await;
+            Err(error)
+        }
+    }
+}
+
+/// Streams the file with its name and type (anyone signed in).
+#[utoipa::path(get, path = "/api/course_attachments/{id}/download", tag = "attachments", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, description = "the file's bytes", content_type = "application/octet-stream"),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody),
+    ))]
+pub async fn download_attachment(
+    state: web::Data<AppState>,
+    _auth: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let attachment = store::find(&mut *state.conn().await?, id.into_inner()).await?;
+    let download = state.storage.get(&attachment.object_key).await?;
+    let disposition = ContentDisposition {
+        disposition: DispositionType::Attachment,
+        parameters: vec![DispositionParam::Filename(attachment.filename)],
+    };
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type(attachment.content_type)
+        .insert_header(disposition)
+        // Uploaded bytes are never to be run as a page of this site.
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Content-Security-Policy", "sandbox"));
+    if let Some(size) = download.size {
+        response.no_chunking(size);
+    }
+    Ok(response.streaming(download.body))
+}
+
+/// Deletes the attachment and its stored bytes (staff, and teachers of the course's sections).
+#[utoipa::path(delete, path = "/api/course_attachments/{id}", tag = "attachments", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn delete_attachment(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let attachment = store::find(&mut *state.conn().await?, id).await?;
+    require_course_editor(&state, &auth, attachment.course_id).await?;
+    store::delete(&mut *state.conn().await?, id).await?;
+    deletions::purge(&state.db, &state.storage).await;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,40 @@
+//! Course rows and what the API shows of them.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::credits::Credits;
+use crate::db::schema::courses;
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Serialize, ToSchema)]
+#[diesel(table_name = courses, check_for_backend(diesel::pg::Pg))]
+pub struct Course {
+    pub id: i64,
+    pub code: String,
+    pub title: String,
+    pub description: String,
+    #[schema(value_type = f64, example = 3.0)]
+    pub credits: Credits,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = courses)]
+pub struct NewCourse {
+    pub code: String,
+    pub title: String,
+    pub description: String,
+    pub credits: Credits,
+}
+
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = courses)]
+pub struct CourseChanges {
+    pub code: Option<String>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub credits: Option<Credits>,
+}

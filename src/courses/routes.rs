@@ -1,0 +1,203 @@
+//! `/api/courses`: everyone signed in reads; managers, registrars and admins write.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::credits::Credits;
+use super::model::{Course, CourseChanges, NewCourse};
+use super::store;
+use crate::auth::AuthUser;
+use crate::error::{AppError, FieldErrors};
+use crate::http::resource;
+use crate::pagination::{PageQuery, Paginated};
+use crate::state::AppState;
+use crate::storage::deletions;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/api/courses")
+            .route(web::get().to(list_courses))
+            .route(web::post().to(create_course)),
+    )
+    .service(
+        resource("/api/courses/{id}")
+            .route(web::get().to(get_course))
+            .route(web::patch().to(update_course))
+            .route(web::delete().to(delete_course)),
+    );
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CourseQuery {
+    /// Matches anywhere in the code or title.
+    pub q: Option<String>,
+}
+
+/// Lists courses by code.
+#[utoipa::path(get, path = "/api/courses", tag = "courses", security(("bearer" = [])),
+    params(CourseQuery, PageQuery),
+    responses((status = 200, body = Paginated<Course>)))]
+pub async fn list_courses(
+    state: web::Data<AppState>,
+    _auth: AuthUser,
+    query: web::Query<CourseQuery>,
+    page: web::Query<PageQuery>,
+) -> Result<web::Json<Paginated<Course>>, AppError> {
+    let page = page.into_inner().page()?;
+    let (items, total) = store::list(&mut *state.conn().await?, query.q.as_deref(), page).await?;
+    Ok(web::Json(Paginated { items, total }))
+}
+
+#[utoipa::path(get, path = "/api/courses/{id}", tag = "courses", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, body = Course), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_course(
+    state: web::Data<AppState>,
+    _auth: AuthUser,
+    id: web::Path<i64>,
+) -> Result<web::Json<Course>, AppError> {
+    Ok(web::Json(
+        store::find(&mut *state.conn().await?, id.into_inner()).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCourseRequest {
+    /// Unique whatever its case; at most 32 characters.
+    pub code: String,
+    /// At most 128 characters.
+    pub title: String,
+    pub description: Option<String>,
+    /// 0.0–99.9 with one decimal place; default 3.0.
+    pub credits: Option<f64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCourseRequest {
+    pub code: Option<String>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub credits: Option<f64>,
+}
+
+const MAX_DESCRIPTION: usize = 20_000;
+
+fn text(errors: &mut FieldErrors, field: &str, raw: &str, max: usize) -> String {
+    let value = raw.trim();
+    let length = value.chars().count();
+    if length == 0 {
+        errors.add(field, "must not be blank");
+    } else if length > max {
+        errors.add(field, format!("must be at most {max} characters"));
+    } else if value.chars().any(char::is_control) {
+        errors.add(field, "must not contain control characters");
+    }
+    value.to_owned()
+}
+
+fn description(errors: &mut FieldErrors, raw: &str) -> String {
+    if raw.chars().count() > MAX_DESCRIPTION {
+        errors.add(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION} characters"),
+        );
+    }
+    raw.trim().to_owned()
+}
+
+fn credits(errors: &mut FieldErrors, raw: f64) -> Credits {
+    Credits::parse(raw).unwrap_or_else(|reason| {
+        errors.add("credits", reason);
+        Credits::DEFAULT
+    })
+}
+
+/// Creates a course (managers, registrars, admins).
+#[utoipa::path(post, path = "/api/courses", tag = "courses", security(("bearer" = [])),
+    request_body = CreateCourseRequest,
+    responses(
+        (status = 201, body = Course),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 409, description = "code already used", body = crate::error::ErrorBody),
+    ))]
+pub async fn create_course(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    body: web::Json<CreateCourseRequest>,
+) -> Result<HttpResponse, AppError> {
+    auth.require_staff()?;
+    let body = body.into_inner();
+    let mut errors = FieldErrors::new();
+    let new = NewCourse {
+        code: text(&mut errors, "code", &body.code, 32),
+        title: text(&mut errors, "title", &body.title, 128),
+        description: description(&mut errors, body.description.as_deref().unwrap_or_default()),
+        credits: body
+            .credits
+            .map_or(Credits::DEFAULT, |c| credits(&mut errors, c)),
+    };
+    errors.into_result()?;
+    let course = store::insert(&mut *state.conn().await?, new).await?;
+    Ok(HttpResponse::Created().json(course))
+}
+
+/// Edits a course (managers, registrars, admins).
+#[utoipa::path(patch, path = "/api/courses/{id}", tag = "courses", security(("bearer" = [])),
+    params(("id" = i64, Path)), request_body = UpdateCourseRequest,
+    responses(
+        (status = 200, body = Course),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody),
+    ))]
+pub async fn update_course(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+    body: web::Json<UpdateCourseRequest>,
+) -> Result<web::Json<Course>, AppError> {
+    auth.require_staff()?;
+    let body = body.into_inner();
+    let mut errors = FieldErrors::new();
+    let changes = CourseChanges {
+        code: body.code.map(|code| text(&mut errors, "code", &code, 32)),
+        title: body
+            .title
+            .map(|title| text(&mut errors, "title", &title, 128)),
+        description: body.description.map(|d| description(&mut errors, &d)),
+        credits: body.credits.map(|c| credits(&mut errors, c)),
+    };
+    errors.into_result()?;
+    let mut conn = state.conn().await?;
+    let course = match changes {
+        CourseChanges {
+            code: None,
+            title: None,
+            description: None,
+            credits: None,
+        } => store::find(&mut conn, id.into_inner()).await?,
+        changes => store::update(&mut conn, id.into_inner(), changes).await?,
+    };
+    Ok(web::Json(course))
+}
+
+/// Deletes a course with its sections, enrollments and attachments, and
+/// removes the attachments' stored bytes (managers, registrars, admins).
+#[utoipa::path(delete, path = "/api/courses/{id}", tag = "courses", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn delete_course(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    auth.require_staff()?;
+    store::delete(&mut *state.conn().await?, id.into_inner()).await?;
+    deletions::purge(&state.db, &state.storage).await;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,142 @@
+//! Queries on `enrollments`: students in sections, with the capacity rule.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use metrics::counter;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::model::SectionStatus;
+use super::store as sections;
+use crate::db::schema::{enrollments, users};
+use crate::error::{AppError, FieldErrors};
+use crate::pagination::Page;
+use crate::users::model::Role;
+
+/// A student in a section.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Enrollment {
+    pub section_id: i64,
+    pub student_id: i64,
+    pub username: String,
+    pub email: String,
+    pub enrolled_at: DateTime<Utc>,
+}
+
+fn conflict(reason: &'static str, message: &str) -> AppError {
+    counter!("classbell_enrollment_conflicts_total", "reason" => reason).increment(1);
+    AppError::conflict(reason, message, FieldErrors::new())
+}
+
+/// Registers the conflict counters at zero so they exist before the first one.
+pub fn register_metrics() {
+    for reason in ["already_enrolled", "section_full", "section_archived"] {
+        counter!("classbell_enrollment_conflicts_total", "reason" => reason).absolute(0);
+    }
+}
+
+/// Enrolls `student_id`. The section row is locked first, so concurrent
+/// enrollments into one section count and insert one at a time and the
+/// capacity holds however many arrive at once.
+pub async fn enroll(
+    conn: &mut AsyncPgConnection,
+    section_id: i64,
+    student_id: i64,
+) -> Result<Enrollment, AppError> {
+    conn.transaction(async |conn| {
+        let section = sections::lock(conn, section_id).await?;
+        let student: Option<(String, String, Role, bool)> = users::table
+            .find(student_id)
+            .select((users::username, users::email, users::role, users::is_active))
+            .first(conn)
+            .await
+            .optional()?;
+        let Some((username, email, Role::Student, true)) = student else {
+            return Err(AppError::field("student_id", "must be an active student"));
+        };
+        if section.status == SectionStatus::Archived {
+            return Err(conflict(
+                "section_archived",
+                "archived sections take no new enrollments",
+            ));
+        }
+        let already = diesel::select(diesel::dsl::exists(
+            enrollments::table.find((section_id, student_id)),
+        ))
+        .get_result::<bool>(conn)
+        .await?;
+        if already {
+            return Err(conflict(
+                "already_enrolled",
+                "the student is already enrolled in this section",
+            ));
+        }
+        if sections::enrolled_count(conn, section_id).await? >= i64::from(section.capacity) {
+            return Err(conflict("section_full", "the section is full"));
+        }
+        let enrolled_at = diesel::insert_into(enrollments::table)
+            .values((
+                enrollments::section_id.eq(section_id),
+                enrollments::student_id.eq(student_id),
+            ))
+            .returning(enrollments::created_at)
+            .get_result(conn)
+            .await?;
+        Ok(Enrollment {
+            section_id,
+            student_id,
+            username,
+            email,
+            enrolled_at,
+        })
+    })
+    .await
+}
+
+pub async fn withdraw(
+    conn: &mut AsyncPgConnection,
+    section_id: i64,
+    student_id: i64,
+) -> Result<(), AppError> {
+    let removed = diesel::delete(enrollments::table.find((section_id, student_id)))
+        .execute(conn)
+        .await?;
+    if removed == 0 {
+        return Err(AppError::NotFound("enrollment"));
+    }
+    Ok(())
+}
+
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    section_id: i64,
+    page: Page,
+) -> Result<(Vec<Enrollment>, i64), AppError> {
+    let total = sections::enrolled_count(conn, section_id).await?;
+    let rows: Vec<(i64, String, String, DateTime<Utc>)> = enrollments::table
+        .inner_join(users::table)
+        .filter(enrollments::section_id.eq(section_id))
+        .select((
+            users::id,
+            users::username,
+            users::email,
+            enrollments::created_at,
+        ))
+        .order(users::username)
+        .limit(page.limit)
+        .offset(page.offset)
+        .load(conn)
+        .await?;
+    let items = rows
+        .into_iter()
+        .map(|(student_id, username, email, enrolled_at)| Enrollment {
+            section_id,
+            student_id,
+            username,
+            email,
+            enrolled_at,
+        })
+        .collect();
+    Ok((items, total))
+}

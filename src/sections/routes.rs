@@ -1,0 +1,367 @@
+//! `/api/sections`, their enrollments, and `/api/me/sections`.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::enrollments::{self, Enrollment};
+use super::model::{NewSection, Section, SectionChanges, SectionStatus, SectionView};
+use super::store::{self, SectionFilter};
+use crate::auth::AuthUser;
+use crate::courses::store as courses;
+use crate::error::{AppError, FieldErrors};
+use crate::http::resource;
+use crate::pagination::{PageQuery, Paginated};
+use crate::state::AppState;
+use crate::users::model::Role;
+use crate::users::store as users;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/api/sections")
+            .route(web::get().to(list_sections))
+            .route(web::post().to(create_section)),
+    )
+    .service(
+        resource("/api/sections/{id}")
+            .route(web::get().to(get_section))
+            .route(web::patch().to(update_section))
+            .route(web::delete().to(delete_section)),
+    )
+    .service(
+        resource("/api/sections/{id}/enrollments")
+            .route(web::get().to(list_enrollments))
+            .route(web::post().to(enroll)),
+    )
+    .service(
+        resource("/api/sections/{id}/enrollments/{student_id}").route(web::delete().to(withdraw)),
+    )
+    .service(resource("/api/me/sections").route(web::get().to(my_sections)));
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct SectionQuery {
+    pub course: Option<i64>,
+    pub term: Option<String>,
+    pub teacher: Option<i64>,
+    pub status: Option<SectionStatus>,
+}
+
+/// Lists sections with their course and teacher; students see published ones only.
+#[utoipa::path(get, path = "/api/sections", tag = "sections", security(("bearer" = [])),
+    params(SectionQuery, PageQuery),
+    responses((status = 200, body = Paginated<SectionView>)))]
+pub async fn list_sections(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    query: web::Query<SectionQuery>,
+    page: web::Query<PageQuery>,
+) -> Result<web::Json<Paginated<SectionView>>, AppError> {
+    let page = page.into_inner().page()?;
+    let query = query.into_inner();
+    let mut filter = SectionFilter {
+        course: query.course,
+        term: query.term,
+        teacher: query.teacher,
+        status: query.status,
+        student: None,
+    };
+    if auth.role() == Role::Student {
+        if filter
+            .status
+            .is_some_and(|status| status != SectionStatus::Published)
+        {
+            return Ok(web::Json(Paginated {
+                items: vec![],
+                total: 0,
+            }));
+        }
+        filter.status = Some(SectionStatus::Published);
+    }
+    let (items, total) = store::list(&mut *state.conn().await?, &filter, page).await?;
+    Ok(web::Json(Paginated { items, total }))
+}
+
+/// One section; students see published ones only.
+#[utoipa::path(get, path = "/api/sections/{id}", tag = "sections", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, body = SectionView), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_section(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+) -> Result<web::Json<SectionView>, AppError> {
+    let view = store::find_view(&mut *state.conn().await?, id.into_inner()).await?;
+    if auth.role() == Role::Student && view.section.status != SectionStatus::Published {
+        return Err(AppError::NotFound("section"));
+    }
+    Ok(web::Json(view))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSectionRequest {
+    pub course_id: i64,
+    pub section_code: String,
+    pub term: String,
+    pub teacher_id: i64,
+    /// 1–1000, default 50.
+    pub capacity: Option<i32>,
+    /// Default `draft`.
+    pub status: Option<SectionStatus>,
+}
+
+fn short_text(errors: &mut FieldErrors, field: &str, raw: &str) -> String {
+    let value = raw.trim();
+    match value.chars().count() {
+        0 => errors.add(field, "must not be blank"),
+        n if n > 32 => errors.add(field, "must be at most 32 characters"),
+        _ if value.chars().any(char::is_control) => {
+            errors.add(field, "must not contain control characters")
+        }
+        _ => {}
+    }
+    value.to_owned()
+}
+
+fn check_capacity(errors: &mut FieldErrors, capacity: i32) {
+    if !(1..=1000).contains(&capacity) {
+        errors.add("capacity", "must be between 1 and 1000");
+    }
+}
+
+/// Checks that the course exists and the teacher is an active teacher.
+async fn check_references(
+    state: &AppState,
+    errors: &mut FieldErrors,
+    course_id: Option<i64>,
+    teacher_id: Option<i64>,
+) -> Result<(), AppError> {
+    let mut conn = state.conn().await?;
+    if let Some(course_id) = course_id {
+        match courses::find(&mut conn, course_id).await {
+            Err(AppError::NotFound(_)) => errors.add("course_id", "no such course"),
+            other => drop(other?),
+        }
+    }
+    if let Some(teacher_id) = teacher_id
+        && !users::has_active_role(&mut conn, teacher_id, Role::Teacher).await?
+    {
+        errors.add("teacher_id", "must be an active teacher");
+    }
+    Ok(())
+}
+
+/// Creates a section (managers, registrars, admins).
+#[utoipa::path(post, path = "/api/sections", tag = "sections", security(("bearer" = [])),
+    request_body = CreateSectionRequest,
+    responses(
+        (status = 201, body = Section),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 409, description = "course, term and section code already used", body = crate::error::ErrorBody),
+    ))]
+pub async fn create_section(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    body: web::Json<CreateSectionRequest>,
+) -> Result<HttpResponse, AppError> {
+    auth.require_staff()?;
+    let body = body.into_inner();
+    let mut errors = FieldErrors::new();
+    let section_code = short_text(&mut errors, "section_code", &body.section_code);
+    let term = short_text(&mut errors, "term", &body.term);
+    let capacity = body.capacity.unwrap_or(50);
+    check_capacity(&mut errors, capacity);
+    check_references(
+        &state,
+        &mut errors,
+        Some(body.course_id),
+        Some(body.teacher_id),
+    )
+    .await?;
+    errors.into_result()?;
+    let section = store::insert(
+        &mut *state.conn().await?,
+        NewSection {
+            course_id: body.course_id,
+            section_code,
+            term,
+            teacher_id: body.teacher_id,
+            capacity,
+            status: body.status.unwrap_or(SectionStatus::Draft),
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(section))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSectionRequest {
+    pub course_id: Option<i64>,
+    pub section_code: Option<String>,
+    pub term: Option<String>,
+    pub teacher_id: Option<i64>,
+    pub capacity: Option<i32>,
+    pub status: Option<SectionStatus>,
+}
+
+/// Edits a section: staff any section; a teacher only their own, without
+/// reassigning its teacher or course. Capacity cannot drop below enrollment.
+#[utoipa::path(patch, path = "/api/sections/{id}", tag = "sections", security(("bearer" = [])),
+    params(("id" = i64, Path)), request_body = UpdateSectionRequest,
+    responses(
+        (status = 200, body = Section),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody),
+    ))]
+pub async fn update_section(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+    body: web::Json<UpdateSectionRequest>,
+) -> Result<web::Json<Section>, AppError> {
+    let id = id.into_inner();
+    let body = body.into_inner();
+    let current = store::find(&mut *state.conn().await?, id).await?;
+    match auth.role() {
+        role if role.is_staff() => {}
+        Role::Teacher if current.teacher_id == auth.id() => {
+            let reassigns = body.teacher_id.is_some_and(|t| t != current.teacher_id)
+                || body.course_id.is_some_and(|c| c != current.course_id);
+            if reassigns {
+                return Err(AppError::Forbidden(
+                    "teachers may not reassign a section's teacher or course",
+                ));
+            }
+        }
+        _ => return Err(AppError::Forbidden("you may not edit this section")),
+    }
+    let mut errors = FieldErrors::new();
+    let section_code = body
+        .section_code
+        .map(|code| short_text(&mut errors, "section_code", &code));
+    let term = body.term.map(|term| short_text(&mut errors, "term", &term));
+    if let Some(capacity) = body.capacity {
+        check_capacity(&mut errors, capacity);
+    }
+    check_references(&state, &mut errors, body.course_id, body.teacher_id).await?;
+    errors.into_result()?;
+    let changes = SectionChanges {
+        course_id: body.course_id,
+        section_code,
+        term,
+        teacher_id: body.teacher_id,
+        capacity: body.capacity,
+        status: body.status,
+    };
+    Ok(web::Json(
+        store::update(&mut *state.conn().await?, id, changes).await?,
+    ))
+}
+
+/// Deletes a section and its enrollments (managers, registrars, admins).
+#[utoipa::path(delete, path = "/api/sections/{id}", tag = "sections", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn delete_section(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    auth.require_staff()?;
+    store::delete(&mut *state.conn().await?, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Lists a section's students (staff, and the section's teacher).
+#[utoipa::path(get, path = "/api/sections/{id}/enrollments", tag = "sections", security(("bearer" = [])),
+    params(("id" = i64, Path), PageQuery),
+    responses((status = 200, body = Paginated<Enrollment>), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn list_enrollments(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+    page: web::Query<PageQuery>,
+) -> Result<web::Json<Paginated<Enrollment>>, AppError> {
+    let page = page.into_inner().page()?;
+    let mut conn = state.conn().await?;
+    let section = store::find(&mut conn, id.into_inner()).await?;
+    if !(auth.role().is_staff() || section.teacher_id == auth.id()) {
+        return Err(AppError::Forbidden(
+            "only staff and the section's teacher see its students",
+        ));
+    }
+    let (items, total) = enrollments::list(&mut conn, section.id, page).await?;
+    Ok(web::Json(Paginated { items, total }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    pub student_id: i64,
+}
+
+/// Enrolls a student (managers, registrars, admins).
+#[utoipa::path(post, path = "/api/sections/{id}/enrollments", tag = "sections", security(("bearer" = [])),
+    params(("id" = i64, Path)), request_body = EnrollRequest,
+    responses(
+        (status = 201, body = Enrollment),
+        (status = 400, description = "not an active student", body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, description = "`already_enrolled`, `section_full` or `section_archived`", body = crate::error::ErrorBody),
+    ))]
+pub async fn enroll(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+    body: web::Json<EnrollRequest>,
+) -> Result<HttpResponse, AppError> {
+    auth.require_staff()?;
+    let enrollment =
+        enrollments::enroll(&mut *state.conn().await?, id.into_inner(), body.student_id).await?;
+    Ok(HttpResponse::Created().json(enrollment))
+}
+
+/// Removes a student from a section (managers, registrars, admins).
+#[utoipa::path(delete, path = "/api/sections/{id}/enrollments/{student_id}", tag = "sections", security(("bearer" = [])),
+    params(("id" = i64, Path), ("student_id" = i64, Path)),
+    responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn withdraw(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    path: web::Path<(i64, i64)>,
+) -> Result<HttpResponse, AppError> {
+    auth.require_staff()?;
+    let (section_id, student_id) = path.into_inner();
+    enrollments::withdraw(&mut *state.conn().await?, section_id, student_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A student's own sections, or the sections a teacher teaches.
+#[utoipa::path(get, path = "/api/me/sections", tag = "sections", security(("bearer" = [])),
+    params(PageQuery),
+    responses((status = 200, body = Paginated<SectionView>)))]
+pub async fn my_sections(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    page: web::Query<PageQuery>,
+) -> Result<web::Json<Paginated<SectionView>>, AppError> {
+    let page = page.into_inner().page()?;
+    let filter = match auth.role() {
+        Role::Student => SectionFilter {
+            student: Some(auth.id()),
+            ..SectionFilter::default()
+        },
+        _ => SectionFilter {
+            teacher: Some(auth.id()),
+            ..SectionFilter::default()
+        },
+    };
+    let (items, total) = store::list(&mut *state.conn().await?, &filter, page).await?;
+    Ok(web::Json(Paginated { items, total }))
+}

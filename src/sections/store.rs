@@ -1,0 +1,221 @@
+//! Queries on `sections`.
+
+use chrono::Utc;
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use super::model::{NewSection, Section, SectionChanges, SectionStatus, SectionView};
+use crate::db::schema::{courses, enrollments, sections, users};
+use crate::db::violates;
+use crate::error::{AppError, FieldErrors};
+use crate::pagination::Page;
+
+fn map_conflict(error: diesel::result::Error) -> AppError {
+    if violates(&error, "sections_course_term_code_key") {
+        AppError::conflict(
+            "already_exists",
+            "the course already has a section with that code this term",
+            FieldErrors::new().with("section_code", "is already used for this course and term"),
+        )
+    } else {
+        error.into()
+    }
+}
+
+pub async fn insert(conn: &mut AsyncPgConnection, new: NewSection) -> Result<Section, AppError> {
+    diesel::insert_into(sections::table)
+        .values(&new)
+        .returning(Section::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(map_conflict)
+}
+
+pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<Section, AppError> {
+    sections::table
+        .find(id)
+        .select(Section::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(AppError::NotFound("section"))
+}
+
+/// The section row, locked until the transaction ends: enrollments and
+/// capacity changes on one section take turns.
+pub async fn lock(conn: &mut AsyncPgConnection, id: i64) -> Result<Section, AppError> {
+    sections::table
+        .find(id)
+        .select(Section::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(AppError::NotFound("section"))
+}
+
+pub async fn enrolled_count(
+    conn: &mut AsyncPgConnection,
+    section_id: i64,
+) -> Result<i64, AppError> {
+    Ok(enrollments::table
+        .filter(enrollments::section_id.eq(section_id))
+        .count()
+        .get_result(conn)
+        .await?)
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct SectionFilter {
+    pub course: Option<i64>,
+    pub term: Option<String>,
+    pub teacher: Option<i64>,
+    pub status: Option<SectionStatus>,
+    /// Only sections this student is enrolled in.
+    pub student: Option<i64>,
+}
+
+type ViewRow = (Section, String, String, String, i64);
+
+/// How many students a section has, for the list view.
+fn enrolled_column() -> diesel::expression::SqlLiteral<BigInt> {
+    sql("(SELECT count(*) FROM enrollments e WHERE e.section_id = sections.id)")
+}
+
+fn view((section, course_code, course_title, teacher_username, enrolled): ViewRow) -> SectionView {
+    SectionView {
+        section,
+        course_code,
+        course_title,
+        teacher_username,
+        enrolled,
+    }
+}
+
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    filter: &SectionFilter,
+    page: Page,
+) -> Result<(Vec<SectionView>, i64), AppError> {
+    let filtered = || {
+        let mut query = sections::table
+            .inner_join(courses::table)
+            .inner_join(users::table)
+            .into_boxed();
+        if let Some(course) = filter.course {
+            query = query.filter(sections::course_id.eq(course));
+        }
+        if let Some(term) = filter.term.as_deref() {
+            query = query.filter(sections::term.eq(term.to_owned()));
+        }
+        if let Some(teacher) = filter.teacher {
+            query = query.filter(sections::teacher_id.eq(teacher));
+        }
+        if let Some(status) = filter.status {
+            query = query.filter(sections::status.eq(status));
+        }
+        if let Some(student) = filter.student {
+            query = query.filter(
+                sections::id.eq_any(
+                    enrollments::table
+                        .filter(enrollments::student_id.eq(student))
+                        .select(enrollments::section_id),
+                ),
+            );
+        }
+        query
+    };
+    let total = filtered().count().get_result(conn).await?;
+    let rows: Vec<ViewRow> = filtered()
+        .select((
+            Section::as_select(),
+            courses::code,
+            courses::title,
+            users::username,
+            enrolled_column(),
+        ))
+        .order((
+            sections::term.desc(),
+            courses::code,
+            sections::section_code,
+            sections::id,
+        ))
+        .limit(page.limit)
+        .offset(page.offset)
+        .load(conn)
+        .await?;
+    Ok((rows.into_iter().map(view).collect(), total))
+}
+
+pub async fn find_view(conn: &mut AsyncPgConnection, id: i64) -> Result<SectionView, AppError> {
+    let row: Option<ViewRow> = sections::table
+        .inner_join(courses::table)
+        .inner_join(users::table)
+        .filter(sections::id.eq(id))
+        .select((
+            Section::as_select(),
+            courses::code,
+            courses::title,
+            users::username,
+            enrolled_column(),
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    row.map(view).ok_or(AppError::NotFound("section"))
+}
+
+/// Applies `changes`, refusing a capacity below the current enrollment.
+pub async fn update(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    changes: SectionChanges,
+) -> Result<Section, AppError> {
+    conn.transaction(async |conn| {
+        lock(conn, id).await?;
+        if let Some(capacity) = changes.capacity {
+            let enrolled = enrolled_count(conn, id).await?;
+            if i64::from(capacity) < enrolled {
+                return Err(AppError::conflict(
+                    "capacity_below_enrollment",
+                    format!("{enrolled} students are enrolled; capacity cannot go below that"),
+                    FieldErrors::new().with("capacity", format!("must be at least {enrolled}")),
+                ));
+            }
+        }
+        diesel::update(sections::table.find(id))
+            .set((&changes, sections::updated_at.eq(Utc::now())))
+            .returning(Section::as_returning())
+            .get_result(conn)
+            .await
+            .map_err(map_conflict)
+    })
+    .await
+}
+
+pub async fn delete(conn: &mut AsyncPgConnection, id: i64) -> Result<(), AppError> {
+    let deleted = diesel::delete(sections::table.find(id))
+        .execute(conn)
+        .await?;
+    if deleted == 0 {
+        return Err(AppError::NotFound("section"));
+    }
+    Ok(())
+}
+
+/// Whether `teacher` teaches any section of `course`.
+pub async fn teaches_course(
+    conn: &mut AsyncPgConnection,
+    teacher: i64,
+    course: i64,
+) -> Result<bool, AppError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        sections::table
+            .filter(sections::course_id.eq(course))
+            .filter(sections::teacher_id.eq(teacher)),
+    ))
+    .get_result(conn)
+    .await?)
+}
