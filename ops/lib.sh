@@ -139,3 +139,48 @@ free_port() {
   "${VENV:-}/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null \
     || python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# ensure_garage — the Garage S3 server (built once from crates.io, ~20 min on
+# two cores, then cached); sets GARAGE.
+ensure_garage() {
+  GARAGE=$CACHE_DIR/tools/bin/garage
+  [ -x "$GARAGE" ] && return 0
+  log "building the Garage S3 test server once (cached in $CACHE_DIR/tools)"
+  env -u CARGO_TARGET_DIR cargo install garage --version 2.5.0 --locked --root "$CACHE_DIR/tools" --quiet
+}
+
+# start_garage DIR — a single-node Garage in DIR; sets S3_ENDPOINT, S3_ACCESS_KEY,
+# S3_SECRET_KEY and GARAGE_PID.
+start_garage() {
+  local dir=$1 s3_port rpc_port
+  s3_port=$(free_port)
+  rpc_port=$(free_port)
+  mkdir -p "$dir/meta" "$dir/data"
+  cat >"$dir/garage.toml" <<TOML
+metadata_dir = "$dir/meta"
+data_dir = "$dir/data"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:$rpc_port"
+rpc_public_addr = "127.0.0.1:$rpc_port"
+rpc_secret = "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+
+[s3_api]
+s3_region = "us-east-1"
+api_bind_addr = "127.0.0.1:$s3_port"
+root_domain = ".s3.garage.localhost"
+TOML
+  S3_ENDPOINT="http://127.0.0.1:$s3_port"
+  S3_ACCESS_KEY=GKclassbelltest
+  S3_SECRET_KEY=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  GARAGE_DEFAULT_ACCESS_KEY=$S3_ACCESS_KEY GARAGE_DEFAULT_SECRET_KEY=$S3_SECRET_KEY RUST_LOG=warn \
+    "$GARAGE" -c "$dir/garage.toml" server --single-node --default-access-key >"$dir/garage.log" 2>&1 &
+  GARAGE_PID=$!
+  local _
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "$S3_ENDPOINT" && return 0
+    sleep 0.1
+  done
+  tail -n 20 "$dir/garage.log" >&2
+  die "Garage did not start"
+}

@@ -1,8 +1,14 @@
 //! `classbell demo`: a small school to try classbell with. Safe to run again:
 //! accounts that exist are left as they are.
 
+use crate::courses::credits::Credits;
+use crate::courses::model::NewCourse;
+use crate::courses::store as courses;
 use crate::db::DbPool;
 use crate::error::AppError;
+use crate::sections::enrollments;
+use crate::sections::model::{NewSection, SectionStatus};
+use crate::sections::store as sections;
 use crate::users::model::Role;
 use crate::users::{accounts, store};
 
@@ -29,7 +35,118 @@ fn roster() -> Vec<(String, Role)> {
     people
 }
 
-pub async fn seed(db: &DbPool) -> Result<Vec<DemoAccount>, AppError> {
+/// A course of the demo catalogue, its teacher and which students take it.
+struct DemoCourse {
+    code: &'static str,
+    title: &'static str,
+    credits: f64,
+    teacher: &'static str,
+    /// By student number; every student is in two sections.
+    takes: fn(u32) -> bool,
+}
+
+const CATALOGUE: &[DemoCourse] = &[
+    DemoCourse {
+        code: "MATH-101",
+        title: "Algebra I",
+        credits: 4.0,
+        teacher: "ms.rivera",
+        takes: |n| n <= 10,
+    },
+    DemoCourse {
+        code: "BIO-110",
+        title: "Biology",
+        credits: 3.5,
+        teacher: "mr.okafor",
+        takes: |n| n > 10,
+    },
+    DemoCourse {
+        code: "HIST-120",
+        title: "World History",
+        credits: 3.0,
+        teacher: "ms.rivera",
+        takes: |n| n % 2 == 1,
+    },
+    DemoCourse {
+        code: "ART-105",
+        title: "Drawing",
+        credits: 2.0,
+        teacher: "mr.okafor",
+        takes: |n| n % 2 == 0,
+    },
+];
+
+pub const DEMO_TERM: &str = "2026-fall";
+pub const CATALOGUE_SIZE: usize = CATALOGUE.len();
+
+/// The demo school: its accounts, and how many courses this run added.
+pub struct DemoSchool {
+    pub accounts: Vec<DemoAccount>,
+    pub courses_created: usize,
+}
+
+pub async fn seed(db: &DbPool) -> Result<DemoSchool, AppError> {
+    let accounts = seed_accounts(db).await?;
+    let courses_created = seed_catalogue(db).await?;
+    Ok(DemoSchool {
+        accounts,
+        courses_created,
+    })
+}
+
+/// Adds each missing course with one published section and its students.
+async fn seed_catalogue(db: &DbPool) -> Result<usize, AppError> {
+    let mut conn = db.get().await?;
+    let mut created = 0;
+    for DemoCourse {
+        code,
+        title,
+        credits,
+        teacher,
+        takes,
+    } in CATALOGUE
+    {
+        if courses::find_by_code(&mut conn, code).await?.is_some() {
+            continue;
+        }
+        let course = courses::insert(
+            &mut conn,
+            NewCourse {
+                code: (*code).to_owned(),
+                title: (*title).to_owned(),
+                description: format!("{title}, taught at the demo school."),
+                credits: Credits::parse(*credits).unwrap_or(Credits::DEFAULT),
+            },
+        )
+        .await?;
+        let teacher = store::find_by_login(&mut conn, teacher)
+            .await?
+            .ok_or(AppError::NotFound("demo teacher"))?;
+        let section = sections::insert(
+            &mut conn,
+            NewSection {
+                course_id: course.id,
+                section_code: "A".to_owned(),
+                term: DEMO_TERM.to_owned(),
+                teacher_id: teacher.id,
+                capacity: 30,
+                status: SectionStatus::Published,
+            },
+        )
+        .await?;
+        for n in (1..=20).filter(|n| takes(*n)) {
+            if let Some(student) =
+                store::find_by_login(&mut conn, &format!("student{n:02}")).await?
+            {
+                enrollments::enroll(&mut conn, section.id, student.id).await?;
+            }
+        }
+        created += 1;
+    }
+    Ok(created)
+}
+
+async fn seed_accounts(db: &DbPool) -> Result<Vec<DemoAccount>, AppError> {
     let mut seeded = Vec::new();
     for (username, role) in roster() {
         let email = format!("{username}@demo.classbell.school");

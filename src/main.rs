@@ -95,11 +95,18 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Demo => actix_web::rt::System::new().block_on(async move {
             let state = build_state(settings).await.map_err(|e| e.to_string())?;
-            let accounts = demo::seed(&state.db).await.map_err(|e| describe(&e))?;
+            let school = demo::seed(&state.db).await.map_err(|e| describe(&e))?;
+            let accounts = school.accounts;
             let created = accounts.iter().filter(|a| a.created).count();
             println!(
                 "demo school: {created} accounts created, {} already there",
                 accounts.len() - created
+            );
+            println!(
+                "demo catalogue: {} courses created ({} in all), each with a published section in {}",
+                school.courses_created,
+                demo::CATALOGUE_SIZE,
+                demo::DEMO_TERM
             );
             println!("every demo account's password: {}", demo::DEMO_PASSWORD);
             println!("{:<12} {:<10} email", "username", "role");

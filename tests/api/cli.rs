@@ -115,8 +115,21 @@ async fn demo_seeds_the_school_once() {
     assert!(stdout.contains(classbell::demo::DEMO_PASSWORD));
     assert!(stdout.contains("student20"));
 
+    assert!(
+        stdout.contains("demo catalogue: 4 courses created"),
+        "{stdout}"
+    );
+
     let second = classbell(&database, &["demo"], None);
-    assert!(text(&second.stdout).contains("0 accounts created, 25 already there"));
+    let stdout = text(&second.stdout);
+    assert!(
+        stdout.contains("0 accounts created, 25 already there"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("demo catalogue: 0 courses created (4 in all)"),
+        "{stdout}"
+    );
 
     let pool = classbell::db::pool(&database.url(), 1, std::time::Duration::from_secs(5));
     let mut conn = pool.get().await.unwrap();
@@ -137,6 +150,27 @@ async fn demo_seeds_the_school_once() {
         };
         let (_, total) = store::list(&mut conn, &filter, page).await.unwrap();
         assert_eq!(total, expected, "{role}");
+    }
+
+    // Every demo student is enrolled somewhere, in a published section.
+    for n in 1..=20 {
+        let student = store::find_by_login(&mut conn, &format!("student{n:02}"))
+            .await
+            .unwrap()
+            .unwrap();
+        let filter = classbell::sections::store::SectionFilter {
+            student: Some(student.id),
+            status: Some(classbell::sections::model::SectionStatus::Published),
+            ..Default::default()
+        };
+        let page = classbell::pagination::Page {
+            limit: 10,
+            offset: 0,
+        };
+        let (_, sections) = classbell::sections::store::list(&mut conn, &filter, page)
+            .await
+            .unwrap();
+        assert!(sections >= 2, "student{n:02} is in {sections} sections");
     }
 }
 

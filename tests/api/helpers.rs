@@ -15,6 +15,7 @@ pub use crate::databases::{TestDatabase, database_url};
 
 use classbell::config::Settings;
 use classbell::db::{self, DbPool};
+use classbell::sections::model::SectionStatus;
 use classbell::startup::Application;
 use classbell::users::accounts;
 use classbell::users::model::{Role, User};
@@ -174,6 +175,50 @@ impl TestApp {
         let user = self.user(role).await;
         let token = self.access_token(&user.user.username, &user.password).await;
         (user, token)
+    }
+
+    pub async fn send(&self, method: Method, path: &str, token: &str, body: Value) -> Response {
+        self.request(method, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.request(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// A course, straight through the store.
+    pub async fn course(&self, code: &str) -> i64 {
+        let new = classbell::courses::model::NewCourse {
+            code: code.to_owned(),
+            title: format!("{code} title"),
+            description: String::new(),
+            credits: classbell::courses::credits::Credits::DEFAULT,
+        };
+        classbell::courses::store::insert(&mut self.db.get().await.unwrap(), new)
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// A section of `course` taught by `teacher`, straight through the store.
+    pub async fn section(
+        &self,
+        course: i64,
+        teacher: i64,
+        capacity: i32,
+        status: SectionStatus,
+    ) -> i64 {
+        let new = classbell::sections::model::NewSection {
+            course_id: course,
+            section_code: format!("S{}", &Uuid::new_v4().simple().to_string()[..6]),
+            term: "2026-fall".to_owned(),
+            teacher_id: teacher,
+            capacity,
+            status,
+        };
+        classbell::sections::store::insert(&mut self.db.get().await.unwrap(), new)
+            .await
+            .unwrap()
+            .id
     }
 
     /// Runs SQL on this test's database (to age a token, break a table, …).

@@ -1,6 +1,7 @@
 //! One integration-test binary: real PostgreSQL, Redis and SMTP, the real app
 //! on a free port, HTTP in between.
 
+mod attachments;
 mod auth;
 mod cli;
 mod databases;
@@ -8,4 +9,5 @@ mod errors;
 mod helpers;
 mod ops;
 mod passwords;
+mod school;
 mod users;
