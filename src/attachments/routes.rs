@@ -111,7 +111,7 @@ pub async fn upload_attachment(
     };
     let new = NewAttachment {
         course_id,
-        title: title.trim().to_owned(),
+        title,
         filename: file.filename,
         object_key: file.key,
         size: i64::try_from(file.size).unwrap_or(i64::MAX),

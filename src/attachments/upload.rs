@@ -16,6 +16,7 @@ use super::filename;
 use crate::error::{AppError, FieldErrors};
 use crate::state::AppState;
 use crate::storage::{ByteStream, Storage, deletions};
+use crate::validate::short_text;
 
 /// Chunks in flight between the request and the store.
 const CHANNEL_CHUNKS: usize = 4;
@@ -106,15 +107,9 @@ pub async fn read(
         if upload.file.is_none() {
             errors.add("file", "is required");
         }
-        match upload.title.as_deref().map(str::trim) {
-            None | Some("") => errors.add("title", "must not be blank"),
-            Some(title) if title.chars().count() > 200 => {
-                errors.add("title", "must be at most 200 characters")
-            }
-            Some(title) if title.chars().any(char::is_control) => {
-                errors.add("title", "must not contain control characters")
-            }
-            Some(_) => {}
+        match upload.title.as_deref() {
+            Some(title) => upload.title = Some(short_text(&mut errors, "title", title, 200)),
+            None => errors.add("title", "must not be blank"),
         }
         errors.into_result()
     }

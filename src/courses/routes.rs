@@ -13,6 +13,7 @@ use crate::http::resource;
 use crate::pagination::{PageQuery, Paginated};
 use crate::state::AppState;
 use crate::storage::deletions;
+use crate::validate::short_text;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -85,19 +86,6 @@ pub struct UpdateCourseRequest {
 
 const MAX_DESCRIPTION: usize = 20_000;
 
-fn text(errors: &mut FieldErrors, field: &str, raw: &str, max: usize) -> String {
-    let value = raw.trim();
-    let length = value.chars().count();
-    if length == 0 {
-        errors.add(field, "must not be blank");
-    } else if length > max {
-        errors.add(field, format!("must be at most {max} characters"));
-    } else if value.chars().any(char::is_control) {
-        errors.add(field, "must not contain control characters");
-    }
-    value.to_owned()
-}
-
 fn description(errors: &mut FieldErrors, raw: &str) -> String {
     if raw.chars().count() > MAX_DESCRIPTION {
         errors.add(
@@ -133,8 +121,8 @@ pub async fn create_course(
     let body = body.into_inner();
     let mut errors = FieldErrors::new();
     let new = NewCourse {
-        code: text(&mut errors, "code", &body.code, 32),
-        title: text(&mut errors, "title", &body.title, 128),
+        code: short_text(&mut errors, "code", &body.code, 32),
+        title: short_text(&mut errors, "title", &body.title, 128),
         description: description(&mut errors, body.description.as_deref().unwrap_or_default()),
         credits: body
             .credits
@@ -165,10 +153,12 @@ pub async fn update_course(
     let body = body.into_inner();
     let mut errors = FieldErrors::new();
     let changes = CourseChanges {
-        code: body.code.map(|code| text(&mut errors, "code", &code, 32)),
+        code: body
+            .code
+            .map(|code| short_text(&mut errors, "code", &code, 32)),
         title: body
             .title
-            .map(|title| text(&mut errors, "title", &title, 128)),
+            .map(|title| short_text(&mut errors, "title", &title, 128)),
         description: body.description.map(|d| description(&mut errors, &d)),
         credits: body.credits.map(|c| credits(&mut errors, c)),
     };

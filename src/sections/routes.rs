@@ -15,6 +15,7 @@ use crate::pagination::{PageQuery, Paginated};
 use crate::state::AppState;
 use crate::users::model::Role;
 use crate::users::store as users;
+use crate::validate::short_text;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -111,19 +112,6 @@ pub struct CreateSectionRequest {
     pub status: Option<SectionStatus>,
 }
 
-fn short_text(errors: &mut FieldErrors, field: &str, raw: &str) -> String {
-    let value = raw.trim();
-    match value.chars().count() {
-        0 => errors.add(field, "must not be blank"),
-        n if n > 32 => errors.add(field, "must be at most 32 characters"),
-        _ if value.chars().any(char::is_control) => {
-            errors.add(field, "must not contain control characters")
-        }
-        _ => {}
-    }
-    value.to_owned()
-}
-
 fn check_capacity(errors: &mut FieldErrors, capacity: i32) {
     if !(1..=1000).contains(&capacity) {
         errors.add("capacity", "must be between 1 and 1000");
@@ -169,8 +157,8 @@ pub async fn create_section(
     auth.require_staff()?;
     let body = body.into_inner();
     let mut errors = FieldErrors::new();
-    let section_code = short_text(&mut errors, "section_code", &body.section_code);
-    let term = short_text(&mut errors, "term", &body.term);
+    let section_code = short_text(&mut errors, "section_code", &body.section_code, 32);
+    let term = short_text(&mut errors, "term", &body.term, 32);
     let capacity = body.capacity.unwrap_or(50);
     check_capacity(&mut errors, capacity);
     check_references(
@@ -243,8 +231,10 @@ pub async fn update_section(
     let mut errors = FieldErrors::new();
     let section_code = body
         .section_code
-        .map(|code| short_text(&mut errors, "section_code", &code));
-    let term = body.term.map(|term| short_text(&mut errors, "term", &term));
+        .map(|code| short_text(&mut errors, "section_code", &code, 32));
+    let term = body
+        .term
+        .map(|term| short_text(&mut errors, "term", &term, 32));
     if let Some(capacity) = body.capacity {
         check_capacity(&mut errors, capacity);
     }

@@ -81,8 +81,15 @@ impl LocalStore {
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        match tokio::fs::remove_file(self.path(key)?).await {
-            Ok(()) => Ok(()),
+        let path = self.path(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {
+                // Drop the key's folder once it is empty (fails, harmlessly, if not).
+                if let Some(parent) = path.parent().filter(|p| *p != self.root) {
+                    let _ = tokio::fs::remove_dir(parent).await;
+                }
+                Ok(())
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(backend(e)),
         }
