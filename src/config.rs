@@ -196,6 +196,46 @@ pub struct Settings {
     #[arg(long, env = "CLASSBELL_MAX_JSON_BYTES", default_value_t = 256 * 1024)]
     pub max_json_bytes: usize,
 
+    /// Let teachers publish to all students (otherwise only staff may).
+    #[arg(
+        long,
+        env = "CLASSBELL_TEACHERS_MAY_ANNOUNCE_TO_ALL",
+        default_value_t = false
+    )]
+    pub teachers_may_announce_to_all: bool,
+
+    /// Seconds before an announcement's unacknowledged recipients may be reminded again.
+    #[arg(long, env = "CLASSBELL_REMINDER_COOLDOWN_SECS", default_value_t = 600)]
+    pub reminder_cooldown_secs: u64,
+
+    /// Recipients per fan-out chunk (one statement each).
+    #[arg(long, env = "CLASSBELL_FANOUT_CHUNK", default_value_t = 10_000)]
+    pub fanout_chunk: i64,
+
+    /// Fan-outs one node runs at once.
+    #[arg(long, env = "CLASSBELL_FANOUT_WORKERS", default_value_t = 4)]
+    pub fanout_workers: usize,
+
+    /// Seconds a node's claim on a fan-out lasts without progress.
+    #[arg(long, env = "CLASSBELL_FANOUT_LEASE_SECS", default_value_t = 30)]
+    pub fanout_lease_secs: u64,
+
+    /// Milliseconds between looks for unclaimed fan-outs and due scheduled announcements.
+    #[arg(long, env = "CLASSBELL_FANOUT_POLL_MS", default_value_t = 1000)]
+    pub fanout_poll_ms: u64,
+
+    /// Milliseconds to pause between fan-out chunks (spreads load; 0 = none).
+    #[arg(long, env = "CLASSBELL_FANOUT_CHUNK_DELAY_MS", default_value_t = 0)]
+    pub fanout_chunk_delay_ms: u64,
+
+    /// Delivery-state batches at the database at once.
+    #[arg(long, env = "CLASSBELL_WRITER_CONCURRENCY", default_value_t = 2)]
+    pub writer_concurrency: usize,
+
+    /// Most transitions in one batch.
+    #[arg(long, env = "CLASSBELL_WRITER_MAX_BATCH", default_value_t = 1000)]
+    pub writer_max_batch: usize,
+
     #[arg(long, env = "CLASSBELL_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 }

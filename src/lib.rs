@@ -4,13 +4,16 @@
 //! keeps its routes, queries (`store`) and model together. `startup` wires
 //! them into one actix-web app.
 
+pub mod announcements;
 pub mod attachments;
 pub mod auth;
 pub mod config;
 pub mod courses;
 pub mod db;
+pub mod deliveries;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod mail;

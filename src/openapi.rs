@@ -5,7 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::resource;
-use crate::{attachments, auth, courses, health, sections, users};
+use crate::{announcements, attachments, auth, courses, deliveries, health, sections, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -41,6 +41,19 @@ use crate::{attachments, auth, courses, health, sections, users};
         attachments::routes::upload_attachment,
         attachments::routes::download_attachment,
         attachments::routes::delete_attachment,
+        announcements::routes::create_announcement,
+        announcements::routes::list_announcements,
+        announcements::routes::get_announcement,
+        announcements::routes::update_announcement,
+        announcements::routes::publish_announcement,
+        announcements::routes::withdraw_announcement,
+        announcements::routes::announcement_stats,
+        announcements::routes::remind_unacked,
+        announcements::routes::list_unacked,
+        deliveries::routes::inbox,
+        deliveries::routes::mark_delivered,
+        deliveries::routes::acknowledge,
+        deliveries::routes::unread_count,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -53,6 +66,8 @@ use crate::{attachments, auth, courses, health, sections, users};
         (name = "courses", description = "The catalogue"),
         (name = "sections", description = "Sections and enrollments"),
         (name = "attachments", description = "Course files in object storage"),
+        (name = "announcements", description = "Publishing, stats and reminders"),
+        (name = "deliveries", description = "A recipient's inbox"),
         (name = "ops", description = "Health and metrics"),
     )
 )]

@@ -12,15 +12,20 @@ use actix_web::middleware::{Compress, NormalizePath, TrailingSlash, from_fn};
 use actix_web::{App, HttpServer, http, web};
 use tracing_actix_web::TracingLogger;
 
+use crate::announcements::fanout::{FanoutSettings, FanoutSupervisor};
+use crate::announcements::scheduler::Scheduler;
 use crate::auth::jwt::JwtKeys;
 use crate::config::Settings;
+use crate::deliveries::writer::DeliveryWriter;
+use crate::events::EventBus;
 use crate::mail::Mailer;
 use crate::redis::Redis;
 use crate::sections::enrollments;
 use crate::state::AppState;
 use crate::storage::{Storage, deletions};
 use crate::{
-    attachments, auth, courses, db, health, http as routes, openapi, sections, telemetry, users,
+    announcements, attachments, auth, courses, db, deliveries, health, http as routes, openapi,
+    sections, telemetry, users,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +90,28 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         .map_err(|e| StartupError::Dependency(e.to_string()))?;
     deletions::spawn_sweeper(db.clone(), Arc::clone(&storage), Duration::from_secs(60));
     enrollments::register_metrics();
+    let bus = EventBus::new();
+    let writer = DeliveryWriter::new(
+        db.clone(),
+        bus.clone(),
+        settings.writer_concurrency,
+        settings.writer_max_batch,
+    )
+    .start();
+    let poll = Duration::from_millis(settings.fanout_poll_ms.max(10));
+    let fanout = FanoutSupervisor::new(
+        db.clone(),
+        bus.clone(),
+        FanoutSettings {
+            chunk: settings.fanout_chunk.max(1),
+            workers: settings.fanout_workers.max(1),
+            lease_secs: settings.fanout_lease_secs.max(1),
+            poll,
+            chunk_delay: Duration::from_millis(settings.fanout_chunk_delay_ms),
+        },
+    )
+    .start();
+    Scheduler::new(db.clone(), fanout.clone(), poll).start();
     let upkeep = metrics.clone();
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(Duration::from_secs(10));
@@ -100,6 +127,9 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         redis,
         mailer,
         storage,
+        bus,
+        writer,
+        fanout,
         metrics,
     })
 }
@@ -136,6 +166,8 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, St
             .configure(courses::routes::configure)
             .configure(sections::routes::configure)
             .configure(attachments::routes::configure)
+            .configure(announcements::routes::configure)
+            .configure(deliveries::routes::configure)
             .default_service(web::to(routes::no_route))
     })
     .shutdown_timeout(10);

@@ -5,10 +5,13 @@ use std::sync::Arc;
 use actix::Addr;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::announcements::fanout::FanoutSupervisor;
 use crate::auth::jwt::JwtKeys;
 use crate::config::Settings;
 use crate::db::{DbConnection, DbPool};
+use crate::deliveries::writer::DeliveryWriter;
 use crate::error::AppError;
+use crate::events::EventBus;
 use crate::mail::Mailer;
 use crate::redis::Redis;
 use crate::storage::Storage;
@@ -20,6 +23,9 @@ pub struct AppState {
     pub jwt: JwtKeys,
     pub mailer: Addr<Mailer>,
     pub storage: Arc<Storage>,
+    pub bus: EventBus,
+    pub writer: Addr<DeliveryWriter>,
+    pub fanout: Addr<FanoutSupervisor>,
     pub metrics: PrometheusHandle,
 }
 

@@ -8,4 +8,4 @@ pub mod secret_token;
 pub mod store;
 pub mod throttle;
 
-pub use extract::AuthUser;
+pub use extract::{AuthClaims, AuthUser};

@@ -1,6 +1,33 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    announcements (id) {
+        id -> Int8,
+        title -> Text,
+        body -> Text,
+        audience_kind -> Text,
+        audience_id -> Nullable<Int8>,
+        publisher_id -> Int8,
+        status -> Text,
+        publish_at -> Nullable<Timestamptz>,
+        published_at -> Nullable<Timestamptz>,
+        withdrawn_at -> Nullable<Timestamptz>,
+        fanout_target -> Nullable<Int4>,
+        fanout_done -> Int4,
+        fanout_cursor -> Int8,
+        fanout_finished_at -> Nullable<Timestamptz>,
+        fanout_owner -> Nullable<Uuid>,
+        fanout_lease_until -> Nullable<Timestamptz>,
+        fanout_attempts -> Int4,
+        fanout_retry_at -> Nullable<Timestamptz>,
+        fanout_error -> Nullable<Text>,
+        last_reminded_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     auth_sessions (id) {
         id -> Uuid,
         user_id -> Int8,
@@ -32,6 +59,20 @@ diesel::table! {
         credits -> Numeric,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    deliveries (id) {
+        id -> Int8,
+        announcement_id -> Int8,
+        user_id -> Int8,
+        state -> Text,
+        created_at -> Timestamptz,
+        delivered_at -> Nullable<Timestamptz>,
+        ack_at -> Nullable<Timestamptz>,
+        last_push_at -> Nullable<Timestamptz>,
+        retry_count -> Int4,
     }
 }
 
@@ -99,6 +140,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(announcements -> users (publisher_id));
 diesel::joinable!(auth_sessions -> users (user_id));
 diesel::joinable!(course_attachments -> courses (course_id));
 diesel::joinable!(course_attachments -> users (uploaded_by));
@@ -110,9 +152,11 @@ diesel::joinable!(sections -> courses (course_id));
 diesel::joinable!(sections -> users (teacher_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    announcements,
     auth_sessions,
     course_attachments,
     courses,
+    deliveries,
     enrollments,
     object_deletions,
     password_resets,

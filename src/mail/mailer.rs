@@ -17,7 +17,7 @@ use crate::config::Settings;
 const ATTEMPTS: u32 = 3;
 
 /// Every kind of mail, registered at zero so the series exist before the first send.
-const KINDS: &[&str] = &["forgot_username", "password_reset"];
+const KINDS: &[&str] = &["forgot_username", "password_reset", "reminder"];
 
 #[derive(Clone)]
 enum Transport {

@@ -39,3 +39,15 @@ pub fn password_reset(
         kind: "password_reset",
     })
 }
+
+pub fn reminder(username: &str, email: &str, title: &str, link: &str) -> Option<SendMail> {
+    Some(SendMail {
+        to: mailbox(username, email)?,
+        subject: format!("Reminder: {title}"),
+        body: format!(
+            "Hello {username},\n\nplease read and acknowledge the announcement \"{title}\".\n\n\
+             Your inbox: {link}\n"
+        ),
+        kind: "reminder",
+    })
+}

@@ -1,0 +1,9 @@
+//! Announcements: what a teacher or the school publishes, to whom, and the
+//! actors that turn one into a delivery per recipient.
+
+pub mod audience;
+pub mod fanout;
+pub mod model;
+pub mod routes;
+pub mod scheduler;
+pub mod store;

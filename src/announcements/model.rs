@@ -1,0 +1,135 @@
+//! Announcement rows and what the API shows of them.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::audience::Audience;
+use crate::db::schema::announcements;
+
+crate::text_enum! {
+    pub enum AnnouncementStatus {
+        Draft => "draft",
+        Scheduled => "scheduled",
+        Published => "published",
+        Withdrawn => "withdrawn",
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = announcements, check_for_backend(diesel::pg::Pg))]
+pub struct Announcement {
+    pub id: i64,
+    pub title: String,
+    pub body: String,
+    pub audience_kind: String,
+    pub audience_id: Option<i64>,
+    pub publisher_id: i64,
+    pub status: AnnouncementStatus,
+    pub publish_at: Option<DateTime<Utc>>,
+    pub published_at: Option<DateTime<Utc>>,
+    pub withdrawn_at: Option<DateTime<Utc>>,
+    pub fanout_target: Option<i32>,
+    pub fanout_done: i32,
+    pub fanout_finished_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Announcement {
+    pub fn audience(&self) -> Audience {
+        Audience::from_columns(&self.audience_kind, self.audience_id)
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = announcements)]
+pub struct NewAnnouncement {
+    pub title: String,
+    pub body: String,
+    pub audience_kind: &'static str,
+    pub audience_id: Option<i64>,
+    pub publisher_id: i64,
+    pub status: AnnouncementStatus,
+    pub publish_at: Option<DateTime<Utc>>,
+    pub published_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FanoutProgress {
+    /// Recipients when the fan-out started.
+    pub target: Option<i32>,
+    /// Deliveries written so far.
+    pub done: i32,
+    pub finished: bool,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AnnouncementView {
+    pub id: i64,
+    pub title: String,
+    pub body: String,
+    pub audience: Audience,
+    pub publisher_id: i64,
+    pub status: AnnouncementStatus,
+    pub publish_at: Option<DateTime<Utc>>,
+    pub published_at: Option<DateTime<Utc>>,
+    pub withdrawn_at: Option<DateTime<Utc>>,
+    pub fanout: FanoutProgress,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Announcement> for AnnouncementView {
+    fn from(a: Announcement) -> Self {
+        AnnouncementView {
+            audience: a.audience(),
+            id: a.id,
+            title: a.title,
+            body: a.body,
+            publisher_id: a.publisher_id,
+            status: a.status,
+            publish_at: a.publish_at,
+            published_at: a.published_at,
+            withdrawn_at: a.withdrawn_at,
+            fanout: FanoutProgress {
+                target: a.fanout_target,
+                done: a.fanout_done,
+                finished: a.fanout_finished_at.is_some(),
+                finished_at: a.fanout_finished_at,
+            },
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+/// The figures a publisher watches.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AnnouncementStats {
+    pub total: i64,
+    pub queued: i64,
+    pub delivered: i64,
+    pub acknowledged: i64,
+    /// acknowledged / total (0 when there are no deliveries).
+    pub ack_rate: f64,
+    /// Median seconds from a delivery's creation to its acknowledgment.
+    pub median_seconds_to_ack: Option<f64>,
+    /// Reminders sent, over all deliveries.
+    pub reminders_sent: i64,
+    pub fanout: FanoutProgress,
+}
+
+/// A recipient who has not acknowledged.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Unacked {
+    pub delivery_id: i64,
+    pub user_id: i64,
+    pub username: String,
+    pub email: String,
+    pub state: crate::deliveries::model::DeliveryState,
+    pub retry_count: i32,
+    pub last_push_at: Option<DateTime<Utc>>,
+}

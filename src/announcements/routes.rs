@@ -1,0 +1,434 @@
+//! `/api/announcements`: publish, follow and remind.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::audience::Audience;
+use super::fanout::{Kick, StopFanout};
+use super::model::{
+    Announcement, AnnouncementStats, AnnouncementStatus, AnnouncementView, NewAnnouncement, Unacked,
+};
+use super::store::{self, AnnouncementChanges, RemindRefused};
+use crate::auth::AuthUser;
+use crate::courses::store as courses;
+use crate::error::{AppError, FieldErrors};
+use crate::events::Event;
+use crate::http::resource;
+use crate::mail::templates;
+use crate::pagination::{PageQuery, Paginated};
+use crate::sections::store as sections;
+use crate::state::AppState;
+use crate::users::model::Role;
+use crate::validate::short_text;
+
+const MAX_BODY: usize = 20_000;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/api/announcements")
+            .route(web::get().to(list_announcements))
+            .route(web::post().to(create_announcement)),
+    )
+    .service(
+        resource("/api/announcements/{id}")
+            .route(web::get().to(get_announcement))
+            .route(web::patch().to(update_announcement)),
+    )
+    .service(
+        resource("/api/announcements/{id}/publish").route(web::post().to(publish_announcement)),
+    )
+    .service(
+        resource("/api/announcements/{id}/withdraw").route(web::post().to(withdraw_announcement)),
+    )
+    .service(resource("/api/announcements/{id}/stats").route(web::get().to(announcement_stats)))
+    .service(
+        resource("/api/announcements/{id}/remind_unacked").route(web::post().to(remind_unacked)),
+    )
+    .service(resource("/api/announcements/{id}/unacked").route(web::get().to(list_unacked)));
+}
+
+/// Whether the caller may address `audience`: staff anyone; a teacher their
+/// sections and the courses they teach in (and all students if the school
+/// allows it); students no one. An audience that does not exist is a 400.
+async fn check_audience(
+    state: &AppState,
+    auth: &AuthUser,
+    audience: Audience,
+) -> Result<(), AppError> {
+    let mut conn = state.conn().await?;
+    let teacher_of_section = match audience {
+        Audience::AllStudents => None,
+        Audience::Course { course_id } => {
+            courses::find(&mut conn, course_id)
+                .await
+                .map_err(|_| AppError::field("audience", "no such course"))?;
+            None
+        }
+        Audience::Section { section_id } => Some(
+            sections::find(&mut conn, section_id)
+                .await
+                .map_err(|_| AppError::field("audience", "no such section"))?
+                .teacher_id,
+        ),
+    };
+    let allowed = match auth.role() {
+        role if role.is_staff() => true,
+        Role::Teacher => match audience {
+            Audience::AllStudents => state.settings.teachers_may_announce_to_all,
+            Audience::Course { course_id } => {
+                sections::teaches_course(&mut conn, auth.id(), course_id).await?
+            }
+            Audience::Section { .. } => teacher_of_section == Some(auth.id()),
+        },
+        _ => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("you may not publish to this audience"))
+    }
+}
+
+/// The announcement, if the caller is its publisher or staff; 404 otherwise,
+/// so nobody learns what others publish.
+async fn visible(state: &AppState, auth: &AuthUser, id: i64) -> Result<Announcement, AppError> {
+    let announcement = store::find(&mut *state.conn().await?, id).await?;
+    if auth.role().is_staff() || announcement.publisher_id == auth.id() {
+        Ok(announcement)
+    } else {
+        Err(AppError::NotFound("announcement"))
+    }
+}
+
+fn body_text(errors: &mut FieldErrors, raw: &str) -> String {
+    if raw.trim().is_empty() {
+        errors.add("body", "must not be blank");
+    } else if raw.chars().count() > MAX_BODY {
+        errors.add("body", format!("must be at most {MAX_BODY} characters"));
+    }
+    raw.to_owned()
+}
+
+fn future_time(errors: &mut FieldErrors, at: DateTime<Utc>) {
+    if at <= Utc::now() {
+        errors.add("publish_at", "must be in the future");
+    }
+}
+
+/// Tells the fan-out supervisor about a freshly published announcement.
+fn announce_published(state: &AppState, announcement: &Announcement) {
+    if announcement.status == AnnouncementStatus::Published {
+        state.fanout.do_send(Kick);
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAnnouncementRequest {
+    pub title: String,
+    /// Plain text or Markdown.
+    pub body: String,
+    pub audience: Audience,
+    /// In the future: publish then (scheduled).
+    pub publish_at: Option<DateTime<Utc>>,
+    /// Keep as a draft.
+    #[serde(default)]
+    pub draft: bool,
+}
+
+/// Publishes now (default), at `publish_at`, or keeps a draft.
+#[utoipa::path(post, path = "/api/announcements", tag = "announcements", security(("bearer" = [])),
+    request_body = CreateAnnouncementRequest,
+    responses(
+        (status = 201, body = AnnouncementView),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 403, description = "not allowed to publish to that audience", body = crate::error::ErrorBody),
+    ))]
+pub async fn create_announcement(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    body: web::Json<CreateAnnouncementRequest>,
+) -> Result<HttpResponse, AppError> {
+    if auth.role() == Role::Student {
+        return Err(AppError::Forbidden("students do not publish announcements"));
+    }
+    let body = body.into_inner();
+    let mut errors = FieldErrors::new();
+    let title = short_text(&mut errors, "title", &body.title, 200);
+    let text = body_text(&mut errors, &body.body);
+    if let Some(at) = body.publish_at {
+        future_time(&mut errors, at);
+    }
+    errors.into_result()?;
+    check_audience(&state, &auth, body.audience).await?;
+    let status = match (body.draft, body.publish_at) {
+        (true, _) => AnnouncementStatus::Draft,
+        (false, Some(_)) => AnnouncementStatus::Scheduled,
+        (false, None) => AnnouncementStatus::Published,
+    };
+    let new = NewAnnouncement {
+        title,
+        body: text,
+        audience_kind: body.audience.kind(),
+        audience_id: body.audience.id(),
+        publisher_id: auth.id(),
+        status,
+        publish_at: body.publish_at,
+        published_at: (status == AnnouncementStatus::Published).then(Utc::now),
+    };
+    let announcement = store::insert(&mut *state.conn().await?, new).await?;
+    announce_published(&state, &announcement);
+    Ok(HttpResponse::Created().json(AnnouncementView::from(announcement)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AnnouncementQuery {
+    pub status: Option<AnnouncementStatus>,
+}
+
+/// A teacher's own announcements; staff see all. Newest first.
+#[utoipa::path(get, path = "/api/announcements", tag = "announcements", security(("bearer" = [])),
+    params(AnnouncementQuery, PageQuery),
+    responses((status = 200, body = Paginated<AnnouncementView>), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn list_announcements(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    query: web::Query<AnnouncementQuery>,
+    page: web::Query<PageQuery>,
+) -> Result<web::Json<Paginated<AnnouncementView>>, AppError> {
+    let page = page.into_inner().page()?;
+    let publisher = match auth.role() {
+        role if role.is_staff() => None,
+        Role::Teacher => Some(auth.id()),
+        _ => {
+            return Err(AppError::Forbidden(
+                "students read announcements in their inbox",
+            ));
+        }
+    };
+    let (items, total) =
+        store::list(&mut *state.conn().await?, publisher, query.status, page).await?;
+    Ok(web::Json(Paginated {
+        items: items.into_iter().map(AnnouncementView::from).collect(),
+        total,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/announcements/{id}", tag = "announcements", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, body = AnnouncementView), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_announcement(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+) -> Result<web::Json<AnnouncementView>, AppError> {
+    Ok(web::Json(
+        visible(&state, &auth, id.into_inner()).await?.into(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAnnouncementRequest {
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub audience: Option<Audience>,
+    /// A future time schedules it; `null` makes it a draft again.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub publish_at: Option<Option<DateTime<Utc>>>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+/// Edits a draft or scheduled announcement (its publisher or staff).
+#[utoipa::path(patch, path = "/api/announcements/{id}", tag = "announcements", security(("bearer" = [])),
+    params(("id" = i64, Path)), request_body = UpdateAnnouncementRequest,
+    responses(
+        (status = 200, body = AnnouncementView),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, description = "already published or withdrawn", body = crate::error::ErrorBody),
+    ))]
+pub async fn update_announcement(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+    body: web::Json<UpdateAnnouncementRequest>,
+) -> Result<web::Json<AnnouncementView>, AppError> {
+    let current = visible(&state, &auth, id.into_inner()).await?;
+    let body = body.into_inner();
+    let mut errors = FieldErrors::new();
+    let title = body
+        .title
+        .map(|t| short_text(&mut errors, "title", &t, 200));
+    let text = body.body.map(|b| body_text(&mut errors, &b));
+    if let Some(Some(at)) = body.publish_at {
+        future_time(&mut errors, at);
+    }
+    errors.into_result()?;
+    if let Some(audience) = body.audience {
+        check_audience(&state, &auth, audience).await?;
+    }
+    let changes = AnnouncementChanges {
+        title,
+        body: text,
+        audience_kind: body.audience.map(Audience::kind),
+        audience_id: body.audience.map(Audience::id),
+        status: body.publish_at.map(|at| match at {
+            Some(_) => AnnouncementStatus::Scheduled,
+            None => AnnouncementStatus::Draft,
+        }),
+        publish_at: body.publish_at,
+    };
+    let updated = store::update_unpublished(&mut *state.conn().await?, current.id, changes).await?;
+    Ok(web::Json(updated.into()))
+}
+
+/// Publishes a draft or scheduled announcement now (idempotent for published ones).
+#[utoipa::path(post, path = "/api/announcements/{id}/publish", tag = "announcements", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, body = AnnouncementView),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, description = "withdrawn", body = crate::error::ErrorBody),
+    ))]
+pub async fn publish_announcement(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+) -> Result<web::Json<AnnouncementView>, AppError> {
+    let current = visible(&state, &auth, id.into_inner()).await?;
+    check_audience(&state, &auth, current.audience()).await?;
+    let announcement = store::publish(&mut *state.conn().await?, current.id).await?;
+    announce_published(&state, &announcement);
+    Ok(web::Json(announcement.into()))
+}
+
+/// Withdraws: stops the fan-out and hides it from every inbox. Idempotent.
+#[utoipa::path(post, path = "/api/announcements/{id}/withdraw", tag = "announcements", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, body = AnnouncementView), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn withdraw_announcement(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+) -> Result<web::Json<AnnouncementView>, AppError> {
+    let current = visible(&state, &auth, id.into_inner()).await?;
+    let (announcement, changed) = store::withdraw(&mut *state.conn().await?, current.id).await?;
+    if changed {
+        state.fanout.do_send(StopFanout {
+            announcement_id: announcement.id,
+        });
+        state.bus.publish(Event::AnnouncementWithdrawn {
+            announcement_id: announcement.id,
+        });
+    }
+    Ok(web::Json(announcement.into()))
+}
+
+/// Delivery figures for the publisher.
+#[utoipa::path(get, path = "/api/announcements/{id}/stats", tag = "announcements", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, body = AnnouncementStats), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn announcement_stats(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+) -> Result<web::Json<AnnouncementStats>, AppError> {
+    let announcement = visible(&state, &auth, id.into_inner()).await?;
+    Ok(web::Json(
+        store::stats(&mut *state.conn().await?, &announcement).await?,
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reminded {
+    pub reminded: usize,
+}
+
+/// Reminds everyone who has not acknowledged, in the app and by mail. Once
+/// per cooldown per announcement; sooner → 429 with `Retry-After`.
+#[utoipa::path(post, path = "/api/announcements/{id}/remind_unacked", tag = "announcements", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, body = Reminded),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, description = "not published", body = crate::error::ErrorBody),
+        (status = 429, description = "reminded too recently", body = crate::error::ErrorBody),
+    ))]
+pub async fn remind_unacked(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+) -> Result<web::Json<Reminded>, AppError> {
+    let announcement = visible(&state, &auth, id.into_inner()).await?;
+    let cooldown = state.settings.reminder_cooldown_secs;
+    let reminded =
+        match store::remind_unacked(&mut *state.conn().await?, announcement.id, cooldown).await? {
+            Ok(reminded) => reminded,
+            Err(RemindRefused::CoolingDown { retry_after_secs }) => {
+                return Err(AppError::TooManyRequests {
+                    message: "this announcement was reminded recently",
+                    retry_after_secs,
+                });
+            }
+            Err(RemindRefused::NotPublished) => {
+                return Err(AppError::conflict(
+                    "not_published",
+                    "only published announcements can be reminded",
+                    FieldErrors::new(),
+                ));
+            }
+        };
+    let link = state.settings.public_link("/inbox");
+    for recipient in &reminded {
+        state.bus.publish(Event::Reminder {
+            delivery_id: recipient.delivery_id,
+            user_id: recipient.user_id,
+            announcement_id: announcement.id,
+            retry_count: recipient.retry_count,
+        });
+        if let Some(mail) = templates::reminder(
+            &recipient.username,
+            &recipient.email,
+            &announcement.title,
+            &link,
+        ) {
+            state.mailer.do_send(mail);
+        }
+    }
+    state.bus.publish(Event::AnnouncementStats {
+        announcement_id: announcement.id,
+    });
+    Ok(web::Json(Reminded {
+        reminded: reminded.len(),
+    }))
+}
+
+/// Who has not acknowledged yet.
+#[utoipa::path(get, path = "/api/announcements/{id}/unacked", tag = "announcements", security(("bearer" = [])),
+    params(("id" = i64, Path), PageQuery),
+    responses((status = 200, body = Paginated<Unacked>), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn list_unacked(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+    page: web::Query<PageQuery>,
+) -> Result<web::Json<Paginated<Unacked>>, AppError> {
+    let page = page.into_inner().page()?;
+    let announcement = visible(&state, &auth, id.into_inner()).await?;
+    let (items, total) = store::unacked(&mut *state.conn().await?, announcement.id, page).await?;
+    Ok(web::Json(Paginated { items, total }))
+}

@@ -1,0 +1,56 @@
+//! Delivery states and what the inbox shows.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+crate::text_enum! {
+    /// Only ever moves forward.
+    pub enum DeliveryState {
+        Queued => "queued",
+        Delivered => "delivered",
+        Acknowledged => "acknowledged",
+    }
+}
+
+impl DeliveryState {
+    /// Position in the state machine; a transition must raise it.
+    pub fn rank(self) -> u8 {
+        match self {
+            DeliveryState::Queued => 0,
+            DeliveryState::Delivered => 1,
+            DeliveryState::Acknowledged => 2,
+        }
+    }
+}
+
+/// A delivery's state after a transition.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeliveryStatus {
+    pub id: i64,
+    pub announcement_id: i64,
+    pub state: DeliveryState,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub ack_at: Option<DateTime<Utc>>,
+}
+
+/// The announcement as an inbox item carries it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InboxAnnouncement {
+    pub id: i64,
+    pub title: String,
+    pub body: String,
+    /// The publisher's username.
+    pub publisher: String,
+    pub published_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InboxItem {
+    pub id: i64,
+    pub state: DeliveryState,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub ack_at: Option<DateTime<Utc>>,
+    pub retry_count: i32,
+    pub announcement: InboxAnnouncement,
+}

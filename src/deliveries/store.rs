@@ -1,0 +1,108 @@
+//! Queries on a recipient's deliveries (the inbox). Transitions are the
+//! writer's (`writer.rs`).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::model::{DeliveryState, InboxAnnouncement, InboxItem};
+use crate::announcements::model::AnnouncementStatus;
+use crate::db::schema::{announcements, deliveries, users};
+use crate::error::AppError;
+use crate::pagination::Page;
+
+type InboxRow = (
+    i64,
+    DeliveryState,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    i32,
+    i64,
+    String,
+    String,
+    String,
+    Option<DateTime<Utc>>,
+);
+
+/// `user`'s deliveries of announcements that are not withdrawn, newest first.
+pub async fn inbox(
+    conn: &mut AsyncPgConnection,
+    user: i64,
+    state: Option<DeliveryState>,
+    page: Page,
+) -> Result<(Vec<InboxItem>, i64), AppError> {
+    let filtered = || {
+        let mut query = deliveries::table
+            .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))
+            .inner_join(users::table.on(users::id.eq(announcements::publisher_id)))
+            .filter(deliveries::user_id.eq(user))
+            .filter(announcements::status.ne(AnnouncementStatus::Withdrawn))
+            .into_boxed();
+        if let Some(state) = state {
+            query = query.filter(deliveries::state.eq(state));
+        }
+        query
+    };
+    let total = filtered().count().get_result(conn).await?;
+    let rows: Vec<InboxRow> = filtered()
+        .select((
+            deliveries::id,
+            deliveries::state,
+            deliveries::delivered_at,
+            deliveries::ack_at,
+            deliveries::retry_count,
+            announcements::id,
+            announcements::title,
+            announcements::body,
+            users::username,
+            announcements::published_at,
+        ))
+        .order(deliveries::id.desc())
+        .limit(page.limit)
+        .offset(page.offset)
+        .load(conn)
+        .await?;
+    let items = rows
+        .into_iter()
+        .map(
+            |(
+                id,
+                state,
+                delivered_at,
+                ack_at,
+                retry_count,
+                a_id,
+                title,
+                body,
+                publisher,
+                published_at,
+            )| InboxItem {
+                id,
+                state,
+                delivered_at,
+                ack_at,
+                retry_count,
+                announcement: InboxAnnouncement {
+                    id: a_id,
+                    title,
+                    body,
+                    publisher,
+                    published_at,
+                },
+            },
+        )
+        .collect();
+    Ok((items, total))
+}
+
+/// Deliveries not yet acknowledged, of announcements not withdrawn.
+pub async fn unread_count(conn: &mut AsyncPgConnection, user: i64) -> Result<i64, AppError> {
+    Ok(deliveries::table
+        .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))
+        .filter(deliveries::user_id.eq(user))
+        .filter(deliveries::state.ne(DeliveryState::Acknowledged))
+        .filter(announcements::status.ne(AnnouncementStatus::Withdrawn))
+        .count()
+        .get_result(conn)
+        .await?)
+}

@@ -1,0 +1,294 @@
+//! The delivery writer: the one owner of state-machine writes.
+//!
+//! Requests queue in the actor; whenever fewer than `max_in_flight` batches
+//! are at the database, the queue goes out as **one** statement. While a
+//! batch is in flight the next one gathers, so under load many transitions
+//! share a round trip and a commit (group commit), and at rest a lone request
+//! goes out at once. Every answer is sent after its batch committed.
+//!
+//! The statement also checks the caller's session, so a transition needs no
+//! separate authentication query, and it moves states forward only: repeats
+//! change nothing, and two racing requests make one transition.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::RunQueryDsl;
+use metrics::{counter, gauge, histogram};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::model::{DeliveryState, DeliveryStatus};
+use crate::db::DbPool;
+use crate::error::AppError;
+use crate::events::{Event, EventBus};
+
+/// Move a delivery forward on behalf of its recipient.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<DeliveryStatus, AppError>")]
+pub struct Transition {
+    pub delivery_id: i64,
+    pub user_id: i64,
+    /// The caller's login session; a revoked one gets 401.
+    pub session: Uuid,
+    /// `Delivered` or `Acknowledged`.
+    pub to: DeliveryState,
+}
+
+struct Pending {
+    request: Transition,
+    reply: oneshot::Sender<Result<DeliveryStatus, AppError>>,
+}
+
+pub struct DeliveryWriter {
+    db: DbPool,
+    bus: EventBus,
+    queue: Vec<Pending>,
+    /// Deliveries in a batch at the database; a second request for one waits
+    /// for the next batch, so its answer reflects the first.
+    busy: HashSet<i64>,
+    in_flight: usize,
+    max_in_flight: usize,
+    max_batch: usize,
+}
+
+impl DeliveryWriter {
+    pub fn new(db: DbPool, bus: EventBus, max_in_flight: usize, max_batch: usize) -> Self {
+        gauge!("classbell_delivery_writer_queue_depth").set(0.0);
+        for state in ["delivered", "acknowledged"] {
+            counter!("classbell_delivery_transitions_total", "state" => state).absolute(0);
+        }
+        DeliveryWriter {
+            db,
+            bus,
+            queue: Vec::new(),
+            busy: HashSet::new(),
+            in_flight: 0,
+            max_in_flight: max_in_flight.max(1),
+            max_batch: max_batch.max(1),
+        }
+    }
+
+    /// Sends out the next batch if a slot is free.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        while self.in_flight < self.max_in_flight && !self.queue.is_empty() {
+            let (mut batch, mut rest) = (Vec::new(), Vec::new());
+            for pending in self.queue.drain(..) {
+                let free = !self.busy.contains(&pending.request.delivery_id);
+                if free && batch.len() < self.max_batch {
+                    batch.push(pending);
+                } else {
+                    rest.push(pending);
+                }
+            }
+            self.queue = rest;
+            if batch.is_empty() {
+                break;
+            }
+            let ids: HashSet<i64> = batch.iter().map(|p| p.request.delivery_id).collect();
+            self.busy.extend(ids.iter().copied());
+            self.in_flight += 1;
+            gauge!("classbell_delivery_writer_queue_depth").set(self.queue.len() as f64);
+            histogram!("classbell_delivery_writer_batch_size").record(batch.len() as f64);
+            let db = self.db.clone();
+            let bus = self.bus.clone();
+            let work = async move {
+                let requests: Vec<Transition> = batch.iter().map(|p| p.request.clone()).collect();
+                let results = commit(&db, &bus, &requests).await;
+                (batch, results)
+            };
+            ctx.spawn(
+                work.into_actor(self)
+                    .map(move |(batch, results), writer, ctx| {
+                        writer.in_flight -= 1;
+                        for id in &ids {
+                            writer.busy.remove(id);
+                        }
+                        match results {
+                            Ok(results) => {
+                                for (pending, result) in batch.into_iter().zip(results) {
+                                    let _ = pending.reply.send(result);
+                                }
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "a delivery batch failed");
+                                for pending in batch {
+                                    let _ =
+                                        pending.reply.send(Err(AppError::unavailable("postgres")));
+                                }
+                            }
+                        }
+                        writer.flush(ctx);
+                    }),
+            );
+        }
+        gauge!("classbell_delivery_writer_queue_depth").set(self.queue.len() as f64);
+    }
+}
+
+impl Actor for DeliveryWriter {
+    type Context = Context<Self>;
+}
+
+impl Handler<Transition> for DeliveryWriter {
+    type Result = ResponseFuture<Result<DeliveryStatus, AppError>>;
+
+    fn handle(&mut self, request: Transition, ctx: &mut Self::Context) -> Self::Result {
+        counter!("classbell_actor_messages_total", "actor" => "delivery_writer").increment(1);
+        let (reply, answer) = oneshot::channel();
+        self.queue.push(Pending { request, reply });
+        self.flush(ctx);
+        Box::pin(async move {
+            answer
+                .await
+                .unwrap_or_else(|_| Err(AppError::unavailable("the delivery writer")))
+        })
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Row {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = Bool)]
+    session_live: bool,
+    #[diesel(sql_type = Bool)]
+    found: bool,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    announcement_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    state: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    delivered_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    ack_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Bool)]
+    changed: bool,
+}
+
+/// One statement for the whole batch. `ok` keeps the requests of live
+/// sessions for their own deliveries of announcements not withdrawn; `want`
+/// merges them per delivery; `upd` moves each delivery forward once. The
+/// final SELECT answers every request in order (PostgreSQL evaluates the
+/// snapshot before `upd`, hence the COALESCEs).
+const BATCH_SQL: &str = "
+WITH v AS (
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::text[])
+        WITH ORDINALITY AS v(id, user_id, session_id, target, n)
+), ok AS (
+    SELECT v.n, v.id, v.target FROM v
+    JOIN auth_sessions s ON s.id = v.session_id AND s.user_id = v.user_id AND s.revoked_at IS NULL
+    JOIN users u ON u.id = v.user_id AND u.is_active
+    JOIN deliveries d ON d.id = v.id AND d.user_id = v.user_id
+    JOIN announcements a ON a.id = d.announcement_id AND a.status <> 'withdrawn'
+), want AS (
+    SELECT id, max(CASE target WHEN 'acknowledged' THEN 2 ELSE 1 END) AS rank FROM ok GROUP BY id
+), upd AS (
+    UPDATE deliveries d SET
+        state = CASE WHEN w.rank = 2 THEN 'acknowledged' ELSE 'delivered' END,
+        delivered_at = COALESCE(d.delivered_at, now()),
+        ack_at = CASE WHEN w.rank = 2 THEN now() ELSE d.ack_at END
+    FROM want w
+    WHERE d.id = w.id
+      AND (CASE d.state WHEN 'queued' THEN 0 WHEN 'delivered' THEN 1 ELSE 2 END) < w.rank
+    RETURNING d.id, d.state, d.delivered_at, d.ack_at
+)
+SELECT v.n,
+       (s.id IS NOT NULL AND u.id IS NOT NULL) AS session_live,
+       (ok.n IS NOT NULL) AS found,
+       d.announcement_id,
+       COALESCE(upd.state, d.state) AS state,
+       COALESCE(upd.delivered_at, d.delivered_at) AS delivered_at,
+       CASE WHEN upd.id IS NOT NULL THEN upd.ack_at ELSE d.ack_at END AS ack_at,
+       (upd.id IS NOT NULL) AS changed
+FROM v
+LEFT JOIN auth_sessions s ON s.id = v.session_id AND s.user_id = v.user_id AND s.revoked_at IS NULL
+LEFT JOIN users u ON u.id = v.user_id AND u.is_active
+LEFT JOIN ok ON ok.n = v.n
+LEFT JOIN deliveries d ON d.id = v.id AND ok.n IS NOT NULL
+LEFT JOIN upd ON upd.id = v.id
+ORDER BY v.n";
+
+/// Re-reads rows another node moved while this batch ran.
+const REREAD_SQL: &str = "
+SELECT 0::bigint AS n, true AS session_live, true AS found, announcement_id, state, delivered_at, ack_at,
+       false AS changed
+FROM deliveries WHERE id = $1";
+
+async fn commit(
+    db: &DbPool,
+    bus: &EventBus,
+    requests: &[Transition],
+) -> Result<Vec<Result<DeliveryStatus, AppError>>, AppError> {
+    let started = Instant::now();
+    let mut conn = db.get().await?;
+    let rows: Vec<Row> = diesel::sql_query(BATCH_SQL)
+        .bind::<Array<BigInt>, _>(requests.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(requests.iter().map(|r| r.user_id).collect::<Vec<_>>())
+        .bind::<Array<SqlUuid>, _>(requests.iter().map(|r| r.session).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(requests.iter().map(|r| r.to.as_str()).collect::<Vec<_>>())
+        .load(&mut *conn)
+        .await?;
+    histogram!("classbell_delivery_writer_commit_seconds").record(started.elapsed().as_secs_f64());
+
+    let mut announced = HashSet::new();
+    let mut changed_announcements = HashMap::new();
+    let mut results = Vec::with_capacity(requests.len());
+    for (request, row) in requests.iter().zip(rows) {
+        debug_assert_eq!(row.n as usize, results.len() + 1);
+        if !row.session_live {
+            results.push(Err(AppError::Unauthorized(
+                "session has ended; sign in again",
+            )));
+            continue;
+        }
+        if !row.found {
+            results.push(Err(AppError::NotFound("delivery")));
+            continue;
+        }
+        let mut row = row;
+        let mut state: DeliveryState = parse_state(row.state.as_deref())?;
+        if !row.changed && state.rank() < request.to.rank() {
+            // Another node moved it after this statement's snapshot: read it again.
+            let fresh: Row = diesel::sql_query(REREAD_SQL)
+                .bind::<BigInt, _>(request.delivery_id)
+                .get_result(&mut *conn)
+                .await?;
+            state = parse_state(fresh.state.as_deref())?;
+            row = fresh;
+        }
+        let announcement_id = row.announcement_id.unwrap_or_default();
+        let status = DeliveryStatus {
+            id: request.delivery_id,
+            announcement_id,
+            state,
+            delivered_at: row.delivered_at,
+            ack_at: row.ack_at,
+        };
+        if row.changed && announced.insert(request.delivery_id) {
+            counter!("classbell_delivery_transitions_total", "state" => state.as_str())
+                .increment(1);
+            changed_announcements.insert(announcement_id, ());
+            bus.publish(Event::DeliveryUpdated {
+                delivery_id: request.delivery_id,
+                user_id: request.user_id,
+                announcement_id,
+                state,
+                delivered_at: status.delivered_at,
+                ack_at: status.ack_at,
+            });
+        }
+        results.push(Ok(status));
+    }
+    for announcement_id in changed_announcements.into_keys() {
+        bus.publish(Event::AnnouncementStats { announcement_id });
+    }
+    Ok(results)
+}
+
+fn parse_state(text: Option<&str>) -> Result<DeliveryState, AppError> {
+    text.unwrap_or_default().parse().map_err(AppError::internal)
+}
