@@ -195,6 +195,12 @@ pub async fn stats(
     conn: &mut AsyncPgConnection,
     announcement: &Announcement,
 ) -> Result<AnnouncementStats, AppError> {
+    // Progress first: once it says finished, the counts below include every delivery.
+    let fanout: Fanout = announcements::table
+        .find(announcement.id)
+        .select(Fanout::as_select())
+        .first(conn)
+        .await?;
     let row: StatsRow = diesel::sql_query(
         "SELECT count(*) AS total,
                 count(*) FILTER (WHERE state = 'queued') AS queued,
@@ -208,11 +214,6 @@ pub async fn stats(
     .bind::<BigInt, _>(announcement.id)
     .get_result(conn)
     .await?;
-    let fanout: Fanout = announcements::table
-        .find(announcement.id)
-        .select(Fanout::as_select())
-        .first(conn)
-        .await?;
     Ok(AnnouncementStats {
         total: row.total,
         queued: row.queued,

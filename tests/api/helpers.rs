@@ -39,6 +39,7 @@ pub fn base_settings() -> Settings {
     settings.pool_timeout_secs = 2;
     settings.smtp_url = None;
     settings.cors_origins = vec!["https://app.school.example".into()];
+    settings.fanout_poll_ms = 50;
     settings
 }
 
@@ -52,6 +53,8 @@ pub struct TestApp {
     pub db: DbPool,
     pub settings: Settings,
     pub outbox: tempfile::TempDir,
+    /// The running app's shared state: its event bus and actors.
+    pub state: actix_web::web::Data<classbell::state::AppState>,
     /// Held so the database lives exactly as long as the app.
     _database: TestDatabase,
 }
@@ -83,6 +86,7 @@ impl TestApp {
             .await
             .expect("build the app");
         let address = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state();
         actix_web::rt::spawn(app.run_until_stopped());
         let db = db::pool(&settings.database_url, 2, Duration::from_secs(5));
         TestApp {
@@ -94,6 +98,7 @@ impl TestApp {
             db,
             settings,
             outbox,
+            state,
             _database: database,
         }
     }
@@ -219,6 +224,49 @@ impl TestApp {
             .await
             .unwrap()
             .id
+    }
+
+    /// Publishes (or drafts) an announcement over HTTP and returns its body.
+    pub async fn announce(&self, token: &str, audience: Value) -> Value {
+        let response = self
+            .send(
+                Method::POST,
+                "/api/announcements",
+                token,
+                json!({"title": "Field trip", "body": "Bring a packed lunch.", "audience": audience}),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "announce");
+        response.json().await.unwrap()
+    }
+
+    /// Waits up to 10 s for the announcement's fan-out to finish; returns its stats.
+    pub async fn fanned_out(&self, token: &str, announcement: i64) -> Value {
+        for _ in 0..200 {
+            let stats = json_body(
+                self.get(&format!("/api/announcements/{announcement}/stats"), token)
+                    .await,
+            )
+            .await;
+            if stats["fanout"]["finished"] == true {
+                return stats;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the fan-out of {announcement} did not finish");
+    }
+
+    /// The recipients' user ids of an announcement, ascending.
+    pub async fn recipients(&self, announcement: i64) -> Vec<i64> {
+        use classbell::db::schema::deliveries;
+        use diesel::{ExpressionMethods, QueryDsl};
+        deliveries::table
+            .filter(deliveries::announcement_id.eq(announcement))
+            .select(deliveries::user_id)
+            .order(deliveries::user_id)
+            .load(&mut self.db.get().await.unwrap())
+            .await
+            .unwrap()
     }
 
     /// Runs SQL on this test's database (to age a token, break a table, …).

@@ -1,6 +1,7 @@
 //! One integration-test binary: real PostgreSQL, Redis and SMTP, the real app
 //! on a free port, HTTP in between.
 
+mod announcements;
 mod attachments;
 mod auth;
 mod cli;
