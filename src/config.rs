@@ -228,8 +228,8 @@ pub struct Settings {
     #[arg(long, env = "CLASSBELL_FANOUT_CHUNK_DELAY_MS", default_value_t = 0)]
     pub fanout_chunk_delay_ms: u64,
 
-    /// Delivery-state batches at the database at once.
-    #[arg(long, env = "CLASSBELL_WRITER_CONCURRENCY", default_value_t = 2)]
+    /// Delivery-state batches at the database at once (one makes the largest batches).
+    #[arg(long, env = "CLASSBELL_WRITER_CONCURRENCY", default_value_t = 1)]
     pub writer_concurrency: usize,
 
     /// Most transitions in one batch.

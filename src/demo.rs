@@ -1,11 +1,17 @@
 //! `classbell demo`: a small school to try classbell with. Safe to run again:
 //! accounts that exist are left as they are.
 
+use crate::announcements::audience::Audience;
+use crate::announcements::fanout::{self, FanoutSettings};
+use crate::announcements::model::{AnnouncementStatus, NewAnnouncement};
+use crate::announcements::store as announcement_store;
 use crate::courses::credits::Credits;
 use crate::courses::model::NewCourse;
 use crate::courses::store as courses;
 use crate::db::DbPool;
+use crate::deliveries::store as delivery_store;
 use crate::error::AppError;
+use crate::pagination::Page;
 use crate::sections::enrollments;
 use crate::sections::model::{NewSection, SectionStatus};
 use crate::sections::store as sections;
@@ -79,19 +85,123 @@ const CATALOGUE: &[DemoCourse] = &[
 pub const DEMO_TERM: &str = "2026-fall";
 pub const CATALOGUE_SIZE: usize = CATALOGUE.len();
 
-/// The demo school: its accounts, and how many courses this run added.
+/// The demo school: its accounts, and what this run added.
 pub struct DemoSchool {
     pub accounts: Vec<DemoAccount>,
     pub courses_created: usize,
+    pub announcements_created: usize,
 }
 
 pub async fn seed(db: &DbPool) -> Result<DemoSchool, AppError> {
     let accounts = seed_accounts(db).await?;
     let courses_created = seed_catalogue(db).await?;
+    let announcements_created = seed_announcements(db).await?;
     Ok(DemoSchool {
         accounts,
         courses_created,
+        announcements_created,
     })
+}
+
+/// A few published announcements, fanned out, some acknowledged; once.
+async fn seed_announcements(db: &DbPool) -> Result<usize, AppError> {
+    let mut conn = db.get().await?;
+    let (_, existing) = announcement_store::list(
+        &mut conn,
+        None,
+        None,
+        Page {
+            limit: 1,
+            offset: 0,
+        },
+    )
+    .await?;
+    if existing > 0 {
+        return Ok(0);
+    }
+    let section_of = async |conn: &mut diesel_async::AsyncPgConnection,
+                            code: &str|
+           -> Result<(i64, i64), AppError> {
+        let course = courses::find_by_code(conn, code)
+            .await?
+            .ok_or(AppError::NotFound("demo course"))?;
+        let filter = sections::SectionFilter {
+            course: Some(course.id),
+            ..Default::default()
+        };
+        let (found, _) = sections::list(
+            conn,
+            &filter,
+            Page {
+                limit: 1,
+                offset: 0,
+            },
+        )
+        .await?;
+        let section = found
+            .into_iter()
+            .next()
+            .ok_or(AppError::NotFound("demo section"))?;
+        Ok((course.id, section.section.id))
+    };
+    let (_, math_section) = section_of(&mut conn, "MATH-101").await?;
+    let (biology, _) = section_of(&mut conn, "BIO-110").await?;
+    let plan = [
+        (
+            "admin",
+            "Welcome back!",
+            "Classes start Monday at 8:15. Check your timetable in the portal.",
+            Audience::AllStudents,
+            1..=12,
+        ),
+        (
+            "ms.rivera",
+            "Quiz on Friday",
+            "Chapters 1–3. Calculators allowed.",
+            Audience::Section {
+                section_id: math_section,
+            },
+            1..=4,
+        ),
+        (
+            "mr.okafor",
+            "Lab safety briefing",
+            "Closed shoes and goggles for Thursday's lab.",
+            Audience::Course { course_id: biology },
+            11..=13,
+        ),
+    ];
+    let bus = crate::events::EventBus::new();
+    for (publisher, title, body, audience, acknowledging) in plan {
+        let publisher = store::find_by_login(&mut conn, publisher)
+            .await?
+            .ok_or(AppError::NotFound("demo publisher"))?;
+        let announcement = announcement_store::insert(
+            &mut conn,
+            NewAnnouncement {
+                title: title.to_owned(),
+                body: body.to_owned(),
+                audience_kind: audience.kind(),
+                audience_id: audience.id(),
+                publisher_id: publisher.id,
+                status: AnnouncementStatus::Published,
+                publish_at: None,
+                published_at: Some(chrono::Utc::now()),
+            },
+        )
+        .await?;
+        fanout::run_now(db, &bus, announcement.id, FanoutSettings::default()).await?;
+        let mut readers = Vec::new();
+        for n in acknowledging {
+            if let Some(student) =
+                store::find_by_login(&mut conn, &format!("student{n:02}")).await?
+            {
+                readers.push(student.id);
+            }
+        }
+        delivery_store::acknowledge_now(&mut conn, announcement.id, &readers).await?;
+    }
+    Ok(3)
 }
 
 /// Adds each missing course with one published section and its students.

@@ -16,12 +16,15 @@ const CAPACITY: usize = 8192;
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type")]
 pub enum Event {
-    /// A fan-out chunk committed: these recipients have a new, queued delivery.
+    /// A fan-out chunk committed: the announcement's recipients with user ids
+    /// in `first_user_id..=last_user_id` have a new, queued delivery. A range,
+    /// not a list: listeners look up only the users they serve.
     #[serde(rename = "delivery.created")]
     DeliveriesCreated {
         announcement_id: i64,
-        /// (delivery id, user id)
-        deliveries: Vec<(i64, i64)>,
+        first_user_id: i64,
+        last_user_id: i64,
+        count: i64,
     },
     #[serde(rename = "delivery.updated")]
     DeliveryUpdated {

@@ -7,6 +7,7 @@
 pub mod announcements;
 pub mod attachments;
 pub mod auth;
+pub mod bench;
 pub mod config;
 pub mod courses;
 pub mod db;

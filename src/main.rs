@@ -39,6 +39,28 @@ enum Command {
     },
     /// Seed a small demo school and print its logins.
     Demo,
+    /// Measure throughput on a scratch database beside the configured one.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Fan-out to N students: classbell against the bare INSERT … SELECT.
+    Fanout {
+        #[arg(long, default_value_t = 100_000)]
+        students: i64,
+        /// Rounds; medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// Concurrent acknowledgments over HTTP.
+    Acks {
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        #[arg(long, default_value_t = 300)]
+        per_client: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -93,6 +115,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 Ok(())
             })
         }
+        Command::Bench(Bench::Fanout { students, rounds }) => actix_web::rt::System::new()
+            .block_on(async move { classbell::bench::fanout(&settings, students, rounds).await }),
+        Command::Bench(Bench::Acks { clients, per_client }) => actix_web::rt::System::new()
+            .block_on(async move { classbell::bench::acks(&settings, clients, per_client).await }),
         Command::Demo => actix_web::rt::System::new().block_on(async move {
             let state = build_state(settings).await.map_err(|e| e.to_string())?;
             let school = demo::seed(&state.db).await.map_err(|e| describe(&e))?;
@@ -107,6 +133,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 school.courses_created,
                 demo::CATALOGUE_SIZE,
                 demo::DEMO_TERM
+            );
+            println!(
+                "demo announcements: {} created (published, fanned out, some acknowledged)",
+                school.announcements_created
             );
             println!("every demo account's password: {}", demo::DEMO_PASSWORD);
             println!("{:<12} {:<10} email", "username", "role");

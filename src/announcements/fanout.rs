@@ -38,6 +38,19 @@ pub struct FanoutSettings {
     pub chunk_delay: Duration,
 }
 
+impl Default for FanoutSettings {
+    /// The configuration defaults, for fan-outs run outside the server.
+    fn default() -> Self {
+        FanoutSettings {
+            chunk: 10_000,
+            workers: 1,
+            lease_secs: 60,
+            poll: Duration::from_secs(1),
+            chunk_delay: Duration::ZERO,
+        }
+    }
+}
+
 /// One announcement's fan-out, step by step.
 pub struct FanoutJob {
     pub announcement_id: i64,
@@ -75,12 +88,15 @@ impl FanoutJob {
             return Ok(Step::Released);
         }
         counter!("classbell_fanout_chunks_total").increment(1);
-        counter!("classbell_fanout_rows_total").increment(chunk.delivery_ids.len() as u64);
+        counter!("classbell_fanout_rows_total")
+            .increment(u64::try_from(chunk.written).unwrap_or(0));
         histogram!("classbell_fanout_chunk_seconds").record(started.elapsed().as_secs_f64());
-        if !chunk.delivery_ids.is_empty() {
+        if let (Some(first), Some(last), true) = (chunk.first, chunk.last, chunk.written > 0) {
             bus.publish(Event::DeliveriesCreated {
                 announcement_id: self.announcement_id,
-                deliveries: chunk.delivery_ids.into_iter().zip(chunk.user_ids).collect(),
+                first_user_id: first,
+                last_user_id: last,
+                count: chunk.written,
             });
             bus.publish(Event::AnnouncementStats {
                 announcement_id: self.announcement_id,
@@ -124,6 +140,32 @@ impl FanoutJob {
             }
         }
     }
+}
+
+/// Claims announcement `id` under a fresh owner and fans it out inline, for
+/// the demo seed and the benchmark (the server's supervisor does the same
+/// through its workers).
+pub async fn run_now(
+    db: &DbPool,
+    bus: &EventBus,
+    id: i64,
+    settings: FanoutSettings,
+) -> Result<Step, AppError> {
+    let owner = Uuid::new_v4();
+    let claimed = {
+        let mut conn = db.get().await?;
+        store::claim_fanouts(&mut conn, owner, settings.lease_secs, &[], i64::MAX).await?
+    };
+    let Some(claim) = claimed.into_iter().find(|c| c.id == id) else {
+        return Ok(Step::Released);
+    };
+    let job = FanoutJob {
+        announcement_id: id,
+        audience: claim.audience(),
+        owner,
+        settings,
+    };
+    job.run(db, bus, &AtomicBool::new(false)).await
 }
 
 /// Runs one fan-out and reports back to the supervisor.

@@ -106,3 +106,23 @@ pub async fn unread_count(conn: &mut AsyncPgConnection, user: i64) -> Result<i64
         .get_result(conn)
         .await?)
 }
+
+/// Acknowledges `users`' deliveries of `announcement` in one statement, for
+/// seeding; live transitions go through the delivery writer.
+pub async fn acknowledge_now(
+    conn: &mut AsyncPgConnection,
+    announcement: i64,
+    users: &[i64],
+) -> Result<usize, AppError> {
+    let now = Utc::now();
+    Ok(diesel::update(deliveries::table)
+        .filter(deliveries::announcement_id.eq(announcement))
+        .filter(deliveries::user_id.eq_any(users))
+        .set((
+            deliveries::state.eq(DeliveryState::Acknowledged),
+            deliveries::delivered_at.eq(now),
+            deliveries::ack_at.eq(now),
+        ))
+        .execute(conn)
+        .await?)
+}

@@ -93,6 +93,8 @@ impl DeliveryWriter {
             self.in_flight += 1;
             gauge!("classbell_delivery_writer_queue_depth").set(self.queue.len() as f64);
             histogram!("classbell_delivery_writer_batch_size").record(batch.len() as f64);
+            counter!("classbell_actor_messages_total", "actor" => "delivery_writer")
+                .increment(batch.len() as u64);
             let db = self.db.clone();
             let bus = self.bus.clone();
             let work = async move {
@@ -137,7 +139,6 @@ impl Handler<Transition> for DeliveryWriter {
     type Result = ResponseFuture<Result<DeliveryStatus, AppError>>;
 
     fn handle(&mut self, request: Transition, ctx: &mut Self::Context) -> Self::Result {
-        counter!("classbell_actor_messages_total", "actor" => "delivery_writer").increment(1);
         let (reply, answer) = oneshot::channel();
         self.queue.push(Pending { request, reply });
         self.flush(ctx);

@@ -1078,3 +1078,45 @@ async fn a_killed_server_resumes_its_fan_out_on_restart() {
         "exactly one delivery per recipient"
     );
 }
+
+/// Should a delivery already exist for a recipient (written outside the
+/// fan-out), the chunk is redone tolerantly: still one delivery each.
+#[actix_web::test]
+async fn a_fan_out_meeting_an_existing_delivery_still_writes_one_each() {
+    let app = TestApp::spawn_with(|s| s.fanout_chunk = 4).await;
+    let (_, admin) = app.signed_in(Role::Admin).await;
+    let mut students = Vec::new();
+    for _ in 0..10 {
+        students.push(app.user(Role::Student).await.user.id);
+    }
+    let draft = json_body(
+        app.send(
+            Method::POST,
+            "/api/announcements",
+            &admin,
+            json!({"title": "T", "body": "B", "audience": {"kind": "all_students"}, "draft": true}),
+        )
+        .await,
+    )
+    .await;
+    let id = draft["id"].as_i64().unwrap();
+    app.sql(&format!(
+        "INSERT INTO deliveries (announcement_id, user_id) VALUES ({id}, {})",
+        students[5]
+    ))
+    .await;
+    app.send(
+        Method::POST,
+        &format!("/api/announcements/{id}/publish"),
+        &admin,
+        json!({}),
+    )
+    .await;
+    let stats = app.fanned_out(&admin, id).await;
+    assert_eq!(app.recipients(id).await, students);
+    assert_eq!(stats["total"], 10);
+    assert_eq!(
+        stats["fanout"]["done"], 9,
+        "done counts what this fan-out wrote"
+    );
+}

@@ -152,6 +152,31 @@ async fn demo_seeds_the_school_once() {
         assert_eq!(total, expected, "{role}");
     }
 
+    // The demo announcements reached their students, and some were acknowledged.
+    let mut acknowledged = 0;
+    for n in 1..=20 {
+        let student = store::find_by_login(&mut conn, &format!("student{n:02}"))
+            .await
+            .unwrap()
+            .unwrap();
+        let page = classbell::pagination::Page {
+            limit: 10,
+            offset: 0,
+        };
+        let (inbox, total) = classbell::deliveries::store::inbox(&mut conn, student.id, None, page)
+            .await
+            .unwrap();
+        assert!(total >= 1, "student{n:02} has announcements");
+        acknowledged += inbox
+            .iter()
+            .filter(|item| item.state == classbell::deliveries::model::DeliveryState::Acknowledged)
+            .count();
+    }
+    assert!(
+        (5..40).contains(&acknowledged),
+        "some, not all, acknowledged: {acknowledged}"
+    );
+
     // Every demo student is enrolled somewhere, in a published section.
     for n in 1..=20 {
         let student = store::find_by_login(&mut conn, &format!("student{n:02}"))
