@@ -15,7 +15,12 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::QueryResult;
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{
+    Array, BigInt, Bool, Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid,
+};
 use diesel_async::RunQueryDsl;
 use metrics::{counter, gauge, histogram};
 use tokio::sync::oneshot;
@@ -170,14 +175,48 @@ struct Row {
     changed: bool,
 }
 
+/// The batch statement as a query of its own: `sql_query` text is planned
+/// afresh on every call (diesel will not cache it), and planning this
+/// statement costs as much as running it. A static query id lets
+/// diesel-async keep it prepared on each pooled connection.
+struct TransitionBatch<'a> {
+    ids: &'a [i64],
+    users: &'a [i64],
+    sessions: &'a [Uuid],
+    targets: &'a [&'static str],
+}
+
+impl QueryId for TransitionBatch<'_> {
+    type QueryId = TransitionBatch<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for TransitionBatch<'_> {
+    type SqlType = Untyped;
+}
+
+impl QueryFragment<Pg> for TransitionBatch<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("WITH v AS (SELECT * FROM unnest(");
+        out.push_bind_param::<Array<BigInt>, _>(&self.ids)?;
+        out.push_sql("::bigint[], ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.users)?;
+        out.push_sql("::bigint[], ");
+        out.push_bind_param::<Array<SqlUuid>, _>(&self.sessions)?;
+        out.push_sql("::uuid[], ");
+        out.push_bind_param::<Array<Text>, _>(&self.targets)?;
+        out.push_sql("::text[])");
+        out.push_sql(BATCH_SQL_AFTER_BINDS);
+        Ok(())
+    }
+}
+
 /// One statement for the whole batch. `ok` keeps the requests of live
 /// sessions for their own deliveries of announcements not withdrawn; `want`
 /// merges them per delivery; `upd` moves each delivery forward once. The
 /// final SELECT answers every request in order (PostgreSQL evaluates the
 /// snapshot before `upd`, hence the COALESCEs).
-const BATCH_SQL: &str = "
-WITH v AS (
-    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::text[])
+const BATCH_SQL_AFTER_BINDS: &str = "
         WITH ORDINALITY AS v(id, user_id, session_id, target, n)
 ), ok AS (
     SELECT v.n, v.id, v.target FROM v
@@ -226,13 +265,17 @@ async fn commit(
 ) -> Result<Vec<Result<DeliveryStatus, AppError>>, AppError> {
     let started = Instant::now();
     let mut conn = db.get().await?;
-    let rows: Vec<Row> = diesel::sql_query(BATCH_SQL)
-        .bind::<Array<BigInt>, _>(requests.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(requests.iter().map(|r| r.user_id).collect::<Vec<_>>())
-        .bind::<Array<SqlUuid>, _>(requests.iter().map(|r| r.session).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(requests.iter().map(|r| r.to.as_str()).collect::<Vec<_>>())
-        .load(&mut *conn)
-        .await?;
+    let ids: Vec<i64> = requests.iter().map(|r| r.delivery_id).collect();
+    let users: Vec<i64> = requests.iter().map(|r| r.user_id).collect();
+    let sessions: Vec<Uuid> = requests.iter().map(|r| r.session).collect();
+    let targets: Vec<&'static str> = requests.iter().map(|r| r.to.as_str()).collect();
+    let batch = TransitionBatch {
+        ids: &ids,
+        users: &users,
+        sessions: &sessions,
+        targets: &targets,
+    };
+    let rows: Vec<Row> = batch.load(&mut *conn).await?;
     histogram!("classbell_delivery_writer_commit_seconds").record(started.elapsed().as_secs_f64());
 
     let mut announced = HashSet::new();
