@@ -85,3 +85,40 @@ pub async fn record_http(
     .record(started.elapsed().as_secs_f64());
     Ok(response)
 }
+
+/// Actix keeps no count of an actor's mailbox, so classbell does: every
+/// message sent through `tell` (or counted with `sent`) raises
+/// `classbell_actor_mailbox_depth`, and the handler's `handled` lowers it.
+pub mod mailbox {
+    use actix::dev::ToEnvelope;
+    use actix::{Actor, Addr, Handler, Message};
+    use metrics::{counter, gauge};
+
+    /// Registers an actor's series at zero.
+    pub fn register(actor: &'static str) {
+        gauge!("classbell_actor_mailbox_depth", "actor" => actor).set(0.0);
+        counter!("classbell_actor_messages_total", "actor" => actor).absolute(0);
+    }
+
+    pub fn sent(actor: &'static str) {
+        gauge!("classbell_actor_mailbox_depth", "actor" => actor).increment(1.0);
+    }
+
+    /// Call first thing in a handler.
+    pub fn handled(actor: &'static str) {
+        gauge!("classbell_actor_mailbox_depth", "actor" => actor).decrement(1.0);
+        counter!("classbell_actor_messages_total", "actor" => actor).increment(1);
+    }
+
+    /// `do_send`, counted.
+    pub fn tell<A, M>(addr: &Addr<A>, actor: &'static str, message: M)
+    where
+        A: Actor + Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        sent(actor);
+        addr.do_send(message);
+    }
+}

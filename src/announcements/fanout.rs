@@ -22,6 +22,10 @@ use super::store;
 use crate::db::DbPool;
 use crate::error::AppError;
 use crate::events::{Event, EventBus};
+use crate::telemetry::mailbox;
+
+/// The supervisor's name in actor metrics.
+pub const FANOUT_SUPERVISOR: &str = "fanout_supervisor";
 
 /// How a node fans out; from configuration.
 #[derive(Debug, Clone)]
@@ -189,10 +193,11 @@ impl Actor for FanoutWorker {
         );
         let work = async move { job.run(&db, &bus, &stop).await };
         ctx.spawn(work.into_actor(self).map(|outcome, worker, ctx| {
-            worker.supervisor.do_send(FanoutEnded {
+            let ended = FanoutEnded {
                 announcement_id: worker.job.announcement_id,
                 outcome: outcome.map_err(|e| e.to_string()),
-            });
+            };
+            mailbox::tell(&worker.supervisor, FANOUT_SUPERVISOR, ended);
             ctx.stop();
         }));
     }
@@ -239,6 +244,7 @@ impl FanoutSupervisor {
         }
         gauge!("classbell_fanout_workers").set(0.0);
         gauge!("classbell_fanout_backlog").set(0.0);
+        mailbox::register(FANOUT_SUPERVISOR);
         FanoutSupervisor {
             db,
             bus,
@@ -316,7 +322,7 @@ impl Handler<Kick> for FanoutSupervisor {
     type Result = ();
 
     fn handle(&mut self, _: Kick, ctx: &mut Self::Context) {
-        counter!("classbell_actor_messages_total", "actor" => "fanout_supervisor").increment(1);
+        mailbox::handled(FANOUT_SUPERVISOR);
         self.claim(ctx);
     }
 }
@@ -325,7 +331,7 @@ impl Handler<StopFanout> for FanoutSupervisor {
     type Result = ();
 
     fn handle(&mut self, message: StopFanout, _: &mut Self::Context) {
-        counter!("classbell_actor_messages_total", "actor" => "fanout_supervisor").increment(1);
+        mailbox::handled(FANOUT_SUPERVISOR);
         if let Some((_, stop)) = self.workers.get(&message.announcement_id) {
             stop.store(true, Ordering::Relaxed);
         }
@@ -341,7 +347,7 @@ impl Handler<FanoutEnded> for FanoutSupervisor {
     type Result = ();
 
     fn handle(&mut self, ended: FanoutEnded, ctx: &mut Self::Context) {
-        counter!("classbell_actor_messages_total", "actor" => "fanout_supervisor").increment(1);
+        mailbox::handled(FANOUT_SUPERVISOR);
         self.workers.remove(&ended.announcement_id);
         gauge!("classbell_fanout_workers").set(self.workers.len() as f64);
         match ended.outcome {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::audience::Audience;
-use super::fanout::{Kick, StopFanout};
+use super::fanout::{FANOUT_SUPERVISOR, Kick, StopFanout};
 use super::model::{
     Announcement, AnnouncementStats, AnnouncementStatus, AnnouncementView, NewAnnouncement, Unacked,
 };
@@ -16,10 +16,11 @@ use crate::courses::store as courses;
 use crate::error::{AppError, FieldErrors};
 use crate::events::Event;
 use crate::http::resource;
-use crate::mail::templates;
+use crate::mail::{MAILER, templates};
 use crate::pagination::{PageQuery, Paginated};
 use crate::sections::store as sections;
 use crate::state::AppState;
+use crate::telemetry::mailbox;
 use crate::users::model::Role;
 use crate::validate::short_text;
 
@@ -120,7 +121,7 @@ fn future_time(errors: &mut FieldErrors, at: DateTime<Utc>) {
 /// Tells the fan-out supervisor about a freshly published announcement.
 fn announce_published(state: &AppState, announcement: &Announcement) {
     if announcement.status == AnnouncementStatus::Published {
-        state.fanout.do_send(Kick);
+        mailbox::tell(&state.fanout, FANOUT_SUPERVISOR, Kick);
     }
 }
 
@@ -328,9 +329,10 @@ pub async fn withdraw_announcement(
     let current = visible(&state, &auth, id.into_inner()).await?;
     let (announcement, changed) = store::withdraw(&mut *state.conn().await?, current.id).await?;
     if changed {
-        state.fanout.do_send(StopFanout {
+        let stop = StopFanout {
             announcement_id: announcement.id,
-        });
+        };
+        mailbox::tell(&state.fanout, FANOUT_SUPERVISOR, stop);
         state.bus.publish(Event::AnnouncementWithdrawn {
             announcement_id: announcement.id,
         });
@@ -406,7 +408,7 @@ pub async fn remind_unacked(
             &announcement.title,
             &link,
         ) {
-            state.mailer.do_send(mail);
+            mailbox::tell(&state.mailer, MAILER, mail);
         }
     }
     state.bus.publish(Event::AnnouncementStats {

@@ -8,10 +8,11 @@ use std::time::Duration;
 use actix::prelude::*;
 use metrics::counter;
 
-use super::fanout::{FanoutSupervisor, Kick};
+use super::fanout::{FANOUT_SUPERVISOR, FanoutSupervisor, Kick};
 use super::store;
 use crate::db::DbPool;
 use crate::error::AppError;
+use crate::telemetry::mailbox;
 
 pub struct Scheduler {
     db: DbPool,
@@ -50,7 +51,7 @@ impl Scheduler {
                             tracing::info!(?published, "scheduled announcements published");
                             counter!("classbell_scheduler_published_total")
                                 .increment(published.len() as u64);
-                            scheduler.fanout.do_send(Kick);
+                            mailbox::tell(&scheduler.fanout, FANOUT_SUPERVISOR, Kick);
                         }
                         Ok(_) => {}
                         Err(error) => {

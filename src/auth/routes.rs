@@ -11,8 +11,9 @@ use super::throttle::{self, Limit};
 use super::{AuthUser, extract::client_addr};
 use crate::error::{AppError, FieldErrors};
 use crate::http::resource;
-use crate::mail::templates;
+use crate::mail::{MAILER, templates};
 use crate::state::AppState;
+use crate::telemetry::mailbox;
 use crate::users::accounts;
 use crate::users::fields::Email;
 use crate::users::model::{Role, User, UserView};
@@ -319,7 +320,7 @@ pub async fn forgot_username(
     if let Some(user) = mail_request(&state, "forgot-username", &body.email).await?
         && let Some(mail) = templates::forgot_username(&user.username, &user.email)
     {
-        state.mailer.do_send(mail);
+        mailbox::tell(&state.mailer, MAILER, mail);
     }
     Ok(HttpResponse::Accepted().json(Accepted {
         detail: "If an account uses that address, its username is on the way.",
@@ -343,7 +344,7 @@ pub async fn forgot_password(
         if let Some(mail) =
             templates::password_reset(&user.username, &user.email, &link, ttl_secs / 60)
         {
-            state.mailer.do_send(mail);
+            mailbox::tell(&state.mailer, MAILER, mail);
         }
     }
     Ok(HttpResponse::Accepted().json(Accepted {

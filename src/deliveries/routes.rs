@@ -6,13 +6,14 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::model::{DeliveryState, DeliveryStatus, InboxItem};
 use super::store;
-use super::writer::Transition;
+use super::writer::{DELIVERY_WRITER, Transition};
 use crate::auth::AuthClaims;
 use crate::auth::AuthUser;
 use crate::error::AppError;
 use crate::http::resource;
 use crate::pagination::{PageQuery, Paginated};
 use crate::state::AppState;
+use crate::telemetry::mailbox;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/api/deliveries").route(web::get().to(inbox)))
@@ -54,6 +55,7 @@ async fn transition(
         session: auth.claims.sid,
         to,
     };
+    mailbox::sent(DELIVERY_WRITER);
     let status = state
         .writer
         .send(request)

@@ -30,6 +30,10 @@ use super::model::{DeliveryState, DeliveryStatus};
 use crate::db::DbPool;
 use crate::error::AppError;
 use crate::events::{Event, EventBus};
+use crate::telemetry::mailbox;
+
+/// The writer's name in actor metrics.
+pub const DELIVERY_WRITER: &str = "delivery_writer";
 
 /// Move a delivery forward on behalf of its recipient.
 #[derive(Debug, Clone, Message)]
@@ -63,6 +67,7 @@ pub struct DeliveryWriter {
 impl DeliveryWriter {
     pub fn new(db: DbPool, bus: EventBus, max_in_flight: usize, max_batch: usize) -> Self {
         gauge!("classbell_delivery_writer_queue_depth").set(0.0);
+        mailbox::register(DELIVERY_WRITER);
         for state in ["delivered", "acknowledged"] {
             counter!("classbell_delivery_transitions_total", "state" => state).absolute(0);
         }
@@ -98,8 +103,6 @@ impl DeliveryWriter {
             self.in_flight += 1;
             gauge!("classbell_delivery_writer_queue_depth").set(self.queue.len() as f64);
             histogram!("classbell_delivery_writer_batch_size").record(batch.len() as f64);
-            counter!("classbell_actor_messages_total", "actor" => "delivery_writer")
-                .increment(batch.len() as u64);
             let db = self.db.clone();
             let bus = self.bus.clone();
             let work = async move {
@@ -144,6 +147,7 @@ impl Handler<Transition> for DeliveryWriter {
     type Result = ResponseFuture<Result<DeliveryStatus, AppError>>;
 
     fn handle(&mut self, request: Transition, ctx: &mut Self::Context) -> Self::Result {
+        mailbox::handled(DELIVERY_WRITER);
         let (reply, answer) = oneshot::channel();
         self.queue.push(Pending { request, reply });
         self.flush(ctx);

@@ -13,6 +13,10 @@ use metrics::{counter, gauge};
 use tokio::sync::Semaphore;
 
 use crate::config::Settings;
+use crate::telemetry::mailbox;
+
+/// The mailer's name in actor metrics.
+pub const MAILER: &str = "mailer";
 
 const ATTEMPTS: u32 = 3;
 
@@ -80,6 +84,7 @@ impl Mailer {
             counter!("classbell_mail_failed_total", "kind" => *kind).absolute(0);
         }
         gauge!("classbell_mail_queue_depth").increment(0.0);
+        mailbox::register(MAILER);
         let from = settings
             .mail_from
             .parse()
@@ -111,6 +116,7 @@ impl Handler<SendMail> for Mailer {
     type Result = ();
 
     fn handle(&mut self, mail: SendMail, _: &mut Self::Context) {
+        mailbox::handled(MAILER);
         let message = match Message::builder()
             .from(self.from.clone())
             .to(mail.to)

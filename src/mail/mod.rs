@@ -3,4 +3,4 @@
 pub mod mailer;
 pub mod templates;
 
-pub use mailer::{Mailer, SendMail};
+pub use mailer::{MAILER, Mailer, SendMail};

@@ -662,10 +662,21 @@ async fn a_hundred_concurrent_acks_make_one_transition() {
         .text()
         .await
         .unwrap();
-    assert!(
-        metrics.contains("classbell_delivery_writer_batch_size_bucket"),
-        "batch sizes are measured"
-    );
+    for series in [
+        "classbell_delivery_writer_batch_size_bucket",
+        "classbell_delivery_writer_queue_depth",
+        "classbell_delivery_transitions_total{state=\"acknowledged\"}",
+        "classbell_fanout_rows_total",
+        "classbell_fanout_chunks_total",
+        "classbell_fanout_backlog",
+        "classbell_fanout_duration_seconds_bucket",
+        "classbell_actor_mailbox_depth{actor=\"delivery_writer\"}",
+        "classbell_actor_mailbox_depth{actor=\"fanout_supervisor\"}",
+        "classbell_actor_mailbox_depth{actor=\"mailer\"}",
+        "classbell_actor_messages_total{actor=\"delivery_writer\"}",
+    ] {
+        assert!(metrics.contains(series), "{series} is exported");
+    }
 }
 
 #[actix_web::test]
