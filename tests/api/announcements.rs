@@ -375,11 +375,7 @@ async fn withdrawing_mid_fan_out_stops_it_and_hides_it() {
     })
     .await;
     let (_, admin) = app.signed_in(Role::Admin).await;
-    app.sql(
-        "INSERT INTO users (username, email, password_hash, role) \
-         SELECT 'pupil-w' || g, 'pupil-w' || g || '@school.example', 'x', 'student' FROM generate_series(1, 60) g",
-    )
-    .await;
+    app.bulk_students("pupil-w", 60).await;
     let (student, student_token) = app.signed_in(Role::Student).await;
     let mut events = app.state.bus.subscribe();
     let id = app.announce(&admin, json!({"kind": "all_students"})).await["id"]
@@ -444,6 +440,24 @@ async fn withdrawing_mid_fan_out_stops_it_and_hides_it() {
         }
     }
     assert_eq!(saw_withdrawal, 1, "one withdrawal event");
+}
+
+/// An announcement to all students, already published (straight into the
+/// table, so no fan-out is kicked).
+fn published_to_all(
+    publisher: i64,
+    title: impl Into<String>,
+) -> classbell::announcements::model::NewAnnouncement {
+    classbell::announcements::model::NewAnnouncement {
+        title: title.into(),
+        body: "B".into(),
+        audience_kind: "all_students",
+        audience_id: None,
+        publisher_id: publisher,
+        status: classbell::announcements::model::AnnouncementStatus::Published,
+        publish_at: None,
+        published_at: Some(Utc::now()),
+    }
 }
 
 /// Signs in the given users (they were made by `app.user`) and returns tokens.
@@ -860,29 +874,13 @@ async fn an_interrupted_fan_out_resumes_without_duplicates_or_gaps() {
     })
     .await;
     let (admin, _) = app.signed_in(Role::Admin).await;
-    app.sql(
-        "INSERT INTO users (username, email, password_hash, role) \
-         SELECT 'pupil-r' || g, 'pupil-r' || g || '@school.example', 'x', 'student' FROM generate_series(1, 35) g",
-    )
-    .await;
+    app.bulk_students("pupil-r", 35).await;
     // Published straight into the table, then claimed by a "node" that dies.
     let mut conn = app.db.get().await.unwrap();
     let ghost = Uuid::new_v4();
-    let announcement = announcements::insert(
-        &mut conn,
-        classbell::announcements::model::NewAnnouncement {
-            title: "Resume".into(),
-            body: "B".into(),
-            audience_kind: "all_students",
-            audience_id: None,
-            publisher_id: admin.user.id,
-            status: classbell::announcements::model::AnnouncementStatus::Published,
-            publish_at: None,
-            published_at: Some(Utc::now()),
-        },
-    )
-    .await
-    .unwrap();
+    let announcement = announcements::insert(&mut conn, published_to_all(admin.user.id, "Resume"))
+        .await
+        .unwrap();
     app.sql(&format!(
         "UPDATE announcements SET fanout_owner = '{ghost}', fanout_lease_until = now() + interval '1 hour' WHERE id = {}",
         announcement.id
@@ -941,21 +939,9 @@ async fn nodes_claim_disjoint_fan_outs() {
     let (admin, _) = app.signed_in(Role::Admin).await;
     let mut conn = app.db.get().await.unwrap();
     for n in 0..10 {
-        announcements::insert(
-            &mut conn,
-            classbell::announcements::model::NewAnnouncement {
-                title: format!("N{n}"),
-                body: "B".into(),
-                audience_kind: "all_students",
-                audience_id: None,
-                publisher_id: admin.user.id,
-                status: classbell::announcements::model::AnnouncementStatus::Published,
-                publish_at: None,
-                published_at: Some(Utc::now()),
-            },
-        )
-        .await
-        .unwrap();
+        announcements::insert(&mut conn, published_to_all(admin.user.id, format!("N{n}")))
+            .await
+            .unwrap();
     }
     drop(conn);
     let claim = |node: Uuid| {
@@ -982,11 +968,7 @@ async fn a_killed_server_resumes_its_fan_out_on_restart() {
     // This process's own supervisor stays out of it: only the child fans out.
     let app = TestApp::spawn_with(|s| s.fanout_poll_ms = 3_600_000).await;
     let (admin, _) = app.signed_in(Role::Admin).await;
-    app.sql(
-        "INSERT INTO users (username, email, password_hash, role) \
-         SELECT 'pupil-k' || g, 'pupil-k' || g || '@school.example', 'x', 'student' FROM generate_series(1, 400) g",
-    )
-    .await;
+    app.bulk_students("pupil-k", 400).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

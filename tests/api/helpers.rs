@@ -269,6 +269,17 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `n` active students named `{prefix}1…`, inserted in one statement
+    /// (no password hashing: they never sign in).
+    pub async fn bulk_students(&self, prefix: &str, n: u32) {
+        self.sql(&format!(
+            "INSERT INTO users (username, email, password_hash, role) \
+             SELECT '{prefix}' || g, '{prefix}' || g || '@school.example', 'x', 'student' \
+             FROM generate_series(1, {n}) g"
+        ))
+        .await;
+    }
+
     /// Runs SQL on this test's database (to age a token, break a table, …).
     pub async fn sql(&self, statement: &str) {
         let mut conn = AsyncPgConnection::establish(&self.settings.database_url)

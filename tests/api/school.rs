@@ -665,11 +665,7 @@ async fn capacity_holds_under_concurrent_enrollment() {
     let section = app
         .section(course, teacher.user.id, 10, SectionStatus::Published)
         .await;
-    app.sql(
-        "INSERT INTO users (username, email, password_hash, role) \
-         SELECT 'rush' || g, 'rush' || g || '@school.example', 'x', 'student' FROM generate_series(1, 200) g",
-    )
-    .await;
+    app.bulk_students("rush", 200).await;
     let students: Vec<i64> = json_body(app.get("/api/users?role=student&limit=200", &admin).await)
         .await["items"]
         .as_array()
