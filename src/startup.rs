@@ -100,6 +100,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         .map_err(|e| StartupError::Dependency(e.to_string()))?;
     deletions::spawn_sweeper(db.clone(), Arc::clone(&storage), Duration::from_secs(60));
     enrollments::register_metrics();
+    auth::store::spawn_pruner(db.clone(), Duration::from_secs(3600));
     let bus = EventBus::new();
     let writer = DeliveryWriter::new(
         db.clone(),

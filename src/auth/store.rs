@@ -238,3 +238,75 @@ pub async fn complete_password_reset(
     })
     .await
 }
+
+/// How long spent or expired credentials are kept for investigation before
+/// they are deleted.
+pub const KEEP_DEAD_CREDENTIALS: Duration = Duration::days(30);
+
+/// What a pruning pass removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub sessions: usize,
+    pub refresh_tokens: usize,
+    pub password_resets: usize,
+}
+
+/// Deletes sessions revoked, refresh tokens spent or expired, and reset
+/// tokens used or expired, more than `keep` ago; the tables would otherwise
+/// grow with every login. Live credentials are never touched.
+pub async fn prune_dead_credentials(
+    conn: &mut AsyncPgConnection,
+    keep: Duration,
+) -> Result<Pruned, AppError> {
+    let before = Utc::now() - keep;
+    conn.transaction(async |conn| {
+        let refresh_tokens = diesel::delete(refresh_tokens::table)
+            .filter(
+                refresh_tokens::spent_at
+                    .lt(before)
+                    .or(refresh_tokens::expires_at.lt(before)),
+            )
+            .execute(conn)
+            .await?;
+        // Deleting a session deletes its remaining refresh tokens too.
+        let sessions = diesel::delete(auth_sessions::table)
+            .filter(auth_sessions::revoked_at.lt(before))
+            .execute(conn)
+            .await?;
+        let password_resets = diesel::delete(password_resets::table)
+            .filter(
+                password_resets::used_at
+                    .lt(before)
+                    .or(password_resets::expires_at.lt(before)),
+            )
+            .execute(conn)
+            .await?;
+        Ok(Pruned {
+            sessions,
+            refresh_tokens,
+            password_resets,
+        })
+    })
+    .await
+}
+
+/// Prunes dead credentials every `every` for as long as the system runs.
+pub fn spawn_pruner(db: crate::db::DbPool, every: std::time::Duration) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(every);
+        loop {
+            tick.tick().await;
+            let pruned = match db.get().await {
+                Ok(mut conn) => prune_dead_credentials(&mut conn, KEEP_DEAD_CREDENTIALS).await,
+                Err(error) => Err(error),
+            };
+            match pruned {
+                Ok(pruned) if pruned != Pruned::default() => {
+                    tracing::info!(?pruned, "pruned dead credentials")
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "could not prune dead credentials"),
+            }
+        }
+    });
+}

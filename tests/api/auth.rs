@@ -567,3 +567,61 @@ async fn repeated_failures_from_one_address_are_throttled() {
         .unwrap();
     assert_eq!(response.status(), 200, "another address is not throttled");
 }
+
+#[actix_web::test]
+async fn dead_credentials_are_pruned_and_live_ones_kept() {
+    let app = TestApp::spawn().await;
+    let student = app.user(Role::Student).await;
+    let old = app.tokens(&student.user.username, PASSWORD).await;
+    let live = app.tokens(&student.user.username, PASSWORD).await;
+    app.post(
+        "/auth/refresh",
+        json!({"refresh_token": old["refresh_token"]}),
+    )
+    .await;
+    app.request(
+        Method::POST,
+        "/auth/logout",
+        old["access_token"].as_str(),
+        None,
+    )
+    .await;
+    app.post(
+        "/auth/forgot-password",
+        json!({"email": student.user.email}),
+    )
+    .await;
+    // Age the dead ones past the keeping period.
+    app.sql("UPDATE auth_sessions SET revoked_at = now() - interval '31 days' WHERE revoked_at IS NOT NULL").await;
+    app.sql("UPDATE refresh_tokens SET spent_at = now() - interval '31 days' WHERE spent_at IS NOT NULL").await;
+    app.sql("UPDATE password_resets SET expires_at = now() - interval '31 days'")
+        .await;
+
+    let mut conn = app.db.get().await.unwrap();
+    let pruned = classbell::auth::store::prune_dead_credentials(
+        &mut conn,
+        classbell::auth::store::KEEP_DEAD_CREDENTIALS,
+    )
+    .await
+    .unwrap();
+    assert_eq!(pruned.sessions, 1);
+    assert_eq!(pruned.password_resets, 1);
+    assert_eq!(
+        pruned.refresh_tokens, 1,
+        "the spent token; the revoked session's successor went with it"
+    );
+    // The live session and its refresh token still work.
+    assert_eq!(
+        app.get("/auth/me", live["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+    let refreshed = app
+        .post(
+            "/auth/refresh",
+            json!({"refresh_token": live["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(refreshed.status(), 200);
+}
