@@ -9,6 +9,8 @@ RUN mkdir -p src tests/api && echo 'fn main() {}' > src/main.rs && touch src/lib
     && rm -rf src tests
 COPY src src
 COPY migrations migrations
+# The manifest names the test target; it must exist even though only the binary is built.
+COPY tests tests
 ARG CLASSBELL_GIT_COMMIT=unknown
 ENV CLASSBELL_GIT_COMMIT=${CLASSBELL_GIT_COMMIT}
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin classbell
