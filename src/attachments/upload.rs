@@ -58,6 +58,9 @@ pub async fn read(
         while let Some(mut field) = form.try_next().await.map_err(malformed)? {
             match field.name().unwrap_or_default() {
                 "course" => {
+                    if upload.course.is_some() {
+                        return Err(AppError::field("course", "given more than once"));
+                    }
                     let text = text_field(&mut field).await?;
                     let course = text
                         .trim()

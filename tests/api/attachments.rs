@@ -400,6 +400,17 @@ async fn who_may_upload_and_delete_attachments() {
     )
     .await;
     error_body(response, 404, "not_found").await;
+    let twice = form(course, "Twice", "t.pdf", payload(10)).text("course", course.to_string());
+    let body = error_body(
+        upload(&app, &teacher_token, twice).await,
+        400,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(
+        body["error"]["fields"],
+        json!({"course": ["given more than once"]})
+    );
     let not_multipart = app
         .send(
             Method::POST,
