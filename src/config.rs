@@ -236,6 +236,26 @@ pub struct Settings {
     #[arg(long, env = "CLASSBELL_WRITER_MAX_BATCH", default_value_t = 1000)]
     pub writer_max_batch: usize,
 
+    /// Seconds between the server's websocket pings.
+    #[arg(long, env = "CLASSBELL_WS_HEARTBEAT_SECS", default_value_t = 10)]
+    pub ws_heartbeat_secs: u64,
+
+    /// Seconds of silence after which a websocket is closed.
+    #[arg(long, env = "CLASSBELL_WS_TIMEOUT_SECS", default_value_t = 30)]
+    pub ws_timeout_secs: u64,
+
+    /// Messages that may wait for one websocket client; past that it is closed as not reading.
+    #[arg(long, env = "CLASSBELL_WS_OUTBOUND_QUEUE", default_value_t = 256)]
+    pub ws_outbound_queue: usize,
+
+    /// Kernel send buffer of each websocket, in bytes (bounds what a stalled client holds).
+    #[arg(long, env = "CLASSBELL_WS_SEND_BUFFER_BYTES", default_value_t = 64 * 1024)]
+    pub ws_send_buffer_bytes: usize,
+
+    /// Milliseconds a websocket told to close may take before its connection is cut.
+    #[arg(long, env = "CLASSBELL_WS_CLOSE_GRACE_MS", default_value_t = 5000)]
+    pub ws_close_grace_ms: u64,
+
     #[arg(long, env = "CLASSBELL_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 }
@@ -274,6 +294,14 @@ impl Settings {
             .iter()
             .map(|origin| origin.trim())
             .filter(|origin| !origin.is_empty())
+    }
+
+    pub fn session_settings(&self) -> crate::realtime::session::SessionSettings {
+        crate::realtime::session::SessionSettings {
+            heartbeat: Duration::from_secs(self.ws_heartbeat_secs.max(1)),
+            timeout: Duration::from_secs(self.ws_timeout_secs.max(1)),
+            outbound_queue: self.ws_outbound_queue.max(1),
+        }
     }
 
     pub fn public_link(&self, path_and_query: &str) -> String {

@@ -1,25 +1,32 @@
-//! The in-process event bus: what happened to announcements and deliveries,
-//! for whoever listens (the websocket hub). PostgreSQL stays the truth; a
-//! listener that falls behind loses events and catches up from the database.
+//! The in-process event bus: what happened to announcements, deliveries and
+//! accounts, for whoever listens (the websocket hub and the Redis bridge).
+//! PostgreSQL stays the truth; a listener that falls behind loses events and
+//! its clients catch up from the database through their cursors.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use metrics::counter;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+use uuid::Uuid;
 
 use crate::deliveries::model::DeliveryState;
 
 /// Events kept for slow listeners before the oldest are dropped.
 const CAPACITY: usize = 8192;
 
-/// One vocabulary for the bus, the websocket and the browser.
-#[derive(Debug, Clone, Serialize)]
+/// What happened, in the words the hub resolves into client messages. Events
+/// name ranges and announcements rather than recipients wherever one change
+/// reaches many people, so neither the bus nor Redis carries a message per
+/// recipient.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Event {
     /// A fan-out chunk committed: the announcement's recipients with user ids
     /// in `first_user_id..=last_user_id` have a new, queued delivery. A range,
     /// not a list: listeners look up only the users they serve.
-    #[serde(rename = "delivery.created")]
+    #[serde(rename = "deliveries.created")]
     DeliveriesCreated {
         announcement_id: i64,
         first_user_id: i64,
@@ -40,30 +47,42 @@ pub enum Event {
     /// The announcement's figures changed (the hub reads and coalesces them).
     #[serde(rename = "announcement.stats")]
     AnnouncementStats { announcement_id: i64 },
-    #[serde(rename = "reminder")]
-    Reminder {
-        delivery_id: i64,
-        user_id: i64,
-        announcement_id: i64,
-        retry_count: i32,
-    },
+    /// Every unacknowledged recipient of the announcement was just reminded.
+    #[serde(rename = "reminders.sent")]
+    RemindersSent { announcement_id: i64 },
+    /// A user's login sessions ended: one (`session`) or all of them
+    /// (deactivation, password change). Their websockets close.
+    #[serde(rename = "user.signed_out")]
+    SignedOut { user_id: i64, session: Option<Uuid> },
 }
 
 impl Event {
     pub fn kind(&self) -> &'static str {
         match self {
-            Event::DeliveriesCreated { .. } => "delivery.created",
+            Event::DeliveriesCreated { .. } => "deliveries.created",
             Event::DeliveryUpdated { .. } => "delivery.updated",
             Event::AnnouncementWithdrawn { .. } => "announcement.withdrawn",
             Event::AnnouncementStats { .. } => "announcement.stats",
-            Event::Reminder { .. } => "reminder",
+            Event::RemindersSent { .. } => "reminders.sent",
+            Event::SignedOut { .. } => "user.signed_out",
         }
     }
 }
 
+/// An event with where and when it was raised: the node (so the Redis bridge
+/// does not echo a node's own events back to it) and the wall-clock time in
+/// milliseconds (so push latency can be measured across nodes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub origin: Uuid,
+    pub raised_at_ms: i64,
+    pub event: Event,
+}
+
 #[derive(Clone)]
 pub struct EventBus {
-    sender: broadcast::Sender<Event>,
+    node: Uuid,
+    sender: broadcast::Sender<Arc<Envelope>>,
 }
 
 impl Default for EventBus {
@@ -73,19 +92,31 @@ impl Default for EventBus {
 }
 
 impl EventBus {
+    /// A bus for a node of its own, with a fresh node id.
     pub fn new() -> Self {
         EventBus {
+            node: Uuid::new_v4(),
             sender: broadcast::channel(CAPACITY).0,
         }
     }
 
-    pub fn publish(&self, event: Event) {
-        counter!("classbell_events_published_total", "type" => event.kind()).increment(1);
-        // No listener is fine: nothing is lost that the database does not keep.
-        let _ = self.sender.send(event);
+    /// This node's id, stamped on every event it raises.
+    pub fn node(&self) -> Uuid {
+        self.node
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub fn publish(&self, event: Event) {
+        counter!("classbell_events_published_total", "type" => event.kind()).increment(1);
+        let envelope = Envelope {
+            origin: self.node,
+            raised_at_ms: Utc::now().timestamp_millis(),
+            event,
+        };
+        // No listener is fine: nothing is lost that the database does not keep.
+        let _ = self.sender.send(Arc::new(envelope));
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Envelope>> {
         self.sender.subscribe()
     }
 }

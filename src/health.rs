@@ -20,19 +20,44 @@ pub struct Status {
     pub status: &'static str,
 }
 
+/// Ready, or serving with a part down that clients recover from.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready`, or `degraded` while the bridge to other nodes is down.
+    pub status: &'static str,
+    /// What is degraded and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<&'static str>,
+}
+
+/// Why the bridge counts as degraded.
+const BRIDGE_DOWN: &str = "not connected to the other nodes through Redis; reconnecting with backoff, \
+                           live pushes from other nodes resume then and clients catch up from their cursors";
+
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Status)))]
 pub async fn healthz() -> web::Json<Status> {
     web::Json(Status { status: "ok" })
 }
 
-/// PostgreSQL and Redis answer; otherwise 503 naming what is down.
+/// PostgreSQL and Redis answer (otherwise 503 naming what is down); a bridge
+/// that is reconnecting makes it `degraded` but still 200: the node serves.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
-    responses((status = 200, body = Status), (status = 503, body = crate::error::ErrorBody)))]
-pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Status>, AppError> {
+    responses((status = 200, body = Readiness), (status = 503, body = crate::error::ErrorBody)))]
+pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Readiness>, AppError> {
     let (database, redis) = tokio::join!(database_ready(&state), state.redis.ping());
+    let bridge = (!state.bridge.connected()).then_some(BRIDGE_DOWN);
     let what = match (database.is_err(), redis.is_err()) {
-        (false, false) => return Ok(web::Json(Status { status: "ready" })),
+        (false, false) => {
+            return Ok(web::Json(Readiness {
+                status: if bridge.is_some() {
+                    "degraded"
+                } else {
+                    "ready"
+                },
+                bridge,
+            }));
+        }
         (true, true) => "postgres and redis",
         (true, false) => "postgres",
         (false, true) => "redis",
@@ -43,6 +68,9 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Status>, App
     }
     if let Err(error) = redis {
         down.add("redis", error.to_string());
+    }
+    if let Some(reason) = bridge {
+        down.add("bridge", reason);
     }
     Err(AppError::Unavailable { what, fields: down })
 }

@@ -21,6 +21,7 @@ pub mod mail;
 pub mod openapi;
 pub mod pagination;
 pub mod pool;
+pub mod realtime;
 pub mod redis;
 pub mod sections;
 pub mod startup;

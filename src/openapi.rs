@@ -5,7 +5,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::resource;
-use crate::{announcements, attachments, auth, courses, deliveries, health, sections, users};
+use crate::{
+    announcements, attachments, auth, courses, deliveries, health, realtime, sections, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -54,6 +56,8 @@ use crate::{announcements, attachments, auth, courses, deliveries, health, secti
         deliveries::routes::mark_delivered,
         deliveries::routes::acknowledge,
         deliveries::routes::unread_count,
+        realtime::routes::connect,
+        realtime::routes::issue_ticket,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -68,6 +72,7 @@ use crate::{announcements, attachments, auth, courses, deliveries, health, secti
         (name = "attachments", description = "Course files in object storage"),
         (name = "announcements", description = "Publishing, stats and reminders"),
         (name = "deliveries", description = "A recipient's inbox"),
+        (name = "realtime", description = "The live inbox over a websocket"),
         (name = "ops", description = "Health and metrics"),
     )
 )]

@@ -19,13 +19,15 @@ use crate::config::Settings;
 use crate::deliveries::writer::DeliveryWriter;
 use crate::events::EventBus;
 use crate::mail::Mailer;
+use crate::realtime::bridge::{Bridge, BridgeHealth};
+use crate::realtime::hub::Hub;
 use crate::redis::Redis;
 use crate::sections::enrollments;
 use crate::state::AppState;
 use crate::storage::{Storage, deletions};
 use crate::{
     announcements, attachments, auth, courses, db, deliveries, health, http as routes, openapi,
-    sections, telemetry, users,
+    realtime, sections, telemetry, users,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +125,17 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
     )
     .start();
     Scheduler::new(db.clone(), fanout.clone(), poll).start();
+    let close_grace = Duration::from_millis(settings.ws_close_grace_ms);
+    let hub = Hub::new(db.clone(), bus.clone(), close_grace).start();
+    let bridge = Arc::new(BridgeHealth::default());
+    Bridge::new(
+        &settings.redis_url,
+        redis.clone(),
+        bus.clone(),
+        hub.clone(),
+        Arc::clone(&bridge),
+    )
+    .start();
     let upkeep = metrics.clone();
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(Duration::from_secs(10));
@@ -133,6 +146,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
     });
     Ok(AppState {
         jwt: JwtKeys::new(&settings.jwt_secret, settings.access_token_ttl_secs),
+        session_settings: settings.session_settings(),
         settings: Arc::new(settings),
         db,
         redis,
@@ -141,6 +155,8 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         bus,
         writer,
         fanout,
+        hub,
+        bridge,
         metrics,
     })
 }
@@ -179,8 +195,10 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, St
             .configure(attachments::routes::configure)
             .configure(announcements::routes::configure)
             .configure(deliveries::routes::configure)
+            .configure(realtime::routes::configure)
             .default_service(web::to(routes::no_route))
     })
+    .on_connect(realtime::socket::on_connect)
     .shutdown_timeout(10);
     if workers > 0 {
         server = server.workers(workers);

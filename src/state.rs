@@ -13,6 +13,9 @@ use crate::deliveries::writer::DeliveryWriter;
 use crate::error::AppError;
 use crate::events::EventBus;
 use crate::mail::Mailer;
+use crate::realtime::bridge::BridgeHealth;
+use crate::realtime::hub::Hub;
+use crate::realtime::session::SessionSettings;
 use crate::redis::Redis;
 use crate::storage::Storage;
 
@@ -26,6 +29,9 @@ pub struct AppState {
     pub bus: EventBus,
     pub writer: Addr<DeliveryWriter>,
     pub fanout: Addr<FanoutSupervisor>,
+    pub hub: Addr<Hub>,
+    pub bridge: Arc<BridgeHealth>,
+    pub session_settings: SessionSettings,
     pub metrics: PrometheusHandle,
 }
 

@@ -395,13 +395,11 @@ pub async fn remind_unacked(
             }
         };
     let link = state.settings.public_link("/inbox");
+    // One event for all of them: each node looks up its own connected recipients.
+    state.bus.publish(Event::RemindersSent {
+        announcement_id: announcement.id,
+    });
     for recipient in &reminded {
-        state.bus.publish(Event::Reminder {
-            delivery_id: recipient.delivery_id,
-            user_id: recipient.user_id,
-            announcement_id: announcement.id,
-            retry_count: recipient.retry_count,
-        });
         if let Some(mail) = templates::reminder(
             &recipient.username,
             &recipient.email,

@@ -146,6 +146,7 @@ pub async fn withdraw(
         .set((
             announcements::status.eq(AnnouncementStatus::Withdrawn),
             announcements::withdrawn_at.eq(now),
+            announcements::withdrawn_tx.eq(crate::db::current_tx::<Nullable<BigInt>>()),
             announcements::updated_at.eq(now),
         ))
         .returning(Announcement::as_returning())

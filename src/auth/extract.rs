@@ -61,6 +61,11 @@ fn bearer_token(req: &HttpRequest) -> Result<&str, AppError> {
     }
 }
 
+/// The claims of the request's Bearer token, verified (signature and expiry only).
+pub fn verified_claims(req: &HttpRequest, state: &AppState) -> Result<Claims, AppError> {
+    state.jwt.verify(bearer_token(req)?)
+}
+
 impl FromRequest for AuthUser {
     type Error = AppError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;

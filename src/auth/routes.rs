@@ -10,6 +10,7 @@ use super::store::{self, Refresh};
 use super::throttle::{self, Limit};
 use super::{AuthUser, extract::client_addr};
 use crate::error::{AppError, FieldErrors};
+use crate::events::Event;
 use crate::http::resource;
 use crate::mail::{MAILER, templates};
 use crate::state::AppState;
@@ -236,6 +237,10 @@ pub async fn refresh(
     responses((status = 204), (status = 401, body = crate::error::ErrorBody)))]
 pub async fn logout(state: web::Data<AppState>, auth: AuthUser) -> Result<HttpResponse, AppError> {
     store::revoke_session(&mut *state.conn().await?, auth.claims.sid).await?;
+    state.bus.publish(Event::SignedOut {
+        user_id: auth.id(),
+        session: Some(auth.claims.sid),
+    });
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -276,6 +281,10 @@ pub async fn change_password(
     let new_password = body.new_password;
     let password_hash = web::block(move || password::hash(&new_password)).await??;
     store::replace_password(&mut *state.conn().await?, user.id, &password_hash).await?;
+    state.bus.publish(Event::SignedOut {
+        user_id: user.id,
+        session: None,
+    });
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -383,5 +392,9 @@ pub async fn reset_password(
     {
         return Err(invalid());
     }
+    state.bus.publish(Event::SignedOut {
+        user_id: user.id,
+        session: None,
+    });
     Ok(HttpResponse::NoContent().finish())
 }

@@ -79,3 +79,10 @@ pub fn violates(error: &diesel::result::Error, constraint: &str) -> bool {
         ) if info.constraint_name() == Some(constraint)
     )
 }
+
+/// SQL for the current transaction's id as a bigint: what inbox rows record
+/// as the moment they changed (see the `inbox_cursor` migration).
+pub fn current_tx<ST: diesel::expression::TypedExpressionType>()
+-> diesel::expression::SqlLiteral<ST> {
+    diesel::dsl::sql::<ST>("pg_current_xact_id()::text::bigint")
+}

@@ -24,6 +24,7 @@ diesel::table! {
         last_reminded_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        withdrawn_tx -> Nullable<Int8>,
     }
 }
 
@@ -73,6 +74,8 @@ diesel::table! {
         ack_at -> Nullable<Timestamptz>,
         last_push_at -> Nullable<Timestamptz>,
         retry_count -> Int4,
+        created_tx -> Int8,
+        changed_tx -> Int8,
     }
 }
 

@@ -60,7 +60,8 @@ async fn transition(
         .writer
         .send(request)
         .await
-        .map_err(|_| AppError::unavailable("the delivery writer"))??;
+        .map_err(|_| AppError::unavailable("the delivery writer"))??
+        .status;
     Ok(web::Json(status))
 }
 

@@ -11,7 +11,33 @@ use crate::db::schema::{announcements, deliveries, users};
 use crate::error::AppError;
 use crate::pagination::Page;
 
-type InboxRow = (
+/// The columns of an inbox item, for every query that shows one.
+pub const INBOX_COLUMNS: (
+    deliveries::id,
+    deliveries::state,
+    deliveries::delivered_at,
+    deliveries::ack_at,
+    deliveries::retry_count,
+    announcements::id,
+    announcements::title,
+    announcements::body,
+    users::username,
+    announcements::published_at,
+) = (
+    deliveries::id,
+    deliveries::state,
+    deliveries::delivered_at,
+    deliveries::ack_at,
+    deliveries::retry_count,
+    announcements::id,
+    announcements::title,
+    announcements::body,
+    users::username,
+    announcements::published_at,
+);
+
+/// A row of `INBOX_COLUMNS`.
+pub type InboxRow = (
     i64,
     DeliveryState,
     Option<DateTime<Utc>>,
@@ -23,6 +49,25 @@ type InboxRow = (
     String,
     Option<DateTime<Utc>>,
 );
+
+pub fn inbox_item(row: InboxRow) -> InboxItem {
+    let (id, state, delivered_at, ack_at, retry_count, a_id, title, body, publisher, published_at) =
+        row;
+    InboxItem {
+        id,
+        state,
+        delivered_at,
+        ack_at,
+        retry_count,
+        announcement: InboxAnnouncement {
+            id: a_id,
+            title,
+            body,
+            publisher,
+            published_at,
+        },
+    }
+}
 
 /// `user`'s deliveries of announcements that are not withdrawn, newest first.
 pub async fn inbox(
@@ -45,54 +90,13 @@ pub async fn inbox(
     };
     let total = filtered().count().get_result(conn).await?;
     let rows: Vec<InboxRow> = filtered()
-        .select((
-            deliveries::id,
-            deliveries::state,
-            deliveries::delivered_at,
-            deliveries::ack_at,
-            deliveries::retry_count,
-            announcements::id,
-            announcements::title,
-            announcements::body,
-            users::username,
-            announcements::published_at,
-        ))
+        .select(INBOX_COLUMNS)
         .order(deliveries::id.desc())
         .limit(page.limit)
         .offset(page.offset)
         .load(conn)
         .await?;
-    let items = rows
-        .into_iter()
-        .map(
-            |(
-                id,
-                state,
-                delivered_at,
-                ack_at,
-                retry_count,
-                a_id,
-                title,
-                body,
-                publisher,
-                published_at,
-            )| InboxItem {
-                id,
-                state,
-                delivered_at,
-                ack_at,
-                retry_count,
-                announcement: InboxAnnouncement {
-                    id: a_id,
-                    title,
-                    body,
-                    publisher,
-                    published_at,
-                },
-            },
-        )
-        .collect();
-    Ok((items, total))
+    Ok((rows.into_iter().map(inbox_item).collect(), total))
 }
 
 /// Deliveries not yet acknowledged, of announcements not withdrawn.

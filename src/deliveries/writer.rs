@@ -37,7 +37,7 @@ pub const DELIVERY_WRITER: &str = "delivery_writer";
 
 /// Move a delivery forward on behalf of its recipient.
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<DeliveryStatus, AppError>")]
+#[rtype(result = "Result<Transitioned, AppError>")]
 pub struct Transition {
     pub delivery_id: i64,
     pub user_id: i64,
@@ -47,9 +47,17 @@ pub struct Transition {
     pub to: DeliveryState,
 }
 
+/// A transition's outcome: the delivery as it now stands, and whether this
+/// request moved it (a repeat, or a race lost to another request, did not).
+#[derive(Debug, Clone)]
+pub struct Transitioned {
+    pub status: DeliveryStatus,
+    pub changed: bool,
+}
+
 struct Pending {
     request: Transition,
-    reply: oneshot::Sender<Result<DeliveryStatus, AppError>>,
+    reply: oneshot::Sender<Result<Transitioned, AppError>>,
 }
 
 pub struct DeliveryWriter {
@@ -144,7 +152,7 @@ impl Actor for DeliveryWriter {
 }
 
 impl Handler<Transition> for DeliveryWriter {
-    type Result = ResponseFuture<Result<DeliveryStatus, AppError>>;
+    type Result = ResponseFuture<Result<Transitioned, AppError>>;
 
     fn handle(&mut self, request: Transition, ctx: &mut Self::Context) -> Self::Result {
         mailbox::handled(DELIVERY_WRITER);
@@ -234,7 +242,8 @@ const BATCH_SQL_AFTER_BINDS: &str = "
     UPDATE deliveries d SET
         state = CASE WHEN w.rank = 2 THEN 'acknowledged' ELSE 'delivered' END,
         delivered_at = COALESCE(d.delivered_at, now()),
-        ack_at = CASE WHEN w.rank = 2 THEN now() ELSE d.ack_at END
+        ack_at = CASE WHEN w.rank = 2 THEN now() ELSE d.ack_at END,
+        changed_tx = pg_current_xact_id()::text::bigint
     FROM want w
     WHERE d.id = w.id
       AND (CASE d.state WHEN 'queued' THEN 0 WHEN 'delivered' THEN 1 ELSE 2 END) < w.rank
@@ -266,7 +275,7 @@ async fn commit(
     db: &DbPool,
     bus: &EventBus,
     requests: &[Transition],
-) -> Result<Vec<Result<DeliveryStatus, AppError>>, AppError> {
+) -> Result<Vec<Result<Transitioned, AppError>>, AppError> {
     let started = Instant::now();
     let mut conn = db.get().await?;
     let ids: Vec<i64> = requests.iter().map(|r| r.delivery_id).collect();
@@ -316,7 +325,8 @@ async fn commit(
             delivered_at: row.delivered_at,
             ack_at: row.ack_at,
         };
-        if row.changed && announced.insert(request.delivery_id) {
+        let changed = row.changed && announced.insert(request.delivery_id);
+        if changed {
             counter!("classbell_delivery_transitions_total", "state" => state.as_str())
                 .increment(1);
             changed_announcements.insert(announcement_id, ());
@@ -329,7 +339,7 @@ async fn commit(
                 ack_at: status.ack_at,
             });
         }
-        results.push(Ok(status));
+        results.push(Ok(Transitioned { status, changed }));
     }
     for announcement_id in changed_announcements.into_keys() {
         bus.publish(Event::AnnouncementStats { announcement_id });

@@ -9,6 +9,7 @@ use super::store::{self, UserChanges, UserFilter};
 use crate::auth::AuthUser;
 use crate::auth::store as auth_store;
 use crate::error::AppError;
+use crate::events::Event;
 use crate::http::resource;
 use crate::pagination::{PageQuery, Paginated};
 use crate::state::AppState;
@@ -83,6 +84,10 @@ pub async fn update_user(
     let user = store::update_access(&mut conn, id.into_inner(), changes).await?;
     if !user.is_active {
         auth_store::revoke_all_sessions(&mut conn, user.id).await?;
+        state.bus.publish(Event::SignedOut {
+            user_id: user.id,
+            session: None,
+        });
     }
     Ok(web::Json(user.into()))
 }

@@ -434,7 +434,7 @@ async fn withdrawing_mid_fan_out_stops_it_and_hides_it() {
 
     let mut saw_withdrawal = 0;
     while let Ok(event) = events.try_recv() {
-        if matches!(event, Event::AnnouncementWithdrawn { announcement_id } if announcement_id == id)
+        if matches!(event.event, Event::AnnouncementWithdrawn { announcement_id } if announcement_id == id)
         {
             saw_withdrawal += 1;
         }
@@ -665,7 +665,8 @@ async fn a_hundred_concurrent_acks_make_one_transition() {
 
     let mut transitions = 0;
     while let Ok(event) = events.try_recv() {
-        if matches!(event, Event::DeliveryUpdated { delivery_id, .. } if delivery_id == delivery) {
+        if matches!(event.event, Event::DeliveryUpdated { delivery_id, .. } if delivery_id == delivery)
+        {
             transitions += 1;
         }
     }
@@ -797,12 +798,12 @@ async fn reminders_reach_the_unacknowledged_once_per_cooldown() {
     }
     let mut reminder_events = 0;
     while let Ok(event) = events.try_recv() {
-        if matches!(event, Event::Reminder { announcement_id, retry_count: 1, .. } if announcement_id == id)
+        if matches!(event.event, Event::RemindersSent { announcement_id } if announcement_id == id)
         {
             reminder_events += 1;
         }
     }
-    assert_eq!(reminder_events, 2);
+    assert_eq!(reminder_events, 1, "one event for the whole round");
 
     // Within the cooldown: 429 with Retry-After; after it, the next round.
     let response = app.send(Method::POST, &path, &admin, json!({})).await;

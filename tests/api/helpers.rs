@@ -352,3 +352,138 @@ pub async fn error_body(response: Response, status: u16, code: &str) -> Value {
     assert!(body["error"]["fields"].is_object(), "no fields: {body}");
     body
 }
+
+/// A `classbell serve` process on a free port, sharing this app's database,
+/// Redis prefix, outbox and storage: another node of the same deployment.
+/// Killed when dropped.
+pub struct Node {
+    pub address: String,
+    child: std::process::Child,
+}
+
+impl TestApp {
+    /// Starts another node; `env` adds or overrides settings.
+    pub async fn node(&self, env: &[(&str, &str)]) -> Node {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_classbell"));
+        command
+            .arg("serve")
+            .env("CLASSBELL_DATABASE_URL", &self.settings.database_url)
+            .env("CLASSBELL_REDIS_URL", &self.settings.redis_url)
+            .env("CLASSBELL_REDIS_PREFIX", &self.settings.redis_prefix)
+            .env("CLASSBELL_MAIL_OUTBOX", self.outbox.path())
+            .env("CLASSBELL_STORAGE_DIR", &self.settings.storage_dir)
+            .env("CLASSBELL_BIND", format!("127.0.0.1:{port}"))
+            .env("CLASSBELL_WORKERS", "1")
+            .env("CLASSBELL_DATABASE_POOL_SIZE", "4")
+            .env("CLASSBELL_FANOUT_POLL_MS", "100")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let node = Node {
+            address: format!("http://127.0.0.1:{port}"),
+            child: command.spawn().expect("run classbell serve"),
+        };
+        node.wait_up().await;
+        node
+    }
+}
+
+impl Node {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    async fn wait_up(&self) {
+        for _ in 0..200 {
+            if reqwest::get(self.url("/healthz")).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("classbell serve did not come up at {}", self.address);
+    }
+
+    /// Ends the process at once, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `redis-server` of a test's own on a free port, for tests that stop it
+/// (never the shared one). Stopped when dropped.
+pub struct OwnRedis {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    pub async fn start() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = OwnRedis {
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        redis.restart().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run redis-server (ops/test installs it)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("redis-server did not start on {}", self.port);
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -11,7 +11,15 @@ async fn health_and_readiness() {
     let app = TestApp::spawn().await;
     let health = json_body(app.request(Method::GET, "/healthz", None, None).await).await;
     assert_eq!(health, json!({"status": "ok"}));
-    let ready = json_body(app.request(Method::GET, "/readyz", None, None).await).await;
+    // The bridge subscribes to Redis moments after start.
+    let mut ready = json!(null);
+    for _ in 0..40 {
+        ready = json_body(app.request(Method::GET, "/readyz", None, None).await).await;
+        if ready["status"] == "ready" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(ready, json!({"status": "ready"}));
 }
 
@@ -127,6 +135,8 @@ const ENDPOINTS: &[&str] = &[
     "post /api/deliveries/{id}/delivered",
     "post /api/deliveries/{id}/ack",
     "get /api/unread_count",
+    "get /ws",
+    "post /auth/ws-ticket",
     "get /healthz",
     "get /readyz",
     "get /metrics",

@@ -1,0 +1,575 @@
+//! The hub: which users this node has websockets for, and what each event on
+//! the bus (or from other nodes, through the bridge) means for them.
+//!
+//! Events that reach many people name a range or an announcement; the hub
+//! resolves them with one query over just the users connected here, so a
+//! fan-out to 10,000 students costs each node one query per chunk, not one
+//! message per recipient. Figures are coalesced: unread counts every 100 ms,
+//! announcement stats every 250 ms, each with one query for all who changed.
+//!
+//! Sessions are reached through `Recipient`s with bounded mailboxes. A
+//! session whose mailbox is full has stopped reading: it is told to close,
+//! and if it cannot even do that its socket is shut down.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web_actors::ws::CloseCode;
+use futures_util::stream;
+use metrics::{counter, gauge};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use super::protocol::ServerMessage;
+use super::socket::SessionSocket;
+use super::store;
+use crate::announcements::model::AnnouncementStats;
+use crate::announcements::store as announcements;
+use crate::db::DbPool;
+use crate::error::AppError;
+use crate::events::{Envelope, Event, EventBus};
+use crate::telemetry::mailbox;
+
+/// The hub's name in actor metrics.
+pub const HUB: &str = "hub";
+
+/// How often changed unread counts are sent.
+const UNREAD_EVERY: Duration = Duration::from_millis(100);
+/// How often an announcement's changed figures are sent, at most.
+const STATS_EVERY: Duration = Duration::from_millis(250);
+
+/// A session's number on this node.
+pub type SessionId = u64;
+
+/// A message for one session's client.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Push {
+    pub message: Arc<ServerMessage>,
+    /// When the event behind it was raised (ms since the epoch), for push latency.
+    pub raised_at_ms: Option<i64>,
+}
+
+/// The hub (or the session itself) telling a session what to do.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub enum Control {
+    /// Close the websocket with this code and reason.
+    Close {
+        code: CloseCode,
+        reason: &'static str,
+    },
+    /// Events may have been missed: catch up from the cursor.
+    Resync,
+}
+
+/// A session as the hub knows it.
+pub struct SessionLink {
+    pub id: SessionId,
+    pub user_id: i64,
+    /// The login session it was opened with.
+    pub auth_session: Uuid,
+    pub push: Recipient<Push>,
+    pub control: Recipient<Control>,
+    pub socket: Option<Arc<SessionSocket>>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Connect(pub SessionLink);
+
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    pub id: SessionId,
+}
+
+/// Start or stop sending an announcement's live figures to a session (whose
+/// right to see them the session has checked).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct WatchStats {
+    pub id: SessionId,
+    pub announcement_id: i64,
+    pub watch: bool,
+}
+
+/// An event raised on another node, brought by the bridge.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Remote(pub Arc<Envelope>);
+
+/// The bridge to other nodes went down or came back.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct BridgeChanged {
+    pub connected: bool,
+}
+
+/// Something from the local bus.
+enum Local {
+    Event(Arc<Envelope>),
+    /// The hub fell behind the bus and lost this many events.
+    Lagged(u64),
+}
+
+struct Entry {
+    link: SessionLink,
+    /// Told to close; nothing more is sent to it.
+    closing: bool,
+    watching: HashSet<i64>,
+}
+
+pub struct Hub {
+    db: DbPool,
+    bus: EventBus,
+    /// How long a session that was told to close may take before its socket is cut.
+    close_grace: Duration,
+    sessions: HashMap<SessionId, Entry>,
+    /// Ordered, so a fan-out chunk's user-id range finds its users directly.
+    by_user: BTreeMap<i64, Vec<SessionId>>,
+    stats_watchers: HashMap<i64, HashSet<SessionId>>,
+    stats_dirty: HashSet<i64>,
+    unread_dirty: HashSet<i64>,
+    bridge_was_down: bool,
+}
+
+impl Hub {
+    pub fn new(db: DbPool, bus: EventBus, close_grace: Duration) -> Self {
+        mailbox::register(HUB);
+        gauge!("classbell_ws_sessions").set(0.0);
+        gauge!("classbell_ws_users").set(0.0);
+        for name in [
+            "classbell_ws_slow_consumer_closes_total",
+            "classbell_ws_resyncs_total",
+            "classbell_hub_events_lost_total",
+        ] {
+            counter!(name).absolute(0);
+        }
+        counter!("classbell_ws_messages_dropped_total", "reason" => "slow_consumer").absolute(0);
+        Hub {
+            db,
+            bus,
+            close_grace,
+            sessions: HashMap::new(),
+            by_user: BTreeMap::new(),
+            stats_watchers: HashMap::new(),
+            stats_dirty: HashSet::new(),
+            unread_dirty: HashSet::new(),
+            bridge_was_down: false,
+        }
+    }
+
+    fn report(&self) {
+        gauge!("classbell_ws_sessions").set(self.sessions.len() as f64);
+        gauge!("classbell_ws_users").set(self.by_user.len() as f64);
+    }
+
+    fn connected_users(&self) -> Vec<i64> {
+        self.by_user.keys().copied().collect()
+    }
+
+    fn push_user(&mut self, user: i64, push: Push, ctx: &mut Context<Self>) {
+        let Some(ids) = self.by_user.get(&user) else {
+            return;
+        };
+        for id in ids.clone() {
+            self.push_session(id, push.clone(), ctx);
+        }
+    }
+
+    fn push_session(&mut self, id: SessionId, push: Push, ctx: &mut Context<Self>) {
+        let Some(entry) = self.sessions.get(&id) else {
+            return;
+        };
+        if entry.closing {
+            return;
+        }
+        match entry.link.push.try_send(push) {
+            Ok(()) => {}
+            Err(SendError::Full(_)) => {
+                counter!("classbell_ws_messages_dropped_total", "reason" => "slow_consumer")
+                    .increment(1);
+                self.close_slow(id, ctx);
+            }
+            // The session is ending; its `Disconnect` is on the way.
+            Err(SendError::Closed(_)) => {}
+        }
+    }
+
+    /// The session stopped reading: ask it to close, and cut its socket if it
+    /// has not within the grace period (its actor is not even being polled).
+    fn close_slow(&mut self, id: SessionId, ctx: &mut Context<Self>) {
+        let Some(entry) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        entry.closing = true;
+        counter!("classbell_ws_slow_consumer_closes_total").increment(1);
+        tracing::info!(
+            session = id,
+            user = entry.link.user_id,
+            "closing a websocket that stopped reading"
+        );
+        entry.link.control.do_send(Control::Close {
+            code: CloseCode::Again,
+            reason: "slow consumer: messages were not read; reconnect with your cursor",
+        });
+        if let Some(socket) = entry.link.socket.clone() {
+            ctx.run_later(self.close_grace, move |hub, _| {
+                if hub.sessions.contains_key(&id) {
+                    socket.shut_down();
+                }
+            });
+        }
+    }
+
+    fn dispatch(&mut self, envelope: Arc<Envelope>, ctx: &mut Context<Self>) {
+        let raised = Some(envelope.raised_at_ms);
+        match envelope.event {
+            Event::DeliveriesCreated {
+                announcement_id,
+                first_user_id,
+                last_user_id,
+                ..
+            } => {
+                if first_user_id > last_user_id {
+                    return;
+                }
+                let users: Vec<i64> = self
+                    .by_user
+                    .range(first_user_id..=last_user_id)
+                    .map(|(user, _)| *user)
+                    .collect();
+                if users.is_empty() {
+                    return;
+                }
+                let db = self.db.clone();
+                let work = async move {
+                    let mut conn = db.get().await?;
+                    store::created_for(&mut conn, announcement_id, &users).await
+                };
+                self.resolve(work, ctx, move |hub, items, ctx| {
+                    for (user, item) in items {
+                        let message = ServerMessage::DeliveryCreated { delivery: item };
+                        hub.push_user(user, push(message, raised), ctx);
+                        hub.unread_dirty.insert(user);
+                    }
+                });
+            }
+            Event::DeliveryUpdated {
+                delivery_id,
+                user_id,
+                announcement_id,
+                state,
+                delivered_at,
+                ack_at,
+            } => {
+                if self.by_user.contains_key(&user_id) {
+                    let message = ServerMessage::DeliveryUpdated {
+                        delivery_id,
+                        announcement_id,
+                        state,
+                        delivered_at,
+                        ack_at,
+                    };
+                    self.push_user(user_id, push(message, raised), ctx);
+                    self.unread_dirty.insert(user_id);
+                }
+            }
+            Event::AnnouncementWithdrawn { announcement_id } => {
+                let users = self.connected_users();
+                if users.is_empty() {
+                    return;
+                }
+                let db = self.db.clone();
+                let work = async move {
+                    let mut conn = db.get().await?;
+                    store::recipients_among(&mut conn, announcement_id, &users).await
+                };
+                self.resolve(work, ctx, move |hub, recipients, ctx| {
+                    let message =
+                        Arc::new(ServerMessage::AnnouncementWithdrawn { announcement_id });
+                    for user in recipients {
+                        let push = Push {
+                            message: Arc::clone(&message),
+                            raised_at_ms: raised,
+                        };
+                        hub.push_user(user, push, ctx);
+                        hub.unread_dirty.insert(user);
+                    }
+                });
+            }
+            Event::AnnouncementStats { announcement_id } => {
+                if self.stats_watchers.contains_key(&announcement_id) {
+                    self.stats_dirty.insert(announcement_id);
+                }
+            }
+            Event::RemindersSent { announcement_id } => {
+                let users = self.connected_users();
+                if users.is_empty() {
+                    return;
+                }
+                let db = self.db.clone();
+                let work = async move {
+                    let mut conn = db.get().await?;
+                    store::unacked_among(&mut conn, announcement_id, &users).await
+                };
+                self.resolve(work, ctx, move |hub, reminded, ctx| {
+                    for (user, delivery_id, retry_count) in reminded {
+                        let message = ServerMessage::Reminder {
+                            delivery_id,
+                            announcement_id,
+                            retry_count,
+                        };
+                        hub.push_user(user, push(message, raised), ctx);
+                    }
+                });
+            }
+            Event::SignedOut { user_id, session } => {
+                let ids = self.by_user.get(&user_id).cloned().unwrap_or_default();
+                for id in ids {
+                    let Some(entry) = self.sessions.get_mut(&id) else {
+                        continue;
+                    };
+                    if session.is_none_or(|s| s == entry.link.auth_session) {
+                        entry.closing = true;
+                        entry.link.control.do_send(Control::Close {
+                            code: CloseCode::Policy,
+                            reason: "signed out",
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs a lookup off the hub's own thread of control and hands its result
+    /// back to the hub; a failure only costs live pushes (cursors catch up).
+    fn resolve<T: 'static>(
+        &mut self,
+        work: impl Future<Output = Result<T, AppError>> + 'static,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Hub, T, &mut Context<Hub>) + 'static,
+    ) {
+        ctx.spawn(work.into_actor(self).map(|result, hub, ctx| match result {
+            Ok(value) => then(hub, value, ctx),
+            Err(error) => {
+                counter!("classbell_hub_events_lost_total").increment(1);
+                tracing::warn!(%error, "could not resolve an event for live sessions");
+            }
+        }));
+    }
+
+    fn flush_unread(&mut self, ctx: &mut Context<Self>) {
+        let users: Vec<i64> = self
+            .unread_dirty
+            .drain()
+            .filter(|user| self.by_user.contains_key(user))
+            .collect();
+        if users.is_empty() {
+            return;
+        }
+        let db = self.db.clone();
+        let work = async move {
+            let mut conn = db.get().await?;
+            let counts = store::unread_counts(&mut conn, &users).await?;
+            Ok((users, counts))
+        };
+        self.resolve(work, ctx, |hub, (users, counts), ctx| {
+            for user in users {
+                let unread = counts.get(&user).copied().unwrap_or(0);
+                let message = ServerMessage::UnreadCount { unread };
+                hub.push_user(user, push(message, None), ctx);
+            }
+        });
+    }
+
+    fn flush_stats(&mut self, ctx: &mut Context<Self>) {
+        let dirty: Vec<i64> = self
+            .stats_dirty
+            .drain()
+            .filter(|id| self.stats_watchers.contains_key(id))
+            .collect();
+        for announcement_id in dirty {
+            let db = self.db.clone();
+            self.resolve(stats(db, announcement_id), ctx, move |hub, stats, ctx| {
+                let Some(watchers) = hub.stats_watchers.get(&announcement_id).cloned() else {
+                    return;
+                };
+                let message = Arc::new(ServerMessage::AnnouncementStats {
+                    announcement_id,
+                    stats,
+                });
+                for id in watchers {
+                    let push = Push {
+                        message: Arc::clone(&message),
+                        raised_at_ms: None,
+                    };
+                    hub.push_session(id, push, ctx);
+                }
+            });
+        }
+    }
+
+    /// Every session catches up from its cursor: something may have been missed.
+    fn resync_all(&mut self) {
+        counter!("classbell_ws_resyncs_total").increment(self.sessions.len() as u64);
+        for entry in self.sessions.values() {
+            if !entry.closing {
+                entry.link.control.do_send(Control::Resync);
+            }
+        }
+    }
+}
+
+async fn stats(db: DbPool, announcement_id: i64) -> Result<AnnouncementStats, AppError> {
+    let mut conn = db.get().await?;
+    let announcement = announcements::find(&mut conn, announcement_id).await?;
+    announcements::stats(&mut conn, &announcement).await
+}
+
+fn push(message: ServerMessage, raised_at_ms: Option<i64>) -> Push {
+    Push {
+        message: Arc::new(message),
+        raised_at_ms,
+    }
+}
+
+impl Actor for Hub {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let events = stream::unfold(self.bus.subscribe(), |mut receiver| async move {
+            let item = match receiver.recv().await {
+                Ok(envelope) => Local::Event(envelope),
+                Err(broadcast::error::RecvError::Lagged(lost)) => Local::Lagged(lost),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((item, receiver))
+        });
+        ctx.add_stream(events);
+        ctx.run_interval(UNREAD_EVERY, |hub, ctx| hub.flush_unread(ctx));
+        ctx.run_interval(STATS_EVERY, |hub, ctx| hub.flush_stats(ctx));
+    }
+}
+
+impl StreamHandler<Local> for Hub {
+    fn handle(&mut self, item: Local, ctx: &mut Self::Context) {
+        // Bus events wait in the bus, not the mailbox: counted as handled only.
+        counter!("classbell_actor_messages_total", "actor" => HUB).increment(1);
+        match item {
+            Local::Event(envelope) => self.dispatch(envelope, ctx),
+            Local::Lagged(lost) => {
+                counter!("classbell_hub_events_lost_total").increment(lost);
+                tracing::warn!(lost, "the hub fell behind the event bus; sessions resync");
+                self.resync_all();
+            }
+        }
+    }
+}
+
+impl Handler<Connect> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, Connect(link): Connect, _: &mut Self::Context) {
+        mailbox::handled(HUB);
+        self.by_user.entry(link.user_id).or_default().push(link.id);
+        self.sessions.insert(
+            link.id,
+            Entry {
+                link,
+                closing: false,
+                watching: HashSet::new(),
+            },
+        );
+        self.report();
+    }
+}
+
+impl Handler<Disconnect> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, message: Disconnect, _: &mut Self::Context) {
+        mailbox::handled(HUB);
+        let Some(entry) = self.sessions.remove(&message.id) else {
+            return;
+        };
+        if let Some(ids) = self.by_user.get_mut(&entry.link.user_id) {
+            ids.retain(|id| *id != message.id);
+            if ids.is_empty() {
+                self.by_user.remove(&entry.link.user_id);
+            }
+        }
+        for announcement_id in entry.watching {
+            if let Some(watchers) = self.stats_watchers.get_mut(&announcement_id) {
+                watchers.remove(&message.id);
+                if watchers.is_empty() {
+                    self.stats_watchers.remove(&announcement_id);
+                }
+            }
+        }
+        self.report();
+    }
+}
+
+impl Handler<WatchStats> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, message: WatchStats, ctx: &mut Self::Context) {
+        mailbox::handled(HUB);
+        let Some(entry) = self.sessions.get_mut(&message.id) else {
+            return;
+        };
+        let announcement_id = message.announcement_id;
+        if message.watch {
+            entry.watching.insert(announcement_id);
+            self.stats_watchers
+                .entry(announcement_id)
+                .or_default()
+                .insert(message.id);
+            // The current figures, to this session only.
+            let id = message.id;
+            let db = self.db.clone();
+            self.resolve(stats(db, announcement_id), ctx, move |hub, stats, ctx| {
+                let message = ServerMessage::AnnouncementStats {
+                    announcement_id,
+                    stats,
+                };
+                hub.push_session(id, push(message, None), ctx);
+            });
+        } else {
+            entry.watching.remove(&announcement_id);
+            if let Some(watchers) = self.stats_watchers.get_mut(&announcement_id) {
+                watchers.remove(&message.id);
+                if watchers.is_empty() {
+                    self.stats_watchers.remove(&announcement_id);
+                }
+            }
+        }
+    }
+}
+
+impl Handler<Remote> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, Remote(envelope): Remote, ctx: &mut Self::Context) {
+        mailbox::handled(HUB);
+        self.dispatch(envelope, ctx);
+    }
+}
+
+impl Handler<BridgeChanged> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, message: BridgeChanged, _: &mut Self::Context) {
+        mailbox::handled(HUB);
+        if !message.connected {
+            self.bridge_was_down = true;
+        } else if std::mem::take(&mut self.bridge_was_down) {
+            tracing::info!("the bridge is back; live sessions catch up from their cursors");
+            self.resync_all();
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! `GET /ws` (the live inbox) and `POST /auth/ws-ticket` (how browsers open it).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web_actors::ws;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::protocol::Cursor;
+use super::session::Session;
+use super::socket::SessionSocket;
+use super::ticket::{self, TICKET_TTL_SECS};
+use crate::auth::{AuthUser, store as auth_store};
+use crate::error::AppError;
+use crate::http::resource;
+use crate::state::AppState;
+use crate::users::model::User;
+
+/// Largest frame a client may send; its messages are a few dozen bytes.
+const MAX_CLIENT_FRAME: usize = 16 * 1024;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/ws").route(web::get().to(connect)))
+        .service(resource("/auth/ws-ticket").route(web::post().to(issue_ticket)));
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ConnectQuery {
+    /// A ticket from `POST /auth/ws-ticket` (browsers); others send a Bearer token.
+    pub ticket: Option<String>,
+    /// The `cursor` of the last message received: every inbox change since
+    /// then is sent before live events.
+    pub since: Option<String>,
+}
+
+/// Opens the live inbox. See the README for the protocol.
+#[utoipa::path(get, path = "/ws", tag = "realtime", security(("bearer" = [])),
+    params(ConnectQuery),
+    responses(
+        (status = 101, description = "switching to the websocket protocol"),
+        (status = 400, description = "not a websocket request, or a bad `since`", body = crate::error::ErrorBody),
+        (status = 401, description = "no valid token or ticket", body = crate::error::ErrorBody),
+    ))]
+pub async fn connect(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+    query: web::Query<ConnectQuery>,
+) -> Result<HttpResponse, AppError> {
+    let since = query
+        .since
+        .as_deref()
+        .map(str::parse::<Cursor>)
+        .transpose()
+        .map_err(|reason| AppError::field("since", reason))?;
+    ws::handshake(&req).map_err(|error| AppError::BadRequest(error.to_string()))?;
+    let (user, auth_session) = authenticate(&req, &state, query.ticket.as_deref()).await?;
+    let socket = SessionSocket::of(&req);
+    if let Some(socket) = &socket {
+        socket.limit_send_buffer(state.settings.ws_send_buffer_bytes);
+    }
+    let session = Session::new(user, auth_session, since, state.clone(), socket);
+    ws::WsResponseBuilder::new(session, &req, stream)
+        .frame_size(MAX_CLIENT_FRAME)
+        .start()
+        .map_err(|error| AppError::BadRequest(error.to_string()))
+}
+
+/// The user and login session behind a Bearer token or a ticket.
+async fn authenticate(
+    req: &HttpRequest,
+    state: &AppState,
+    ticket: Option<&str>,
+) -> Result<(User, Uuid), AppError> {
+    let (user_id, session) = if req
+        .headers()
+        .contains_key(actix_web::http::header::AUTHORIZATION)
+    {
+        let claims = crate::auth::extract::verified_claims(req, state)?;
+        (claims.user_id()?, claims.sid)
+    } else if let Some(ticket) = ticket {
+        ticket::redeem(&state.redis, ticket)
+            .await?
+            .ok_or(AppError::Unauthorized("invalid, used or expired ticket"))?
+    } else {
+        return Err(AppError::Unauthorized(
+            "authentication required: a Bearer token, or a ticket from POST /auth/ws-ticket",
+        ));
+    };
+    let user = auth_store::session_user(&mut *state.conn().await?, session, user_id)
+        .await?
+        .ok_or(AppError::Unauthorized("session has ended; sign in again"))?;
+    Ok((user, session))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WsTicket {
+    pub ticket: String,
+    /// Seconds it stays valid.
+    pub expires_in: u64,
+}
+
+/// A single-use ticket that opens `/ws?ticket=…` within 30 seconds.
+#[utoipa::path(post, path = "/auth/ws-ticket", tag = "realtime", security(("bearer" = [])),
+    responses((status = 200, body = WsTicket), (status = 401, body = crate::error::ErrorBody)))]
+pub async fn issue_ticket(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+) -> Result<web::Json<WsTicket>, AppError> {
+    let ticket = ticket::issue(&state.redis, auth.id(), auth.claims.sid).await?;
+    Ok(web::Json(WsTicket {
+        ticket,
+        expires_in: TICKET_TTL_SECS,
+    }))
+}

@@ -1,0 +1,386 @@
+//! One actor per websocket: says hello, catches the client up from its
+//! cursor, relays what the hub pushes, runs the heartbeat, and carries out
+//! the client's requests through the same state machine as HTTP.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::web;
+use actix_web_actors::ws::{self, CloseCode, CloseReason};
+use chrono::Utc;
+use metrics::{counter, gauge, histogram};
+use uuid::Uuid;
+
+use super::hub::{
+    Connect, Control, Disconnect, HUB, Hub, Push, SessionId, SessionLink, WatchStats,
+};
+use super::protocol::{ClientMessage, Cursor, Frame, HelloUser, ServerMessage};
+use super::socket::SessionSocket;
+use super::store;
+use crate::announcements::store as announcements;
+use crate::deliveries::model::DeliveryState;
+use crate::deliveries::writer::{DELIVERY_WRITER, Transition};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::telemetry::mailbox;
+use crate::users::model::{Role, User};
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// How a session behaves; from configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionSettings {
+    pub heartbeat: Duration,
+    /// Silence after which the client is taken for gone.
+    pub timeout: Duration,
+    /// Messages waiting for a client before it counts as not reading.
+    pub outbound_queue: usize,
+}
+
+pub struct Session {
+    id: SessionId,
+    user: User,
+    auth_session: Uuid,
+    state: web::Data<AppState>,
+    hub: Addr<Hub>,
+    socket: Option<Arc<SessionSocket>>,
+    settings: SessionSettings,
+    /// Where the client said it stands (`since`), until the catch-up ran.
+    since: Option<Cursor>,
+    /// The cursor every message carries; `None` until `hello` is sent.
+    cursor: Option<Cursor>,
+    /// Pushes that arrived before `hello` (sent right after the catch-up).
+    early: Vec<Push>,
+    resyncing: bool,
+    last_heard: Instant,
+}
+
+impl Session {
+    pub fn new(
+        user: User,
+        auth_session: Uuid,
+        since: Option<Cursor>,
+        state: web::Data<AppState>,
+        socket: Option<SessionSocket>,
+    ) -> Self {
+        let settings = state.session_settings;
+        Session {
+            id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+            user,
+            auth_session,
+            hub: state.hub.clone(),
+            state,
+            socket: socket.map(Arc::new),
+            settings,
+            since,
+            cursor: None,
+            early: Vec::new(),
+            resyncing: false,
+            last_heard: Instant::now(),
+        }
+    }
+
+    fn write(&self, message: &ServerMessage, ctx: &mut ws::WebsocketContext<Self>) {
+        let cursor = match message {
+            ServerMessage::Error { .. } | ServerMessage::Pong => None,
+            _ => self.cursor,
+        };
+        match serde_json::to_string(&Frame { message, cursor }) {
+            Ok(text) => {
+                ctx.text(text);
+                counter!("classbell_ws_messages_sent_total", "type" => message.kind()).increment(1);
+            }
+            Err(error) => tracing::error!(%error, "could not encode a websocket message"),
+        }
+    }
+
+    fn deliver(&self, push: &Push, ctx: &mut ws::WebsocketContext<Self>) {
+        self.write(&push.message, ctx);
+        if let Some(raised) = push.raised_at_ms {
+            let waited = (Utc::now().timestamp_millis() - raised).max(0);
+            histogram!("classbell_ws_push_latency_seconds").record(waited as f64 / 1000.0);
+        }
+    }
+
+    fn close(&self, code: CloseCode, reason: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        ctx.close(Some(CloseReason {
+            code,
+            description: Some(reason.to_owned()),
+        }));
+        ctx.stop();
+    }
+
+    /// Reads what the client missed since `since` (or, with `None`, only
+    /// the cursor and unread count) and sends it, `hello` first when this is
+    /// the session's start.
+    fn catch_up(&mut self, since: Option<Cursor>, ctx: &mut ws::WebsocketContext<Self>) {
+        let db = self.state.db.clone();
+        let user = self.user.id;
+        let work = async move {
+            let mut conn = db.get().await?;
+            store::catch_up(&mut conn, user, since).await
+        };
+        ctx.spawn(work.into_actor(self).map(|result, session, ctx| {
+            let catch_up = match result {
+                Ok(catch_up) => catch_up,
+                Err(error) if session.cursor.is_none() => {
+                    tracing::warn!(%error, "could not start a websocket session");
+                    return session.close(CloseCode::Again, "try again shortly", ctx);
+                }
+                Err(error) => {
+                    // Still live: the next resync, or the next connection, catches up.
+                    session.resyncing = false;
+                    return tracing::warn!(%error, "could not resync a websocket session");
+                }
+            };
+            let first = session.cursor.is_none();
+            session.cursor = Some(
+                session
+                    .cursor
+                    .map_or(catch_up.cursor, |c| c.max(catch_up.cursor)),
+            );
+            if first {
+                let hello = ServerMessage::Hello {
+                    user: HelloUser {
+                        id: session.user.id,
+                        username: session.user.username.clone(),
+                        role: session.user.role,
+                    },
+                    unread_count: catch_up.unread,
+                };
+                session.write(&hello, ctx);
+            }
+            for message in &catch_up.messages {
+                session.write(message, ctx);
+            }
+            if !first {
+                session.write(
+                    &ServerMessage::UnreadCount {
+                        unread: catch_up.unread,
+                    },
+                    ctx,
+                );
+            }
+            for push in std::mem::take(&mut session.early) {
+                session.deliver(&push, ctx);
+            }
+            session.resyncing = false;
+        }));
+    }
+
+    fn on_client_message(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        let message = match ClientMessage::parse(text) {
+            Ok(message) => message,
+            Err(reason) => {
+                counter!("classbell_ws_bad_messages_total").increment(1);
+                return self.write(&ServerMessage::error("bad_message", reason), ctx);
+            }
+        };
+        match message {
+            ClientMessage::Ping => self.write(&ServerMessage::Pong, ctx),
+            ClientMessage::Delivered { delivery_id } => {
+                self.transition(delivery_id, DeliveryState::Delivered, ctx)
+            }
+            ClientMessage::Ack { delivery_id } => {
+                self.transition(delivery_id, DeliveryState::Acknowledged, ctx)
+            }
+            ClientMessage::SubscribeStats { announcement_id } => {
+                self.watch_stats(announcement_id, ctx)
+            }
+            ClientMessage::UnsubscribeStats { announcement_id } => {
+                let watch = WatchStats {
+                    id: self.id,
+                    announcement_id,
+                    watch: false,
+                };
+                mailbox::tell(&self.hub, HUB, watch);
+            }
+        }
+    }
+
+    /// The delivery writer moves the delivery; the bus then tells every
+    /// session of the user (this one included). A repeat changes nothing and
+    /// raises no event, so its answer comes straight back here.
+    fn transition(
+        &mut self,
+        delivery_id: i64,
+        to: DeliveryState,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let request = Transition {
+            delivery_id,
+            user_id: self.user.id,
+            session: self.auth_session,
+            to,
+        };
+        mailbox::sent(DELIVERY_WRITER);
+        let writer = self.state.writer.clone();
+        let work = async move {
+            writer
+                .send(request)
+                .await
+                .map_err(|_| AppError::unavailable("the delivery writer"))?
+        };
+        ctx.spawn(
+            work.into_actor(self)
+                .map(|result, session, ctx| match result {
+                    Ok(done) if done.changed => {}
+                    Ok(done) => {
+                        let status = done.status;
+                        let message = ServerMessage::DeliveryUpdated {
+                            delivery_id: status.id,
+                            announcement_id: status.announcement_id,
+                            state: status.state,
+                            delivered_at: status.delivered_at,
+                            ack_at: status.ack_at,
+                        };
+                        session.write(&message, ctx);
+                    }
+                    Err(AppError::Unauthorized(reason)) => {
+                        session.close(CloseCode::Policy, reason, ctx)
+                    }
+                    Err(error) => {
+                        session.write(&ServerMessage::error(error.code(), error.to_string()), ctx)
+                    }
+                }),
+        );
+    }
+
+    /// Live figures are for the announcement's publisher and staff, as over HTTP.
+    fn watch_stats(&mut self, announcement_id: i64, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.user.role == Role::Student {
+            let refusal =
+                ServerMessage::error("forbidden", "students do not see announcement figures");
+            return self.write(&refusal, ctx);
+        }
+        let db = self.state.db.clone();
+        let (user, staff) = (self.user.id, self.user.role.is_staff());
+        let work = async move {
+            let announcement = announcements::find(&mut *db.get().await?, announcement_id).await?;
+            if staff || announcement.publisher_id == user {
+                Ok(())
+            } else {
+                Err(AppError::NotFound("announcement"))
+            }
+        };
+        ctx.spawn(
+            work.into_actor(self)
+                .map(move |result, session, ctx| match result {
+                    Ok(()) => {
+                        let watch = WatchStats {
+                            id: session.id,
+                            announcement_id,
+                            watch: true,
+                        };
+                        mailbox::tell(&session.hub, HUB, watch);
+                    }
+                    Err(error) => {
+                        session.write(&ServerMessage::error(error.code(), error.to_string()), ctx)
+                    }
+                }),
+        );
+    }
+}
+
+impl Actor for Session {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(self.settings.outbound_queue);
+        gauge!("classbell_ws_sessions_open").increment(1.0);
+        counter!("classbell_ws_sessions_opened_total").increment(1);
+        let address = ctx.address();
+        let link = SessionLink {
+            id: self.id,
+            user_id: self.user.id,
+            auth_session: self.auth_session,
+            push: address.clone().recipient(),
+            control: address.recipient(),
+            socket: self.socket.clone(),
+        };
+        // Registered before the catch-up reads, so nothing falls in between.
+        mailbox::tell(&self.hub, HUB, Connect(link));
+        let since = self.since.take();
+        self.catch_up(since, ctx);
+        ctx.run_interval(self.settings.heartbeat, |session, ctx| {
+            if session.last_heard.elapsed() > session.settings.timeout {
+                counter!("classbell_ws_heartbeat_timeouts_total").increment(1);
+                return session.close(CloseCode::Away, "heartbeat timeout", ctx);
+            }
+            ctx.ping(b"");
+        });
+    }
+
+    fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        mailbox::tell(&self.hub, HUB, Disconnect { id: self.id });
+        Running::Stop
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        gauge!("classbell_ws_sessions_open").decrement(1.0);
+    }
+}
+
+impl Handler<Push> for Session {
+    type Result = ();
+
+    fn handle(&mut self, push: Push, ctx: &mut Self::Context) {
+        if self.cursor.is_some() {
+            return self.deliver(&push, ctx);
+        }
+        if self.early.len() >= self.settings.outbound_queue {
+            counter!("classbell_ws_messages_dropped_total", "reason" => "slow_consumer")
+                .increment(1);
+            return self.close(
+                CloseCode::Again,
+                "too many messages before the catch-up finished",
+                ctx,
+            );
+        }
+        self.early.push(push);
+    }
+}
+
+impl Handler<Control> for Session {
+    type Result = ();
+
+    fn handle(&mut self, control: Control, ctx: &mut Self::Context) {
+        match control {
+            Control::Close { code, reason } => self.close(code, reason, ctx),
+            Control::Resync => {
+                if let (Some(cursor), false) = (self.cursor, self.resyncing) {
+                    self.resyncing = true;
+                    self.catch_up(Some(cursor), ctx);
+                }
+            }
+        }
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session {
+    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match item {
+            Ok(ws::Message::Text(text)) => self.on_client_message(&text, ctx),
+            Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
+            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Binary(_)) | Ok(ws::Message::Continuation(_)) => {
+                counter!("classbell_ws_bad_messages_total").increment(1);
+                self.write(
+                    &ServerMessage::error("bad_message", "send JSON text frames"),
+                    ctx,
+                );
+            }
+            Ok(ws::Message::Close(reason)) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+            Err(error) => {
+                tracing::debug!(%error, "websocket protocol error");
+                self.close(CloseCode::Protocol, "protocol error", ctx);
+            }
+        }
+    }
+}
