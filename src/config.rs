@@ -252,6 +252,11 @@ pub struct Settings {
     #[arg(long, env = "CLASSBELL_WS_SEND_BUFFER_BYTES", default_value_t = 64 * 1024)]
     pub ws_send_buffer_bytes: usize,
 
+    /// Seconds between a busy websocket's checks of what it sent against the
+    /// database (which heal lost pushes and move its cursor on).
+    #[arg(long, env = "CLASSBELL_WS_CHECKPOINT_SECS", default_value_t = 10)]
+    pub ws_checkpoint_secs: u64,
+
     /// Milliseconds a websocket told to close may take before its connection is cut.
     #[arg(long, env = "CLASSBELL_WS_CLOSE_GRACE_MS", default_value_t = 5000)]
     pub ws_close_grace_ms: u64,
@@ -301,6 +306,7 @@ impl Settings {
             heartbeat: Duration::from_secs(self.ws_heartbeat_secs.max(1)),
             timeout: Duration::from_secs(self.ws_timeout_secs.max(1)),
             outbound_queue: self.ws_outbound_queue.max(1),
+            checkpoint: Duration::from_secs(self.ws_checkpoint_secs.max(1)),
         }
     }
 

@@ -61,6 +61,11 @@ enum Bench {
         #[arg(long, default_value_t = 300)]
         per_client: usize,
     },
+    /// Publish → `delivery.created` on N websockets, on one node and on two.
+    Push {
+        #[arg(long, default_value_t = 10_000)]
+        sessions: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -119,6 +124,8 @@ fn run(cli: Cli) -> Result<(), String> {
             .block_on(async move { classbell::bench::fanout(&settings, students, rounds).await }),
         Command::Bench(Bench::Acks { clients, per_client }) => actix_web::rt::System::new()
             .block_on(async move { classbell::bench::acks(&settings, clients, per_client).await }),
+        Command::Bench(Bench::Push { sessions }) => actix_web::rt::System::new()
+            .block_on(async move { classbell::bench::push(&settings, sessions).await }),
         Command::Demo => actix_web::rt::System::new().block_on(async move {
             let state = build_state(settings).await.map_err(|e| e.to_string())?;
             let school = demo::seed(&state.db).await.map_err(|e| describe(&e))?;

@@ -5,6 +5,7 @@
 
 pub mod bridge;
 pub mod hub;
+pub mod ledger;
 pub mod protocol;
 pub mod routes;
 pub mod session;

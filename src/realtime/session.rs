@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::hub::{
     Connect, Control, Disconnect, HUB, Hub, Push, SessionId, SessionLink, WatchStats,
 };
+use super::ledger::Ledger;
 use super::protocol::{ClientMessage, Cursor, Frame, HelloUser, ServerMessage};
 use super::socket::SessionSocket;
 use super::store;
@@ -37,6 +38,9 @@ pub struct SessionSettings {
     pub timeout: Duration,
     /// Messages waiting for a client before it counts as not reading.
     pub outbound_queue: usize,
+    /// How often a session that sent inbox messages checks them against the
+    /// database and moves its cursor on (see `ledger`).
+    pub checkpoint: Duration,
 }
 
 pub struct Session {
@@ -53,7 +57,9 @@ pub struct Session {
     cursor: Option<Cursor>,
     /// Pushes that arrived before `hello` (sent right after the catch-up).
     early: Vec<Push>,
-    resyncing: bool,
+    /// Inbox messages sent since the cursor last moved.
+    ledger: Ledger,
+    checkpointing: bool,
     last_heard: Instant,
 }
 
@@ -77,12 +83,14 @@ impl Session {
             since,
             cursor: None,
             early: Vec::new(),
-            resyncing: false,
+            ledger: Ledger::default(),
+            checkpointing: false,
             last_heard: Instant::now(),
         }
     }
 
-    fn write(&self, message: &ServerMessage, ctx: &mut ws::WebsocketContext<Self>) {
+    fn write(&mut self, message: &ServerMessage, ctx: &mut ws::WebsocketContext<Self>) {
+        self.ledger.record(message);
         let cursor = match message {
             ServerMessage::Error { .. } | ServerMessage::Pong => None,
             _ => self.cursor,
@@ -96,7 +104,7 @@ impl Session {
         }
     }
 
-    fn deliver(&self, push: &Push, ctx: &mut ws::WebsocketContext<Self>) {
+    fn deliver(&mut self, push: &Push, ctx: &mut ws::WebsocketContext<Self>) {
         self.write(&push.message, ctx);
         if let Some(raised) = push.raised_at_ms {
             let waited = (Utc::now().timestamp_millis() - raised).max(0);
@@ -112,61 +120,93 @@ impl Session {
         ctx.stop();
     }
 
-    /// Reads what the client missed since `since` (or, with `None`, only
-    /// the cursor and unread count) and sends it, `hello` first when this is
-    /// the session's start.
-    fn catch_up(&mut self, since: Option<Cursor>, ctx: &mut ws::WebsocketContext<Self>) {
+    /// Reads the cursor, the unread count and (with `since`) what the client
+    /// missed, then says hello and sends it. Until then pushes wait in `early`.
+    fn start(&mut self, since: Option<Cursor>, ctx: &mut ws::WebsocketContext<Self>) {
         let db = self.state.db.clone();
         let user = self.user.id;
         let work = async move {
             let mut conn = db.get().await?;
             store::catch_up(&mut conn, user, since).await
         };
-        ctx.spawn(work.into_actor(self).map(|result, session, ctx| {
+        ctx.spawn(work.into_actor(self).map(move |result, session, ctx| {
             let catch_up = match result {
                 Ok(catch_up) => catch_up,
-                Err(error) if session.cursor.is_none() => {
+                Err(error) => {
                     tracing::warn!(%error, "could not start a websocket session");
                     return session.close(CloseCode::Again, "try again shortly", ctx);
                 }
-                Err(error) => {
-                    // Still live: the next resync, or the next connection, catches up.
-                    session.resyncing = false;
-                    return tracing::warn!(%error, "could not resync a websocket session");
-                }
             };
-            let first = session.cursor.is_none();
-            session.cursor = Some(
-                session
-                    .cursor
-                    .map_or(catch_up.cursor, |c| c.max(catch_up.cursor)),
-            );
-            if first {
-                let hello = ServerMessage::Hello {
-                    user: HelloUser {
-                        id: session.user.id,
-                        username: session.user.username.clone(),
-                        role: session.user.role,
-                    },
-                    unread_count: catch_up.unread,
-                };
-                session.write(&hello, ctx);
-            }
+            // Until everything missed is written, messages carry the client's
+            // own cursor: a drop half-way through loses nothing.
+            session.cursor = Some(since.unwrap_or(catch_up.cursor));
+            let hello = ServerMessage::Hello {
+                user: HelloUser {
+                    id: session.user.id,
+                    username: session.user.username.clone(),
+                    role: session.user.role,
+                },
+                unread_count: catch_up.unread,
+            };
+            session.write(&hello, ctx);
             for message in &catch_up.messages {
                 session.write(message, ctx);
             }
-            if !first {
-                session.write(
-                    &ServerMessage::UnreadCount {
-                        unread: catch_up.unread,
-                    },
-                    ctx,
-                );
+            session.cursor = Some(catch_up.cursor);
+            if since.is_some() {
+                // Carries the new cursor once all the rest is out.
+                let unread = ServerMessage::UnreadCount {
+                    unread: catch_up.unread,
+                };
+                session.write(&unread, ctx);
             }
+            // The cursor now covers all of that.
+            session.ledger = Ledger::default();
             for push in std::mem::take(&mut session.early) {
                 session.deliver(&push, ctx);
             }
-            session.resyncing = false;
+        }));
+    }
+
+    /// Reads the changes since the cursor, sends those the ledger says the
+    /// client never got (a push lost on the way), and moves the cursor on.
+    fn checkpoint(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(since) = self.cursor else { return };
+        if self.checkpointing {
+            return;
+        }
+        self.checkpointing = true;
+        self.ledger.begin_checkpoint();
+        let db = self.state.db.clone();
+        let user = self.user.id;
+        let work = async move {
+            let mut conn = db.get().await?;
+            store::catch_up(&mut conn, user, Some(since)).await
+        };
+        ctx.spawn(work.into_actor(self).map(|result, session, ctx| {
+            session.checkpointing = false;
+            let catch_up = match result {
+                Ok(catch_up) => catch_up,
+                // The cursor stays put; the next checkpoint tries again.
+                Err(error) => return tracing::warn!(%error, "a websocket checkpoint failed"),
+            };
+            let missed: Vec<&ServerMessage> = catch_up
+                .messages
+                .iter()
+                .filter(|message| !session.ledger.already_sent(message))
+                .collect();
+            for message in &missed {
+                session.write(message, ctx);
+            }
+            session.cursor = Some(catch_up.cursor);
+            session.ledger.end_checkpoint();
+            if !missed.is_empty() {
+                counter!("classbell_ws_messages_healed_total").increment(missed.len() as u64);
+                let unread = ServerMessage::UnreadCount {
+                    unread: catch_up.unread,
+                };
+                session.write(&unread, ctx);
+            }
         }));
     }
 
@@ -303,7 +343,12 @@ impl Actor for Session {
         // Registered before the catch-up reads, so nothing falls in between.
         mailbox::tell(&self.hub, HUB, Connect(link));
         let since = self.since.take();
-        self.catch_up(since, ctx);
+        self.start(since, ctx);
+        ctx.run_interval(self.settings.checkpoint, |session, ctx| {
+            if !session.ledger.is_empty() {
+                session.checkpoint(ctx);
+            }
+        });
         ctx.run_interval(self.settings.heartbeat, |session, ctx| {
             if session.last_heard.elapsed() > session.settings.timeout {
                 counter!("classbell_ws_heartbeat_timeouts_total").increment(1);
@@ -349,12 +394,7 @@ impl Handler<Control> for Session {
     fn handle(&mut self, control: Control, ctx: &mut Self::Context) {
         match control {
             Control::Close { code, reason } => self.close(code, reason, ctx),
-            Control::Resync => {
-                if let (Some(cursor), false) = (self.cursor, self.resyncing) {
-                    self.resyncing = true;
-                    self.catch_up(Some(cursor), ctx);
-                }
-            }
+            Control::Resync => self.checkpoint(ctx),
         }
     }
 }

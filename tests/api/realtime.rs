@@ -777,3 +777,47 @@ async fn pushes_go_through_the_hub_only_to_connected_users() {
         assert!(metrics.contains(family), "{family} is exported");
     }
 }
+
+#[actix_web::test]
+async fn a_lost_push_is_healed_at_the_next_checkpoint_and_the_cursor_moves_on() {
+    let app = TestApp::spawn_with(|s| s.ws_checkpoint_secs = 1).await;
+    let class = class(&app).await;
+    let (_, delivery) = published(&app, &class).await;
+    let (mut client, hello) = open(&app, &class.enrolled[0].1).await;
+    assert_eq!(hello["unread_count"], 1);
+    let first_cursor: i64 = hello["cursor"].as_str().unwrap().parse().unwrap();
+
+    // A change whose push never comes (as when Redis drops it between nodes).
+    app.sql(&format!(
+        "UPDATE deliveries SET state = 'acknowledged', delivered_at = now(), ack_at = now(), \
+         changed_tx = pg_current_xact_id()::text::bigint WHERE id = {delivery}"
+    ))
+    .await;
+    // Pushes go on; the session's next checkpoint finds what it never sent.
+    let announcement = app.announce(&class.teacher, class.audience()).await;
+    let created = client.expect("delivery.created").await;
+    assert_eq!(
+        created["delivery"]["announcement"]["id"],
+        announcement["id"]
+    );
+    let healed = client.expect("delivery.updated").await;
+    assert_eq!(healed["delivery_id"], delivery);
+    assert_eq!(healed["state"], "acknowledged");
+    let unread = client.expect("unread_count").await;
+    assert_eq!(unread["unread"], 1, "only the new one is unread");
+    let moved: i64 = unread["cursor"].as_str().unwrap().parse().unwrap();
+    assert!(moved > first_cursor, "{moved} > {first_cursor}");
+
+    // Reconnecting from the moved cursor: nothing to replay.
+    drop(client);
+    let path = format!("/ws?since={moved}");
+    let mut again = WsClient::connect(&app.address, &path, Some(&class.enrolled[0].1)).await;
+    assert_eq!(again.next_json().await["type"], "hello");
+    let replayed = again.drain(Duration::from_millis(400)).await;
+    assert!(
+        replayed
+            .iter()
+            .all(|m| m["type"] != "delivery.created" && m["type"] != "delivery.updated"),
+        "{replayed:?}"
+    );
+}

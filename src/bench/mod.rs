@@ -1,6 +1,10 @@
-//! `classbell bench fanout|acks`: throughput figures measured on a scratch
+//! `classbell bench fanout|acks|push`: figures measured on a scratch
 //! database (created beside the configured one, dropped afterwards), each
-//! printed next to the baseline it is judged against.
+//! printed next to the baseline or target it is judged against.
+
+mod push;
+
+pub use push::push;
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,145 @@
+//! What a session has sent since its cursor, so a checkpoint can tell what
+//! the database holds that the client never got.
+//!
+//! A session's cursor must never pass a change the client has not seen, and
+//! pushes are best effort (a bridge outage loses other nodes' events). So
+//! every so often a busy session reads its changes since the cursor, sends
+//! whatever is not in the ledger (a lost push, healed), and only then moves
+//! the cursor forward and forgets the ledger. Nothing depends on how fast
+//! pushes travel.
+
+use std::collections::HashSet;
+
+use super::protocol::ServerMessage;
+use crate::deliveries::model::DeliveryState;
+
+/// One fact a client was told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Told {
+    Created(i64),
+    State(i64, DeliveryState),
+    Withdrawn(i64),
+}
+
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Sent since the checkpoint in progress (or the last one) began.
+    current: HashSet<Told>,
+    /// Sent before the checkpoint in progress began.
+    earlier: HashSet<Told>,
+}
+
+impl Ledger {
+    /// Notes an inbox message as sent; other messages are not inbox changes.
+    pub fn record(&mut self, message: &ServerMessage) {
+        match message {
+            ServerMessage::DeliveryCreated { delivery } => {
+                self.current.insert(Told::Created(delivery.id));
+                self.current
+                    .insert(Told::State(delivery.id, delivery.state));
+            }
+            ServerMessage::DeliveryUpdated {
+                delivery_id, state, ..
+            } => {
+                self.current.insert(Told::State(*delivery_id, *state));
+            }
+            ServerMessage::AnnouncementWithdrawn { announcement_id } => {
+                self.current.insert(Told::Withdrawn(*announcement_id));
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether anything was sent since the last checkpoint.
+    pub fn is_empty(&self) -> bool {
+        self.current.is_empty() && self.earlier.is_empty()
+    }
+
+    /// A checkpoint's read is about to start: what was sent so far is what
+    /// its result is compared with.
+    pub fn begin_checkpoint(&mut self) {
+        let current = std::mem::take(&mut self.current);
+        self.earlier.extend(current);
+    }
+
+    /// Whether the client already has what `message` says.
+    pub fn already_sent(&self, message: &ServerMessage) -> bool {
+        let told = |fact| self.current.contains(&fact) || self.earlier.contains(&fact);
+        match message {
+            ServerMessage::DeliveryCreated { delivery } => {
+                told(Told::Created(delivery.id)) && told(Told::State(delivery.id, delivery.state))
+            }
+            ServerMessage::DeliveryUpdated {
+                delivery_id, state, ..
+            } => told(Told::State(*delivery_id, *state)),
+            ServerMessage::AnnouncementWithdrawn { announcement_id } => {
+                told(Told::Withdrawn(*announcement_id))
+            }
+            _ => false,
+        }
+    }
+
+    /// The checkpoint moved the cursor past everything sent before it began.
+    pub fn end_checkpoint(&mut self) {
+        self.earlier.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deliveries::model::{InboxAnnouncement, InboxItem};
+
+    fn created(id: i64, state: DeliveryState) -> ServerMessage {
+        ServerMessage::DeliveryCreated {
+            delivery: InboxItem {
+                id,
+                state,
+                delivered_at: None,
+                ack_at: None,
+                retry_count: 0,
+                announcement: InboxAnnouncement {
+                    id: 1,
+                    title: "t".into(),
+                    body: "b".into(),
+                    publisher: "p".into(),
+                    published_at: None,
+                },
+            },
+        }
+    }
+
+    fn updated(id: i64, state: DeliveryState) -> ServerMessage {
+        ServerMessage::DeliveryUpdated {
+            delivery_id: id,
+            announcement_id: 1,
+            state,
+            delivered_at: None,
+            ack_at: None,
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_finds_only_what_was_not_sent() {
+        let mut ledger = Ledger::default();
+        assert!(ledger.is_empty());
+        ledger.record(&created(7, DeliveryState::Queued));
+        ledger.record(&updated(7, DeliveryState::Delivered));
+        ledger.begin_checkpoint();
+        // Sent while the checkpoint's read was running: still counts.
+        ledger.record(&ServerMessage::AnnouncementWithdrawn { announcement_id: 3 });
+
+        assert!(ledger.already_sent(&created(7, DeliveryState::Delivered)));
+        assert!(ledger.already_sent(&updated(7, DeliveryState::Delivered)));
+        assert!(ledger.already_sent(&ServerMessage::AnnouncementWithdrawn { announcement_id: 3 }));
+        // The acknowledgment's push never came; nor did item 8.
+        assert!(!ledger.already_sent(&created(7, DeliveryState::Acknowledged)));
+        assert!(!ledger.already_sent(&updated(7, DeliveryState::Acknowledged)));
+        assert!(!ledger.already_sent(&created(8, DeliveryState::Queued)));
+
+        ledger.end_checkpoint();
+        assert!(!ledger.already_sent(&updated(7, DeliveryState::Delivered)));
+        assert!(!ledger.is_empty(), "what came during the read is kept");
+        assert!(ledger.already_sent(&ServerMessage::AnnouncementWithdrawn { announcement_id: 3 }));
+    }
+}
