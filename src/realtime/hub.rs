@@ -139,7 +139,6 @@ pub struct Hub {
 impl Hub {
     pub fn new(db: DbPool, bus: EventBus, close_grace: Duration) -> Self {
         mailbox::register(HUB);
-        gauge!("classbell_ws_sessions").set(0.0);
         gauge!("classbell_ws_users").set(0.0);
         for name in [
             "classbell_ws_slow_consumer_closes_total",
@@ -162,8 +161,8 @@ impl Hub {
         }
     }
 
+    /// Distinct users connected here (sessions are counted by the sessions).
     fn report(&self) {
-        gauge!("classbell_ws_sessions").set(self.sessions.len() as f64);
         gauge!("classbell_ws_users").set(self.by_user.len() as f64);
     }
 

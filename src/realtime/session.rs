@@ -122,10 +122,23 @@ impl Session {
 
     /// Reads the cursor, the unread count and (with `since`) what the client
     /// missed, then says hello and sends it. Until then pushes wait in `early`.
-    fn start(&mut self, since: Option<Cursor>, ctx: &mut ws::WebsocketContext<Self>) {
+    ///
+    /// The hub has registered the session before the read begins, so every
+    /// change either is in the read or reaches the session as a push.
+    fn start(
+        &mut self,
+        link: SessionLink,
+        since: Option<Cursor>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
         let db = self.state.db.clone();
+        let hub = self.hub.clone();
         let user = self.user.id;
         let work = async move {
+            mailbox::sent(HUB);
+            hub.send(Connect(link))
+                .await
+                .map_err(|_| AppError::unavailable("the websocket hub"))?;
             let mut conn = db.get().await?;
             store::catch_up(&mut conn, user, since).await
         };
@@ -340,10 +353,8 @@ impl Actor for Session {
             control: address.recipient(),
             socket: self.socket.clone(),
         };
-        // Registered before the catch-up reads, so nothing falls in between.
-        mailbox::tell(&self.hub, HUB, Connect(link));
         let since = self.since.take();
-        self.start(since, ctx);
+        self.start(link, since, ctx);
         ctx.run_interval(self.settings.checkpoint, |session, ctx| {
             if !session.ledger.is_empty() {
                 session.checkpoint(ctx);
