@@ -257,9 +257,11 @@ pub struct Settings {
     #[arg(long, env = "CLASSBELL_WS_CHECKPOINT_SECS", default_value_t = 10)]
     pub ws_checkpoint_secs: u64,
 
-    /// Milliseconds a websocket told to close may take before its connection is cut.
-    #[arg(long, env = "CLASSBELL_WS_CLOSE_GRACE_MS", default_value_t = 5000)]
-    pub ws_close_grace_ms: u64,
+    /// Seconds a websocket's data may sit unread or unacknowledged before the
+    /// kernel drops the connection (TCP_USER_TIMEOUT): how long a client that
+    /// stopped reading lingers.
+    #[arg(long, env = "CLASSBELL_WS_STALL_TIMEOUT_SECS", default_value_t = 30)]
+    pub ws_stall_timeout_secs: u64,
 
     #[arg(long, env = "CLASSBELL_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

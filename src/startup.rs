@@ -125,8 +125,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
     )
     .start();
     Scheduler::new(db.clone(), fanout.clone(), poll).start();
-    let close_grace = Duration::from_millis(settings.ws_close_grace_ms);
-    let hub = Hub::new(db.clone(), bus.clone(), close_grace).start();
+    let hub = Hub::new(db.clone(), bus.clone()).start();
     let bridge = Arc::new(BridgeHealth::default());
     Bridge::new(
         &settings.redis_url,

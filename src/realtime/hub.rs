@@ -8,8 +8,9 @@
 //! announcement stats every 250 ms, each with one query for all who changed.
 //!
 //! Sessions are reached through `Recipient`s with bounded mailboxes. A
-//! session whose mailbox is full has stopped reading: it is told to close,
-//! and if it cannot even do that its socket is shut down.
+//! session whose mailbox is full has stopped reading: it is told to close
+//! and sent nothing more; if it never reads again, the kernel's stall timeout
+//! ends its connection (see `socket`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -17,13 +18,13 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web_actors::ws::CloseCode;
+use diesel_async::AsyncPgConnection;
 use futures_util::stream;
 use metrics::{counter, gauge};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::protocol::ServerMessage;
-use super::socket::SessionSocket;
 use super::store;
 use crate::announcements::model::AnnouncementStats;
 use crate::announcements::store as announcements;
@@ -73,7 +74,6 @@ pub struct SessionLink {
     pub auth_session: Uuid,
     pub push: Recipient<Push>,
     pub control: Recipient<Control>,
-    pub socket: Option<Arc<SessionSocket>>,
 }
 
 #[derive(Message)]
@@ -125,8 +125,6 @@ struct Entry {
 pub struct Hub {
     db: DbPool,
     bus: EventBus,
-    /// How long a session that was told to close may take before its socket is cut.
-    close_grace: Duration,
     sessions: HashMap<SessionId, Entry>,
     /// Ordered, so a fan-out chunk's user-id range finds its users directly.
     by_user: BTreeMap<i64, Vec<SessionId>>,
@@ -137,7 +135,7 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(db: DbPool, bus: EventBus, close_grace: Duration) -> Self {
+    pub fn new(db: DbPool, bus: EventBus) -> Self {
         mailbox::register(HUB);
         gauge!("classbell_ws_users").set(0.0);
         for name in [
@@ -151,7 +149,6 @@ impl Hub {
         Hub {
             db,
             bus,
-            close_grace,
             sessions: HashMap::new(),
             by_user: BTreeMap::new(),
             stats_watchers: HashMap::new(),
@@ -170,16 +167,16 @@ impl Hub {
         self.by_user.keys().copied().collect()
     }
 
-    fn push_user(&mut self, user: i64, push: Push, ctx: &mut Context<Self>) {
+    fn push_user(&mut self, user: i64, push: Push) {
         let Some(ids) = self.by_user.get(&user) else {
             return;
         };
         for id in ids.clone() {
-            self.push_session(id, push.clone(), ctx);
+            self.push_session(id, push.clone());
         }
     }
 
-    fn push_session(&mut self, id: SessionId, push: Push, ctx: &mut Context<Self>) {
+    fn push_session(&mut self, id: SessionId, push: Push) {
         let Some(entry) = self.sessions.get(&id) else {
             return;
         };
@@ -191,16 +188,17 @@ impl Hub {
             Err(SendError::Full(_)) => {
                 counter!("classbell_ws_messages_dropped_total", "reason" => "slow_consumer")
                     .increment(1);
-                self.close_slow(id, ctx);
+                self.close_slow(id);
             }
             // The session is ending; its `Disconnect` is on the way.
             Err(SendError::Closed(_)) => {}
         }
     }
 
-    /// The session stopped reading: ask it to close, and cut its socket if it
-    /// has not within the grace period (its actor is not even being polled).
-    fn close_slow(&mut self, id: SessionId, ctx: &mut Context<Self>) {
+    /// The session stopped reading: nothing more is sent to it, and it is
+    /// told to close, which it does if it reads again (otherwise the stall
+    /// timeout ends its connection).
+    fn close_slow(&mut self, id: SessionId) {
         let Some(entry) = self.sessions.get_mut(&id) else {
             return;
         };
@@ -215,13 +213,6 @@ impl Hub {
             code: CloseCode::Again,
             reason: "slow consumer: messages were not read; reconnect with your cursor",
         });
-        if let Some(socket) = entry.link.socket.clone() {
-            ctx.run_later(self.close_grace, move |hub, _| {
-                if hub.sessions.contains_key(&id) {
-                    socket.shut_down();
-                }
-            });
-        }
     }
 
     fn dispatch(&mut self, envelope: Arc<Envelope>, ctx: &mut Context<Self>) {
@@ -241,18 +232,13 @@ impl Hub {
                     .range(first_user_id..=last_user_id)
                     .map(|(user, _)| *user)
                     .collect();
-                if users.is_empty() {
-                    return;
-                }
-                let db = self.db.clone();
-                let work = async move {
-                    let mut conn = db.get().await?;
-                    store::created_for(&mut conn, announcement_id, &users).await
+                let query = async move |conn: &mut AsyncPgConnection, users: &[i64]| {
+                    store::created_for(conn, announcement_id, users).await
                 };
-                self.resolve(work, ctx, move |hub, items, ctx| {
+                self.resolve_among(users, query, ctx, move |hub, items| {
                     for (user, item) in items {
                         let message = ServerMessage::DeliveryCreated { delivery: item };
-                        hub.push_user(user, push(message, raised), ctx);
+                        hub.push_user(user, push(message, raised));
                         hub.unread_dirty.insert(user);
                     }
                 });
@@ -273,21 +259,16 @@ impl Hub {
                         delivered_at,
                         ack_at,
                     };
-                    self.push_user(user_id, push(message, raised), ctx);
+                    self.push_user(user_id, push(message, raised));
                     self.unread_dirty.insert(user_id);
                 }
             }
             Event::AnnouncementWithdrawn { announcement_id } => {
-                let users = self.connected_users();
-                if users.is_empty() {
-                    return;
-                }
-                let db = self.db.clone();
-                let work = async move {
-                    let mut conn = db.get().await?;
-                    store::recipients_among(&mut conn, announcement_id, &users).await
+                let query = async move |conn: &mut AsyncPgConnection, users: &[i64]| {
+                    store::recipients_among(conn, announcement_id, users).await
                 };
-                self.resolve(work, ctx, move |hub, recipients, ctx| {
+                let users = self.connected_users();
+                self.resolve_among(users, query, ctx, move |hub, recipients| {
                     let message =
                         Arc::new(ServerMessage::AnnouncementWithdrawn { announcement_id });
                     for user in recipients {
@@ -295,7 +276,7 @@ impl Hub {
                             message: Arc::clone(&message),
                             raised_at_ms: raised,
                         };
-                        hub.push_user(user, push, ctx);
+                        hub.push_user(user, push);
                         hub.unread_dirty.insert(user);
                     }
                 });
@@ -306,23 +287,18 @@ impl Hub {
                 }
             }
             Event::RemindersSent { announcement_id } => {
-                let users = self.connected_users();
-                if users.is_empty() {
-                    return;
-                }
-                let db = self.db.clone();
-                let work = async move {
-                    let mut conn = db.get().await?;
-                    store::unacked_among(&mut conn, announcement_id, &users).await
+                let query = async move |conn: &mut AsyncPgConnection, users: &[i64]| {
+                    store::unacked_among(conn, announcement_id, users).await
                 };
-                self.resolve(work, ctx, move |hub, reminded, ctx| {
+                let users = self.connected_users();
+                self.resolve_among(users, query, ctx, move |hub, reminded| {
                     for (user, delivery_id, retry_count) in reminded {
                         let message = ServerMessage::Reminder {
                             delivery_id,
                             announcement_id,
                             retry_count,
                         };
-                        hub.push_user(user, push(message, raised), ctx);
+                        hub.push_user(user, push(message, raised));
                     }
                 });
             }
@@ -350,15 +326,34 @@ impl Hub {
         &mut self,
         work: impl Future<Output = Result<T, AppError>> + 'static,
         ctx: &mut Context<Self>,
-        then: impl FnOnce(&mut Hub, T, &mut Context<Hub>) + 'static,
+        then: impl FnOnce(&mut Hub, T) + 'static,
     ) {
-        ctx.spawn(work.into_actor(self).map(|result, hub, ctx| match result {
-            Ok(value) => then(hub, value, ctx),
+        ctx.spawn(work.into_actor(self).map(|result, hub, _| match result {
+            Ok(value) => then(hub, value),
             Err(error) => {
                 counter!("classbell_hub_events_lost_total").increment(1);
                 tracing::warn!(%error, "could not resolve an event for live sessions");
             }
         }));
+    }
+
+    /// `resolve` for a query over some of the connected users (none: nothing to do).
+    fn resolve_among<T: 'static>(
+        &mut self,
+        users: Vec<i64>,
+        query: impl AsyncFnOnce(&mut AsyncPgConnection, &[i64]) -> Result<T, AppError> + 'static,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Hub, T) + 'static,
+    ) {
+        if users.is_empty() {
+            return;
+        }
+        let db = self.db.clone();
+        let work = async move {
+            let mut conn = db.get().await?;
+            query(&mut conn, &users).await
+        };
+        self.resolve(work, ctx, then);
     }
 
     fn flush_unread(&mut self, ctx: &mut Context<Self>) {
@@ -367,20 +362,15 @@ impl Hub {
             .drain()
             .filter(|user| self.by_user.contains_key(user))
             .collect();
-        if users.is_empty() {
-            return;
-        }
-        let db = self.db.clone();
-        let work = async move {
-            let mut conn = db.get().await?;
-            let counts = store::unread_counts(&mut conn, &users).await?;
-            Ok((users, counts))
+        let query = async |conn: &mut AsyncPgConnection, users: &[i64]| {
+            let counts = store::unread_counts(conn, users).await?;
+            Ok((users.to_vec(), counts))
         };
-        self.resolve(work, ctx, |hub, (users, counts), ctx| {
+        self.resolve_among(users, query, ctx, |hub, (users, counts)| {
             for user in users {
                 let unread = counts.get(&user).copied().unwrap_or(0);
                 let message = ServerMessage::UnreadCount { unread };
-                hub.push_user(user, push(message, None), ctx);
+                hub.push_user(user, push(message, None));
             }
         });
     }
@@ -393,7 +383,7 @@ impl Hub {
             .collect();
         for announcement_id in dirty {
             let db = self.db.clone();
-            self.resolve(stats(db, announcement_id), ctx, move |hub, stats, ctx| {
+            self.resolve(stats(db, announcement_id), ctx, move |hub, stats| {
                 let Some(watchers) = hub.stats_watchers.get(&announcement_id).cloned() else {
                     return;
                 };
@@ -406,7 +396,7 @@ impl Hub {
                         message: Arc::clone(&message),
                         raised_at_ms: None,
                     };
-                    hub.push_session(id, push, ctx);
+                    hub.push_session(id, push);
                 }
             });
         }
@@ -531,12 +521,12 @@ impl Handler<WatchStats> for Hub {
             // The current figures, to this session only.
             let id = message.id;
             let db = self.db.clone();
-            self.resolve(stats(db, announcement_id), ctx, move |hub, stats, ctx| {
+            self.resolve(stats(db, announcement_id), ctx, move |hub, stats| {
                 let message = ServerMessage::AnnouncementStats {
                     announcement_id,
                     stats,
                 };
-                hub.push_session(id, push(message, None), ctx);
+                hub.push_session(id, push(message, None));
             });
         } else {
             entry.watching.remove(&announcement_id);

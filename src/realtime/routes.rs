@@ -1,5 +1,7 @@
 //! `GET /ws` (the live inbox) and `POST /auth/ws-ticket` (how browsers open it).
 
+use std::time::Duration;
+
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
 use serde::{Deserialize, Serialize};
@@ -8,7 +10,7 @@ use uuid::Uuid;
 
 use super::protocol::Cursor;
 use super::session::Session;
-use super::socket::SessionSocket;
+use super::socket;
 use super::ticket::{self, TICKET_TTL_SECS};
 use crate::auth::{AuthUser, store as auth_store};
 use crate::error::AppError;
@@ -55,11 +57,13 @@ pub async fn connect(
         .map_err(|reason| AppError::field("since", reason))?;
     ws::handshake(&req).map_err(|error| AppError::BadRequest(error.to_string()))?;
     let (user, auth_session) = authenticate(&req, &state, query.ticket.as_deref()).await?;
-    let socket = SessionSocket::of(&req);
-    if let Some(socket) = &socket {
-        socket.limit_send_buffer(state.settings.ws_send_buffer_bytes);
-    }
-    let session = Session::new(user, auth_session, since, state.clone(), socket);
+    let settings = &state.settings;
+    socket::configure(
+        &req,
+        settings.ws_send_buffer_bytes,
+        Duration::from_secs(settings.ws_stall_timeout_secs.max(1)),
+    );
+    let session = Session::new(user, auth_session, since, state.clone());
     ws::WsResponseBuilder::new(session, &req, stream)
         .frame_size(MAX_CLIENT_FRAME)
         .start()

@@ -2,7 +2,6 @@
 //! cursor, relays what the hub pushes, runs the heartbeat, and carries out
 //! the client's requests through the same state machine as HTTP.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,6 @@ use super::hub::{
 };
 use super::ledger::Ledger;
 use super::protocol::{ClientMessage, Cursor, Frame, HelloUser, ServerMessage};
-use super::socket::SessionSocket;
 use super::store;
 use crate::announcements::store as announcements;
 use crate::deliveries::model::DeliveryState;
@@ -45,11 +43,11 @@ pub struct SessionSettings {
 
 pub struct Session {
     id: SessionId,
-    user: User,
+    /// Who is connected (only what the session needs: no hash kept around).
+    user: HelloUser,
     auth_session: Uuid,
     state: web::Data<AppState>,
     hub: Addr<Hub>,
-    socket: Option<Arc<SessionSocket>>,
     settings: SessionSettings,
     /// Where the client said it stands (`since`), until the catch-up ran.
     since: Option<Cursor>,
@@ -69,16 +67,18 @@ impl Session {
         auth_session: Uuid,
         since: Option<Cursor>,
         state: web::Data<AppState>,
-        socket: Option<SessionSocket>,
     ) -> Self {
         let settings = state.session_settings;
         Session {
             id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
-            user,
+            user: HelloUser {
+                id: user.id,
+                username: user.username,
+                role: user.role,
+            },
             auth_session,
             hub: state.hub.clone(),
             state,
-            socket: socket.map(Arc::new),
             settings,
             since,
             cursor: None,
@@ -154,11 +154,7 @@ impl Session {
             // own cursor: a drop half-way through loses nothing.
             session.cursor = Some(since.unwrap_or(catch_up.cursor));
             let hello = ServerMessage::Hello {
-                user: HelloUser {
-                    id: session.user.id,
-                    username: session.user.username.clone(),
-                    role: session.user.role,
-                },
+                user: session.user.clone(),
                 unread_count: catch_up.unread,
             };
             session.write(&hello, ctx);
@@ -351,7 +347,6 @@ impl Actor for Session {
             auth_session: self.auth_session,
             push: address.clone().recipient(),
             control: address.recipient(),
-            socket: self.socket.clone(),
         };
         let since = self.since.take();
         self.start(link, since, ctx);

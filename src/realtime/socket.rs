@@ -1,14 +1,14 @@
-//! The TCP socket under a websocket, for what the session actor cannot do
-//! itself. actix-web-actors polls a session only while the connection's
+//! Socket options for websockets, set on the connection's descriptor at the
+//! upgrade. actix-web-actors polls a session only while the connection's
 //! writer wants more bytes, so a client that stops reading also stops its
-//! session: it can neither notice nor close itself. The hub can, through
-//! this handle: it shuts the socket down, the writer fails, and actix ends
-//! the session. The handle also caps the kernel's send buffer, so a stalled
-//! client holds little memory and is found out quickly.
+//! session: it can neither notice nor close itself. The kernel can: with
+//! `TCP_USER_TIMEOUT`, data left unread (a zero window) or unacknowledged for
+//! that long aborts the connection, the writer fails, and actix ends the
+//! session. A small send buffer bounds what a stalled client holds meanwhile.
 
 use std::any::Any;
-use std::net::Shutdown;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::time::Duration;
 
 use actix_web::HttpRequest;
 use actix_web::dev::Extensions;
@@ -24,31 +24,20 @@ pub fn on_connect(connection: &dyn Any, data: &mut Extensions) {
     }
 }
 
-/// A websocket's own duplicate of its connection's descriptor: it stays valid
-/// however the connection ends, and is closed when the session drops it.
-#[derive(Debug)]
-pub struct SessionSocket(OwnedFd);
-
-impl SessionSocket {
-    /// Duplicates the descriptor of the connection `req` arrived on.
-    pub fn of(req: &HttpRequest) -> Option<Self> {
-        let ConnectionFd(fd) = *req.conn_data::<ConnectionFd>()?;
-        // SAFETY: the connection is serving this very request, so its
-        // descriptor is open for the duration of this call; the duplicate
-        // is ours to own.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        borrowed.try_clone_to_owned().ok().map(SessionSocket)
+/// Caps the send buffer and sets the stall timeout of the connection `req`
+/// arrived on (the kernel doubles the buffer figure for its bookkeeping).
+pub fn configure(req: &HttpRequest, send_buffer: usize, stall_timeout: Duration) {
+    let Some(ConnectionFd(fd)) = req.conn_data::<ConnectionFd>().copied() else {
+        return;
+    };
+    // SAFETY: the connection is serving this very request, so its descriptor
+    // is open for the duration of this call, and nothing of it is kept.
+    let socket = unsafe { BorrowedFd::borrow_raw(fd) };
+    let socket = socket2::SockRef::from(&socket);
+    if let Err(error) = socket.set_send_buffer_size(send_buffer) {
+        tracing::debug!(%error, "could not cap a websocket's send buffer");
     }
-
-    /// Caps the kernel send buffer (the kernel doubles the figure for its bookkeeping).
-    pub fn limit_send_buffer(&self, bytes: usize) {
-        if let Err(error) = socket2::SockRef::from(&self.0).set_send_buffer_size(bytes) {
-            tracing::debug!(%error, "could not cap a websocket's send buffer");
-        }
-    }
-
-    /// Ends the connection in both directions, whatever the session is doing.
-    pub fn shut_down(&self) {
-        let _ = socket2::SockRef::from(&self.0).shutdown(Shutdown::Both);
+    if let Err(error) = socket.set_tcp_user_timeout(Some(stall_timeout)) {
+        tracing::debug!(%error, "could not set a websocket's stall timeout");
     }
 }

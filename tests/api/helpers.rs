@@ -291,6 +291,13 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("{statement}: {e}"));
     }
 
+    /// The Prometheus text `/metrics` serves now.
+    pub async fn metrics(&self) -> String {
+        let response = self.request(Method::GET, "/metrics", None, None).await;
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
     /// The `.eml` files in this app's outbox, waiting up to 5 s for `count`.
     pub async fn outbox_mail(&self, count: usize) -> Vec<String> {
         wait_for_files(self.outbox.path(), count, |_| true).await

@@ -638,26 +638,13 @@ async fn reconnecting_with_the_cursor_misses_nothing() {
     );
 }
 
-#[actix_web::test]
-async fn a_client_that_stops_reading_is_closed_while_others_keep_receiving() {
-    use actix_codec::Framed;
-    use awc::ws::{Codec, Frame};
-    use futures_util::StreamExt;
+/// A websocket that upgrades and then reads nothing, with a small receive
+/// buffer so the server's side fills quickly.
+async fn stalled_client(address: &str, token: &str) -> tokio::net::TcpStream {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    let app = TestApp::spawn_with(|s| {
-        s.ws_outbound_queue = 16;
-        s.ws_send_buffer_bytes = 4096;
-        s.ws_close_grace_ms = 20_000;
-    })
-    .await;
-    let class = class(&app).await;
-    let (mut reader, _) = open(&app, &class.enrolled[0].1).await;
-
-    // The slow client: a small receive buffer, an upgrade, and then no reading.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
-    let port = app.address.rsplit(':').next().unwrap().parse().unwrap();
+    let port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
     let mut stream = socket
         .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
         .await
@@ -665,8 +652,7 @@ async fn a_client_that_stops_reading_is_closed_while_others_keep_receiving() {
     let request = format!(
         "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         Authorization: Bearer {}\r\n\r\n",
-        class.enrolled[1].1
+         Authorization: Bearer {token}\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut head = Vec::new();
@@ -676,9 +662,48 @@ async fn a_client_that_stops_reading_is_closed_while_others_keep_receiving() {
         head.push(byte[0]);
     }
     assert!(String::from_utf8_lossy(&head).starts_with("HTTP/1.1 101"));
+    stream
+}
+
+/// A gauge or counter's value in Prometheus text, when exported.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[actix_web::test]
+async fn a_client_that_stops_reading_is_closed_while_others_keep_receiving() {
+    use actix_codec::Framed;
+    use awc::ws::{Codec, Frame};
+    use futures_util::StreamExt;
+
+    // A node of its own, so its session and slow-consumer figures are this test's alone.
+    let app = TestApp::spawn().await;
+    let class = class(&app).await;
+    let node = app
+        .node(&[
+            ("CLASSBELL_WS_OUTBOUND_QUEUE", "16"),
+            ("CLASSBELL_WS_SEND_BUFFER_BYTES", "4096"),
+            ("CLASSBELL_WS_STALL_TIMEOUT_SECS", "6"),
+        ])
+        .await;
+    let mut reader = WsClient::connect(&node.address, "/ws", Some(&class.enrolled[0].1)).await;
+    assert_eq!(reader.next_json().await["type"], "hello");
+    // Two clients that stop reading: one resumes later, one never does.
+    let resumes = stalled_client(&node.address, &class.enrolled[1].1).await;
+    let (_, third) = app.signed_in(Role::Student).await;
+    let never = stalled_client(&node.address, &third).await;
+    let sessions = async || {
+        metric(
+            &get_text(&app, &node.url("/metrics")).await,
+            "classbell_ws_sessions_open",
+        )
+    };
+    assert_eq!(sessions().await, Some(3.0));
 
     // The reading client reads throughout.
-    let expected = 40;
+    let expected = 30;
     let reading = actix_web::rt::spawn(async move {
         let mut seen = BTreeSet::new();
         while seen.len() < expected {
@@ -687,42 +712,36 @@ async fn a_client_that_stops_reading_is_closed_while_others_keep_receiving() {
         }
         seen
     });
-    // Announcements with long bodies, far more than the slow client's buffers hold.
+    // Announcements to all students with long bodies, far more than the
+    // stalled clients' buffers hold.
     let body = "Read this carefully. ".repeat(900);
+    let (_, admin) = app.signed_in(Role::Manager).await;
     let mut ids = BTreeSet::new();
     for n in 0..expected {
         let response = app
-            .send(
-                Method::POST,
-                "/api/announcements",
-                &class.teacher,
-                json!({"title": format!("Notice {n}"), "body": body, "audience": class.audience()}),
-            )
-            .await;
+            .client
+            .post(node.url("/api/announcements"))
+            .bearer_auth(&admin)
+            .json(&json!({"title": format!("Notice {n}"), "body": body, "audience": {"kind": "all_students"}}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 201);
         ids.insert(json_body(response).await["id"].as_i64().unwrap());
     }
     // The reading client got every one of them.
     assert_eq!(reading.await.unwrap(), ids);
-    let metrics = app
-        .request(Method::GET, "/metrics", None, None)
-        .await
-        .text()
-        .await
-        .unwrap();
-    let closes: f64 = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("classbell_ws_slow_consumer_closes_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(closes >= 1.0, "{closes}");
+    let text = get_text(&app, &node.url("/metrics")).await;
+    assert_eq!(
+        metric(&text, "classbell_ws_slow_consumer_closes_total"),
+        Some(2.0)
+    );
 
-    // The slow client, reading at last, finds what fitted and then the close.
-    let mut framed = Framed::new(stream, Codec::new().client_mode());
+    // The one that resumes reading finds what fitted, then the close frame.
+    let mut framed = Framed::new(resumes, Codec::new().client_mode());
     let mut texts = 0;
     let close = loop {
-        match tokio::time::timeout(Duration::from_secs(10), framed.next()).await {
+        match tokio::time::timeout(Duration::from_secs(5), framed.next()).await {
             Ok(Some(Ok(Frame::Text(_)))) => texts += 1,
             Ok(Some(Ok(Frame::Close(reason)))) => break reason,
             Ok(Some(Ok(_))) => {}
@@ -731,14 +750,51 @@ async fn a_client_that_stops_reading_is_closed_while_others_keep_receiving() {
     };
     let close = close.expect("a close reason");
     assert_eq!(u16::from(close.code), 1013);
+    assert!(close.description.unwrap().starts_with("slow consumer"));
     assert!(
-        close.description.unwrap().starts_with("slow consumer"),
-        "the reason says why"
-    );
-    assert!(
-        texts < 40,
+        texts < 2 * expected,
         "it was closed before it got everything ({texts})"
     );
+
+    // The one that never reads is dropped by the stall timeout: only the
+    // reader's session is left.
+    let mut left = None;
+    for _ in 0..100 {
+        left = sessions().await;
+        if left == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(left, Some(1.0), "the silent client's session ended");
+    // Its connection, with everything queued for it, is dropped by the
+    // kernel's stall timeout: it reads a few kilobytes, then a reset.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let mut never = never;
+    let mut read = 0;
+    let outcome = loop {
+        use tokio::io::AsyncReadExt;
+        let mut buffer = vec![0u8; 65536];
+        match tokio::time::timeout(Duration::from_secs(3), never.read(&mut buffer)).await {
+            Ok(Ok(0)) => break "end of stream".to_owned(),
+            Ok(Ok(n)) => read += n,
+            Ok(Err(error)) => break error.kind().to_string(),
+            Err(_) => break "nothing more".to_owned(),
+        }
+    };
+    assert_eq!(outcome, std::io::ErrorKind::ConnectionReset.to_string());
+    assert!(read < 64 * 1024, "{read} bytes were kept for it");
+}
+
+async fn get_text(app: &TestApp, url: &str) -> String {
+    app.client
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 #[actix_web::test]
@@ -761,12 +817,7 @@ async fn pushes_go_through_the_hub_only_to_connected_users() {
         others.iter().all(|m| m["type"] != "delivery.created"),
         "one item, not one per chunk: {others:?}"
     );
-    let metrics = app
-        .request(Method::GET, "/metrics", None, None)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     for family in [
         "classbell_ws_sessions_open",
         "classbell_ws_messages_sent_total{type=\"delivery.created\"}",
