@@ -145,7 +145,9 @@ impl Hub {
         ] {
             counter!(name).absolute(0);
         }
-        counter!("classbell_ws_messages_dropped_total", "reason" => "slow_consumer").absolute(0);
+        for reason in ["slow_consumer", "closing"] {
+            counter!("classbell_ws_messages_dropped_total", "reason" => reason).absolute(0);
+        }
         Hub {
             db,
             bus,
@@ -181,6 +183,7 @@ impl Hub {
             return;
         };
         if entry.closing {
+            counter!("classbell_ws_messages_dropped_total", "reason" => "closing").increment(1);
             return;
         }
         match entry.link.push.try_send(push) {
