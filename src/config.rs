@@ -236,6 +236,30 @@ pub struct Settings {
     #[arg(long, env = "CLASSBELL_WRITER_MAX_BATCH", default_value_t = 1000)]
     pub writer_max_batch: usize,
 
+    /// Background jobs (exports, imports) one node runs at once.
+    #[arg(long, env = "CLASSBELL_JOB_WORKERS", default_value_t = 2)]
+    pub job_workers: usize,
+
+    /// Milliseconds between looks for queued jobs and for jobs whose node died.
+    #[arg(long, env = "CLASSBELL_JOB_POLL_MS", default_value_t = 1000)]
+    pub job_poll_ms: u64,
+
+    /// Seconds a node's claim on a job lasts without progress.
+    #[arg(long, env = "CLASSBELL_JOB_LEASE_SECS", default_value_t = 30)]
+    pub job_lease_secs: u64,
+
+    /// Seconds a job's file (an export, an error report) stays downloadable.
+    #[arg(long, env = "CLASSBELL_JOB_FILE_TTL_SECS", default_value_t = 24 * 3600)]
+    pub job_file_ttl_secs: u64,
+
+    /// Milliseconds to pause after each chunk of a job's rows (spreads load; 0 = none).
+    #[arg(long, env = "CLASSBELL_JOB_CHUNK_DELAY_MS", default_value_t = 0)]
+    pub job_chunk_delay_ms: u64,
+
+    /// Largest CSV file an import accepts, in bytes (larger: 413).
+    #[arg(long, env = "CLASSBELL_MAX_IMPORT_BYTES", default_value_t = 20 * 1024 * 1024)]
+    pub max_import_bytes: usize,
+
     /// Seconds between the server's websocket pings.
     #[arg(long, env = "CLASSBELL_WS_HEARTBEAT_SECS", default_value_t = 10)]
     pub ws_heartbeat_secs: u64,
@@ -309,6 +333,18 @@ impl Settings {
             timeout: Duration::from_secs(self.ws_timeout_secs.max(1)),
             outbound_queue: self.ws_outbound_queue.max(1),
             checkpoint: Duration::from_secs(self.ws_checkpoint_secs.max(1)),
+        }
+    }
+
+    pub fn job_settings(&self) -> crate::jobs::runner::JobSettings {
+        crate::jobs::runner::JobSettings {
+            workers: self.job_workers.max(1),
+            poll: Duration::from_millis(self.job_poll_ms.max(10)),
+            lease_secs: self.job_lease_secs.max(1),
+            file_ttl: chrono::Duration::seconds(
+                i64::try_from(self.job_file_ttl_secs).unwrap_or(i64::MAX / 1000),
+            ),
+            chunk_delay: Duration::from_millis(self.job_chunk_delay_ms),
         }
     }
 

@@ -39,6 +39,11 @@ impl FieldErrors {
         self.0.is_empty()
     }
 
+    /// The first reason recorded for `field`.
+    pub fn first(&self, field: &str) -> Option<&str> {
+        self.0.get(field)?.first().map(String::as_str)
+    }
+
     pub fn merge(&mut self, other: FieldErrors) {
         for (field, reasons) in other.0 {
             self.0.entry(field).or_default().extend(reasons);
@@ -71,6 +76,9 @@ pub enum AppError {
     NotFound(&'static str),
     #[error("{0} is not allowed here")]
     MethodNotAllowed(String),
+    /// It existed, and is no more (an expired download).
+    #[error("{0}")]
+    Gone(&'static str),
     #[error("{message}")]
     Conflict {
         code: &'static str,
@@ -137,6 +145,7 @@ impl AppError {
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound(_) => "not_found",
             AppError::MethodNotAllowed(_) => "method_not_allowed",
+            AppError::Gone(_) => "gone",
             AppError::Conflict { code, .. } => code,
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -179,6 +188,7 @@ impl ResponseError for AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::Gone(_) => StatusCode::GONE,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

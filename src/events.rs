@@ -12,6 +12,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::deliveries::model::DeliveryState;
+use crate::jobs::model::{JobKind, JobState};
 
 /// Events kept for slow listeners before the oldest are dropped.
 const CAPACITY: usize = 8192;
@@ -54,6 +55,16 @@ pub enum Event {
     /// (deactivation, password change). Their websockets close.
     #[serde(rename = "user.signed_out")]
     SignedOut { user_id: i64, session: Option<Uuid> },
+    /// A background job moved on (or ended); for its owner.
+    #[serde(rename = "job.progress")]
+    JobProgress {
+        job_id: Uuid,
+        owner_id: i64,
+        kind: JobKind,
+        state: JobState,
+        done: i32,
+        total: Option<i32>,
+    },
 }
 
 impl Event {
@@ -65,6 +76,7 @@ impl Event {
             Event::AnnouncementStats { .. } => "announcement.stats",
             Event::RemindersSent { .. } => "reminders.sent",
             Event::SignedOut { .. } => "user.signed_out",
+            Event::JobProgress { .. } => "job.progress",
         }
     }
 }

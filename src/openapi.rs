@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::http::resource;
 use crate::{
-    announcements, attachments, auth, courses, deliveries, health, realtime, sections, users,
+    announcements, attachments, auth, courses, deliveries, health, jobs, realtime, sections, users,
 };
 
 #[derive(OpenApi)]
@@ -56,6 +56,15 @@ use crate::{
         deliveries::routes::mark_delivered,
         deliveries::routes::acknowledge,
         deliveries::routes::unread_count,
+        jobs::routes::export_courses,
+        jobs::routes::export_sections,
+        jobs::routes::export_enrollments,
+        jobs::routes::export_unacked,
+        jobs::routes::import_courses,
+        jobs::routes::import_sections,
+        jobs::routes::import_enrollments,
+        jobs::routes::get_task,
+        jobs::routes::download,
         realtime::routes::connect,
         realtime::routes::issue_ticket,
         health::healthz,
@@ -73,6 +82,7 @@ use crate::{
         (name = "announcements", description = "Publishing, stats and reminders"),
         (name = "deliveries", description = "A recipient's inbox"),
         (name = "realtime", description = "The live inbox over a websocket"),
+        (name = "jobs", description = "CSV exports and imports as background tasks"),
         (name = "ops", description = "Health and metrics"),
     )
 )]

@@ -18,6 +18,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::config::Settings;
 use crate::deliveries::writer::DeliveryWriter;
 use crate::events::EventBus;
+use crate::jobs::runner::JobRunner;
 use crate::mail::Mailer;
 use crate::realtime::bridge::{Bridge, BridgeHealth};
 use crate::realtime::hub::Hub;
@@ -26,8 +27,8 @@ use crate::sections::enrollments;
 use crate::state::AppState;
 use crate::storage::{Storage, deletions};
 use crate::{
-    announcements, attachments, auth, courses, db, deliveries, health, http as routes, openapi,
-    realtime, sections, telemetry, users,
+    announcements, attachments, auth, courses, db, deliveries, health, http as routes, jobs,
+    openapi, realtime, sections, telemetry, users,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +127,13 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
     .start();
     Scheduler::new(db.clone(), fanout.clone(), poll).start();
     let hub = Hub::new(db.clone(), bus.clone()).start();
+    let jobs = JobRunner::new(
+        db.clone(),
+        Arc::clone(&storage),
+        bus.clone(),
+        settings.job_settings(),
+    )
+    .start();
     let bridge = Arc::new(BridgeHealth::default());
     Bridge::new(
         &settings.redis_url,
@@ -155,6 +163,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         writer,
         fanout,
         hub,
+        jobs,
         bridge,
         metrics,
     })
@@ -195,6 +204,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, St
             .configure(announcements::routes::configure)
             .configure(deliveries::routes::configure)
             .configure(realtime::routes::configure)
+            .configure(jobs::routes::configure)
             .default_service(web::to(routes::no_route))
     })
     .on_connect(realtime::socket::on_connect)

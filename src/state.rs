@@ -12,6 +12,7 @@ use crate::db::{DbConnection, DbPool};
 use crate::deliveries::writer::DeliveryWriter;
 use crate::error::AppError;
 use crate::events::EventBus;
+use crate::jobs::runner::JobRunner;
 use crate::mail::Mailer;
 use crate::realtime::bridge::BridgeHealth;
 use crate::realtime::hub::Hub;
@@ -30,6 +31,7 @@ pub struct AppState {
     pub writer: Addr<DeliveryWriter>,
     pub fanout: Addr<FanoutSupervisor>,
     pub hub: Addr<Hub>,
+    pub jobs: Addr<JobRunner>,
     pub bridge: Arc<BridgeHealth>,
     pub session_settings: SessionSettings,
     pub metrics: PrometheusHandle,

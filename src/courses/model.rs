@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use super::credits::Credits;
 use crate::db::schema::courses;
+use crate::error::FieldErrors;
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable, Serialize, ToSchema)]
 #[diesel(table_name = courses, check_for_backend(diesel::pg::Pg))]
@@ -37,4 +38,25 @@ pub struct CourseChanges {
     pub title: Option<String>,
     pub description: Option<String>,
     pub credits: Option<Credits>,
+}
+
+const MAX_DESCRIPTION: usize = 20_000;
+
+/// A course description, trimmed; too long is recorded in `errors`.
+pub fn description(errors: &mut FieldErrors, raw: &str) -> String {
+    if raw.chars().count() > MAX_DESCRIPTION {
+        errors.add(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION} characters"),
+        );
+    }
+    raw.trim().to_owned()
+}
+
+/// Credits from a number; out of range is recorded in `errors`.
+pub fn credits(errors: &mut FieldErrors, raw: f64) -> Credits {
+    Credits::parse(raw).unwrap_or_else(|reason| {
+        errors.add("credits", reason);
+        Credits::DEFAULT
+    })
 }

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::credits::Credits;
-use super::model::{Course, CourseChanges, NewCourse};
+use super::model::{Course, CourseChanges, NewCourse, credits, description};
 use super::store;
 use crate::auth::AuthUser;
 use crate::error::{AppError, FieldErrors};
@@ -82,25 +82,6 @@ pub struct UpdateCourseRequest {
     pub title: Option<String>,
     pub description: Option<String>,
     pub credits: Option<f64>,
-}
-
-const MAX_DESCRIPTION: usize = 20_000;
-
-fn description(errors: &mut FieldErrors, raw: &str) -> String {
-    if raw.chars().count() > MAX_DESCRIPTION {
-        errors.add(
-            "description",
-            format!("must be at most {MAX_DESCRIPTION} characters"),
-        );
-    }
-    raw.trim().to_owned()
-}
-
-fn credits(errors: &mut FieldErrors, raw: f64) -> Credits {
-    Credits::parse(raw).unwrap_or_else(|reason| {
-        errors.add("credits", reason);
-        Credits::DEFAULT
-    })
 }
 
 /// Creates a course (managers, registrars, admins).

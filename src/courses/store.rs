@@ -113,3 +113,51 @@ pub async fn delete(conn: &mut AsyncPgConnection, id: i64) -> Result<(), AppErro
     }
     Ok(())
 }
+
+/// Every course, by code: what an export writes.
+pub async fn all(conn: &mut AsyncPgConnection) -> Result<Vec<Course>, AppError> {
+    Ok(courses::table
+        .select(Course::as_select())
+        .order(courses::code)
+        .load(conn)
+        .await?)
+}
+
+/// Inserts the courses, or updates those whose code exists (in any case),
+/// in one statement. A row that matches what is stored changes nothing, not
+/// even `updated_at`. The codes must differ from each other.
+pub async fn upsert_many(conn: &mut AsyncPgConnection, rows: &[NewCourse]) -> Result<(), AppError> {
+    use diesel::sql_types::{Array, Numeric, Text};
+    let codes: Vec<&str> = rows.iter().map(|r| r.code.as_str()).collect();
+    let titles: Vec<&str> = rows.iter().map(|r| r.title.as_str()).collect();
+    let descriptions: Vec<&str> = rows.iter().map(|r| r.description.as_str()).collect();
+    let credits: Vec<super::credits::Credits> = rows.iter().map(|r| r.credits).collect();
+    diesel::sql_query(
+        "INSERT INTO courses (code, title, description, credits)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[])
+         ON CONFLICT ((lower(code))) DO UPDATE
+             SET title = EXCLUDED.title, description = EXCLUDED.description,
+                 credits = EXCLUDED.credits, updated_at = now()
+             WHERE (courses.title, courses.description, courses.credits)
+                   IS DISTINCT FROM (EXCLUDED.title, EXCLUDED.description, EXCLUDED.credits)",
+    )
+    .bind::<Array<Text>, _>(codes)
+    .bind::<Array<Text>, _>(titles)
+    .bind::<Array<Text>, _>(descriptions)
+    .bind::<Array<Numeric>, _>(credits)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Course ids by (lowercased) code: (lowercased code, id).
+pub async fn ids_by_code(
+    conn: &mut AsyncPgConnection,
+    codes: &[String],
+) -> Result<Vec<(String, i64)>, AppError> {
+    Ok(courses::table
+        .filter(lower(courses::code).eq_any(codes))
+        .select((lower(courses::code), courses::id))
+        .load(conn)
+        .await?)
+}

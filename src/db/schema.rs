@@ -88,6 +88,29 @@ diesel::table! {
 }
 
 diesel::table! {
+    jobs (id) {
+        id -> Uuid,
+        kind -> Text,
+        state -> Text,
+        owner_id -> Int8,
+        params -> Jsonb,
+        input_key -> Nullable<Text>,
+        output_key -> Nullable<Text>,
+        progress_done -> Int4,
+        progress_total -> Nullable<Int4>,
+        result -> Nullable<Jsonb>,
+        error -> Nullable<Text>,
+        attempts -> Int4,
+        claimed_by -> Nullable<Uuid>,
+        lease_until -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+        expires_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     object_deletions (object_key) {
         object_key -> Text,
         queued_at -> Timestamptz,
@@ -149,6 +172,7 @@ diesel::joinable!(course_attachments -> courses (course_id));
 diesel::joinable!(course_attachments -> users (uploaded_by));
 diesel::joinable!(enrollments -> sections (section_id));
 diesel::joinable!(enrollments -> users (student_id));
+diesel::joinable!(jobs -> users (owner_id));
 diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(refresh_tokens -> auth_sessions (session_id));
 diesel::joinable!(sections -> courses (course_id));
@@ -161,6 +185,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     courses,
     deliveries,
     enrollments,
+    jobs,
     object_deletions,
     password_resets,
     refresh_tokens,

@@ -31,6 +31,7 @@ use crate::announcements::store as announcements;
 use crate::db::DbPool;
 use crate::error::AppError;
 use crate::events::{Envelope, Event, EventBus};
+use crate::jobs::model::Progress;
 use crate::telemetry::mailbox;
 
 /// The hub's name in actor metrics.
@@ -304,6 +305,22 @@ impl Hub {
                         hub.push_user(user, push(message, raised));
                     }
                 });
+            }
+            Event::JobProgress {
+                job_id,
+                owner_id,
+                kind,
+                state,
+                done,
+                total,
+            } => {
+                let message = ServerMessage::JobProgress {
+                    task_id: job_id,
+                    kind,
+                    state: state.task_state(),
+                    progress: Progress { done, total },
+                };
+                self.push_user(owner_id, push(message, raised));
             }
             Event::SignedOut { user_id, session } => {
                 let ids = self.by_user.get(&user_id).cloned().unwrap_or_default();

@@ -73,6 +73,14 @@ pub enum ServerMessage {
         announcement_id: i64,
         stats: AnnouncementStats,
     },
+    /// A background job of the user's moved on (the task API's shape).
+    #[serde(rename = "job.progress")]
+    JobProgress {
+        task_id: uuid::Uuid,
+        kind: crate::jobs::model::JobKind,
+        state: &'static str,
+        progress: crate::jobs::model::Progress,
+    },
     /// A client message that could not be done; the session stays open.
     #[serde(rename = "error")]
     Error { code: &'static str, message: String },
@@ -91,6 +99,7 @@ impl ServerMessage {
             ServerMessage::UnreadCount { .. } => "unread_count",
             ServerMessage::Reminder { .. } => "reminder",
             ServerMessage::AnnouncementStats { .. } => "announcement.stats",
+            ServerMessage::JobProgress { .. } => "job.progress",
             ServerMessage::Error { .. } => "error",
             ServerMessage::Pong => "pong",
         }

@@ -140,3 +140,94 @@ pub async fn list(
         .collect();
     Ok((items, total))
 }
+
+/// Every enrollment by course code, term, section code and student username:
+/// what an export writes.
+pub async fn records(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<(String, String, String, String)>, AppError> {
+    use crate::db::schema::{courses, sections};
+    Ok(enrollments::table
+        .inner_join(sections::table.on(sections::id.eq(enrollments::section_id)))
+        .inner_join(courses::table.on(courses::id.eq(sections::course_id)))
+        .inner_join(users::table.on(users::id.eq(enrollments::student_id)))
+        .select((
+            courses::code,
+            sections::term,
+            sections::section_code,
+            users::username,
+        ))
+        .order((
+            courses::code,
+            sections::term,
+            sections::section_code,
+            users::username,
+        ))
+        .load(conn)
+        .await?)
+}
+
+/// What enrolling one student of a batch came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Enrolled,
+    AlreadyEnrolled,
+    Full,
+    Archived,
+}
+
+/// Enrolls active students into one section under its row lock, in order,
+/// while there is room: the capacity holds as for single enrollments. The
+/// ids must be active students' (the caller resolved them).
+pub async fn enroll_many(
+    conn: &mut AsyncPgConnection,
+    section_id: i64,
+    students: &[i64],
+) -> Result<Vec<Admission>, AppError> {
+    conn.transaction(async |conn| {
+        let section = sections::lock(conn, section_id).await?;
+        if section.status == SectionStatus::Archived {
+            return Ok(vec![Admission::Archived; students.len()]);
+        }
+        let already: std::collections::HashSet<i64> = enrollments::table
+            .filter(enrollments::section_id.eq(section_id))
+            .filter(enrollments::student_id.eq_any(students))
+            .select(enrollments::student_id)
+            .load::<i64>(conn)
+            .await?
+            .into_iter()
+            .collect();
+        let mut room =
+            i64::from(section.capacity) - sections::enrolled_count(conn, section_id).await?;
+        let mut admitted = Vec::new();
+        let outcomes = students
+            .iter()
+            .map(|student| {
+                if already.contains(student) {
+                    Admission::AlreadyEnrolled
+                } else if room > 0 {
+                    room -= 1;
+                    admitted.push(*student);
+                    Admission::Enrolled
+                } else {
+                    Admission::Full
+                }
+            })
+            .collect();
+        let rows: Vec<_> = admitted
+            .iter()
+            .map(|student| {
+                (
+                    enrollments::section_id.eq(section_id),
+                    enrollments::student_id.eq(*student),
+                )
+            })
+            .collect();
+        diesel::insert_into(enrollments::table)
+            .values(&rows)
+            .execute(conn)
+            .await?;
+        Ok(outcomes)
+    })
+    .await
+}

@@ -219,3 +219,115 @@ pub async fn teaches_course(
     .get_result(conn)
     .await?)
 }
+
+/// A section as exports write it and imports read it.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct SectionRecord {
+    pub course_code: String,
+    pub term: String,
+    pub section_code: String,
+    pub teacher_username: String,
+    pub capacity: i32,
+    pub status: SectionStatus,
+}
+
+/// Sections by course code, term and section code, optionally filtered.
+pub async fn records(
+    conn: &mut AsyncPgConnection,
+    course: Option<i64>,
+    term: Option<&str>,
+    status: Option<SectionStatus>,
+) -> Result<Vec<SectionRecord>, AppError> {
+    let mut query = sections::table
+        .inner_join(courses::table.on(courses::id.eq(sections::course_id)))
+        .inner_join(users::table.on(users::id.eq(sections::teacher_id)))
+        .into_boxed();
+    if let Some(course) = course {
+        query = query.filter(sections::course_id.eq(course));
+    }
+    if let Some(term) = term {
+        query = query.filter(crate::db::lower(sections::term).eq(term.to_lowercase()));
+    }
+    if let Some(status) = status {
+        query = query.filter(sections::status.eq(status));
+    }
+    Ok(query
+        .select((
+            courses::code,
+            sections::term,
+            sections::section_code,
+            users::username,
+            sections::capacity,
+            sections::status,
+        ))
+        .order((courses::code, sections::term, sections::section_code))
+        .load(conn)
+        .await?)
+}
+
+/// A section found by its natural key, with how many are enrolled.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct KeyedSection {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub course_code: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub term: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub section_code: String,
+    #[diesel(sql_type = BigInt)]
+    pub enrolled: i64,
+}
+
+/// The sections of the courses with these (lowercased) codes; their codes
+/// and term come back lowercased, to match keys with.
+pub async fn keyed(
+    conn: &mut AsyncPgConnection,
+    course_codes: &[String],
+) -> Result<Vec<KeyedSection>, AppError> {
+    Ok(diesel::sql_query(
+        "SELECT s.id, lower(c.code) AS course_code, lower(s.term) AS term,
+                lower(s.section_code) AS section_code,
+                (SELECT count(*) FROM enrollments e WHERE e.section_id = s.id) AS enrolled
+         FROM sections s JOIN courses c ON c.id = s.course_id
+         WHERE lower(c.code) = ANY($1)",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(course_codes)
+    .load(conn)
+    .await?)
+}
+
+/// Inserts the sections, or updates those whose course, term and code
+/// (in any case) exist, in one statement; a row that matches what is stored
+/// changes nothing. The keys must differ from each other.
+pub async fn upsert_many(
+    conn: &mut AsyncPgConnection,
+    rows: &[NewSection],
+) -> Result<(), AppError> {
+    use diesel::sql_types::{Array, Integer, Text};
+    let courses: Vec<i64> = rows.iter().map(|r| r.course_id).collect();
+    let codes: Vec<&str> = rows.iter().map(|r| r.section_code.as_str()).collect();
+    let terms: Vec<&str> = rows.iter().map(|r| r.term.as_str()).collect();
+    let teachers: Vec<i64> = rows.iter().map(|r| r.teacher_id).collect();
+    let capacities: Vec<i32> = rows.iter().map(|r| r.capacity).collect();
+    let statuses: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
+    diesel::sql_query(
+        "INSERT INTO sections (course_id, section_code, term, teacher_id, capacity, status)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[])
+         ON CONFLICT (course_id, lower(term), lower(section_code)) DO UPDATE
+             SET teacher_id = EXCLUDED.teacher_id, capacity = EXCLUDED.capacity,
+                 status = EXCLUDED.status, updated_at = now()
+             WHERE (sections.teacher_id, sections.capacity, sections.status)
+                   IS DISTINCT FROM (EXCLUDED.teacher_id, EXCLUDED.capacity, EXCLUDED.status)",
+    )
+    .bind::<Array<BigInt>, _>(courses)
+    .bind::<Array<Text>, _>(codes)
+    .bind::<Array<Text>, _>(terms)
+    .bind::<Array<BigInt>, _>(teachers)
+    .bind::<Array<Integer>, _>(capacities)
+    .bind::<Array<Text>, _>(statuses)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -239,3 +239,18 @@ pub async fn has_active_role(
     .get_result(conn)
     .await?)
 }
+
+/// Active users of `role` by username (any case): (lowercased username, id).
+pub async fn ids_by_username(
+    conn: &mut AsyncPgConnection,
+    usernames: &[String],
+    role: Role,
+) -> Result<Vec<(String, i64)>, AppError> {
+    Ok(users::table
+        .filter(crate::db::lower(users::username).eq_any(usernames))
+        .filter(users::role.eq(role))
+        .filter(users::is_active.eq(true))
+        .select((crate::db::lower(users::username), users::id))
+        .load(conn)
+        .await?)
+}

@@ -1,0 +1,402 @@
+//! The job runner: claims queued jobs (and those whose node died) and runs
+//! them, a bounded number at a time, on any node.
+//!
+//! A claim is a lease that each progress report renews; a node that dies
+//! stops renewing, and any runner takes the job over once the lease lapses.
+//! Jobs are written to be run again from the start (imports upsert, exports
+//! rewrite their file), and only the node that holds the claim may end the
+//! job, so a job interrupted by a restart still finishes exactly once. A job
+//! that fails records why and is not retried; one whose node died three
+//! times is given up.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use chrono::Utc;
+use futures_util::StreamExt;
+use metrics::{counter, gauge, histogram};
+use uuid::Uuid;
+
+use super::model::{Job, JobKind, JobState};
+use super::store::{self, Ending};
+use super::{exports, imports};
+use crate::db::{DbConnection, DbPool};
+use crate::error::AppError;
+use crate::events::{Event, EventBus};
+use crate::storage::{ByteStream, Storage, deletions};
+use crate::telemetry::mailbox;
+
+/// The runner's name in actor metrics.
+pub const JOB_RUNNER: &str = "job_runner";
+
+/// Runs of a job cut short by its node going away before it is given up.
+const MAX_ATTEMPTS: i32 = 3;
+
+/// How a node runs jobs; from configuration.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// Jobs this node runs at once.
+    pub workers: usize,
+    /// How often to look for jobs, expired files and dead nodes' jobs.
+    pub poll: Duration,
+    pub lease_secs: u64,
+    /// How long a job's file stays downloadable.
+    pub file_ttl: chrono::Duration,
+    /// Pause after each chunk of rows, to spread a large job's load.
+    pub chunk_delay: Duration,
+}
+
+/// Why a job stopped without succeeding.
+#[derive(Debug)]
+pub enum Stop {
+    /// Another node holds the job now; its run counts.
+    Lost,
+    /// The job cannot be done; the reason is for its owner.
+    Failed(String),
+    Error(AppError),
+}
+
+impl From<AppError> for Stop {
+    fn from(error: AppError) -> Self {
+        Stop::Error(error)
+    }
+}
+
+/// What a finished job leaves: its `result`, and the file it made.
+pub struct Outcome {
+    pub result: serde_json::Value,
+    pub output_key: Option<String>,
+}
+
+/// What a running job may reach.
+pub struct JobContext {
+    pub job: Job,
+    db: DbPool,
+    storage: Arc<Storage>,
+    bus: EventBus,
+    node: Uuid,
+    settings: JobSettings,
+}
+
+impl JobContext {
+    pub async fn conn(&self) -> Result<DbConnection, AppError> {
+        self.db.get().await
+    }
+
+    /// Records progress (renewing the claim) and tells the owner; `Lost`
+    /// when another node has taken the job over.
+    pub async fn progress(&self, done: usize, total: Option<usize>) -> Result<(), Stop> {
+        let done = i32::try_from(done).unwrap_or(i32::MAX);
+        let total = total.map(|t| i32::try_from(t).unwrap_or(i32::MAX));
+        let held = store::progress(
+            &mut *self.conn().await?,
+            self.job.id,
+            self.node,
+            done,
+            total,
+            self.settings.lease_secs,
+        )
+        .await?;
+        if !held {
+            return Err(Stop::Lost);
+        }
+        self.announce(JobState::Running, done, total);
+        if !self.settings.chunk_delay.is_zero() {
+            tokio::time::sleep(self.settings.chunk_delay).await;
+        }
+        Ok(())
+    }
+
+    fn announce(&self, state: JobState, done: i32, total: Option<i32>) {
+        self.bus.publish(Event::JobProgress {
+            job_id: self.job.id,
+            owner_id: self.job.owner_id,
+            kind: self.job.kind,
+            state,
+            done,
+            total,
+        });
+    }
+
+    /// Stores a file of this job's (`jobs/<id>/<name>`) and returns its key.
+    pub async fn store_file(&self, name: &str, bytes: Vec<u8>) -> Result<String, AppError> {
+        let key = format!("jobs/{}/{name}", self.job.id);
+        let body: ByteStream =
+            Box::pin(futures_util::stream::once(
+                async move { Ok(Bytes::from(bytes)) },
+            ));
+        self.storage
+            .put(&key, "text/csv; charset=utf-8", body)
+            .await
+            .map_err(AppError::internal)?;
+        Ok(key)
+    }
+
+    /// The uploaded file of an import.
+    pub async fn input(&self) -> Result<Vec<u8>, Stop> {
+        let key = self
+            .job
+            .input_key
+            .as_deref()
+            .ok_or_else(|| Stop::Failed("the uploaded file is gone".into()))?;
+        let mut download = self.storage.get(key).await.map_err(AppError::internal)?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = download.body.next().await {
+            bytes.extend_from_slice(&chunk.map_err(AppError::internal)?);
+        }
+        Ok(bytes)
+    }
+
+    /// Where the job's file is downloaded (relative to the server).
+    pub fn download_path(&self) -> String {
+        format!("/api/tasks/{}/download", self.job.id)
+    }
+}
+
+async fn execute(ctx: &JobContext) -> Result<Outcome, Stop> {
+    match ctx.job.kind {
+        JobKind::ExportCourses
+        | JobKind::ExportSections
+        | JobKind::ExportEnrollments
+        | JobKind::ExportUnacked => exports::run(ctx).await,
+        JobKind::ImportCourses | JobKind::ImportSections | JobKind::ImportEnrollments => {
+            imports::run(ctx).await
+        }
+    }
+}
+
+/// Runs one claimed job to its end and records it.
+async fn run_job(ctx: JobContext) {
+    let started = Instant::now();
+    let kind = ctx.job.kind.as_str();
+    let outcome = execute(&ctx).await;
+    let ending = match outcome {
+        Ok(outcome) => Ending {
+            state: JobState::Succeeded,
+            result: Some(outcome.result),
+            error: None,
+            expires_at: outcome
+                .output_key
+                .as_ref()
+                .map(|_| Utc::now() + ctx.settings.file_ttl),
+            output_key: outcome.output_key,
+        },
+        Err(Stop::Lost) => {
+            tracing::info!(job = %ctx.job.id, "another node took the job over");
+            return;
+        }
+        Err(Stop::Failed(reason)) => failed(reason),
+        Err(Stop::Error(error)) => {
+            tracing::warn!(job = %ctx.job.id, %error, "a job failed");
+            failed(match error {
+                AppError::Internal { .. } => "an internal error stopped the job".into(),
+                other => other.to_string(),
+            })
+        }
+    };
+    let state = ending.state;
+    let done = ctx.job.progress_done;
+    let finished = match ctx.conn().await {
+        Ok(mut conn) => store::finish(&mut conn, ctx.job.id, ctx.node, ending).await,
+        Err(error) => Err(error),
+    };
+    match finished {
+        Ok(true) => {
+            let outcome = if state == JobState::Succeeded {
+                "succeeded"
+            } else {
+                "failed"
+            };
+            counter!("classbell_jobs_finished_total", "kind" => kind, "outcome" => outcome)
+                .increment(1);
+            histogram!("classbell_job_duration_seconds", "kind" => kind)
+                .record(started.elapsed().as_secs_f64());
+            let reread = match ctx.conn().await {
+                Ok(mut conn) => store::find(&mut conn, ctx.job.id).await.ok(),
+                Err(_) => None,
+            };
+            let (done, total) =
+                reread.map_or((done, None), |j| (j.progress_done, j.progress_total));
+            ctx.announce(state, done, total);
+            deletions::purge(&ctx.db, &ctx.storage).await;
+        }
+        Ok(false) => tracing::info!(job = %ctx.job.id, "another node took the job over"),
+        // The lease lapses and the job runs again.
+        Err(error) => tracing::warn!(job = %ctx.job.id, %error, "could not record a job's end"),
+    }
+}
+
+fn failed(reason: String) -> Ending {
+    Ending {
+        state: JobState::Failed,
+        result: None,
+        error: Some(reason),
+        output_key: None,
+        expires_at: None,
+    }
+}
+
+/// Look for jobs now (one was just queued).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Kick;
+
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct JobEnded;
+
+pub struct JobRunner {
+    db: DbPool,
+    storage: Arc<Storage>,
+    bus: EventBus,
+    settings: JobSettings,
+    node: Uuid,
+    running: usize,
+    claiming: bool,
+}
+
+impl JobRunner {
+    pub fn new(db: DbPool, storage: Arc<Storage>, bus: EventBus, settings: JobSettings) -> Self {
+        mailbox::register(JOB_RUNNER);
+        gauge!("classbell_jobs_running_here").set(0.0);
+        for kind in JobKind::ALL {
+            for outcome in ["succeeded", "failed"] {
+                counter!("classbell_jobs_finished_total", "kind" => kind.as_str(), "outcome" => outcome)
+                    .absolute(0);
+            }
+            for state in ["pending", "running"] {
+                gauge!("classbell_jobs", "kind" => kind.as_str(), "state" => state).set(0.0);
+            }
+        }
+        counter!("classbell_job_files_expired_total").absolute(0);
+        JobRunner {
+            db,
+            storage,
+            bus,
+            settings,
+            node: Uuid::new_v4(),
+            running: 0,
+            claiming: false,
+        }
+    }
+
+    fn claim(&mut self, ctx: &mut Context<Self>) {
+        let room = self.settings.workers.saturating_sub(self.running);
+        if self.claiming || room == 0 {
+            return;
+        }
+        self.claiming = true;
+        let (db, node, lease) = (self.db.clone(), self.node, self.settings.lease_secs);
+        let work = async move {
+            let mut conn = db.get().await?;
+            for job in store::give_up_abandoned(&mut conn, MAX_ATTEMPTS).await? {
+                tracing::warn!(job = %job.id, "gave up a job whose server kept going away");
+                counter!("classbell_jobs_finished_total", "kind" => job.kind.as_str(), "outcome" => "failed")
+                    .increment(1);
+            }
+            let ids = store::claim(&mut conn, node, lease, room as i64).await?;
+            let mut jobs = Vec::with_capacity(ids.len());
+            for id in ids {
+                jobs.push(store::find(&mut conn, id).await?);
+            }
+            Ok::<_, AppError>(jobs)
+        };
+        ctx.spawn(work.into_actor(self).map(|result, runner, ctx| {
+            runner.claiming = false;
+            match result {
+                Ok(jobs) => {
+                    for job in jobs {
+                        runner.start(job, ctx);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "could not claim jobs"),
+            }
+        }));
+    }
+
+    fn start(&mut self, job: Job, ctx: &mut Context<Self>) {
+        tracing::info!(job = %job.id, kind = %job.kind, attempt = job.attempts, "job started");
+        self.running += 1;
+        gauge!("classbell_jobs_running_here").set(self.running as f64);
+        let context = JobContext {
+            job,
+            db: self.db.clone(),
+            storage: Arc::clone(&self.storage),
+            bus: self.bus.clone(),
+            node: self.node,
+            settings: self.settings.clone(),
+        };
+        let runner = ctx.address();
+        // On its own task: a job's CSV work must not hold up this actor.
+        actix_web::rt::spawn(async move {
+            run_job(context).await;
+            mailbox::tell(&runner, JOB_RUNNER, JobEnded);
+        });
+    }
+
+    /// Expired files, and the queue gauges.
+    fn housekeeping(&mut self, ctx: &mut Context<Self>) {
+        let db = self.db.clone();
+        let storage = Arc::clone(&self.storage);
+        let work = async move {
+            let mut conn = db.get().await?;
+            let expired = store::expire_files(&mut conn).await?;
+            let open = store::open_counts(&mut conn).await?;
+            drop(conn);
+            if expired > 0 {
+                counter!("classbell_job_files_expired_total").increment(expired as u64);
+                deletions::purge(&db, &storage).await;
+            }
+            Ok::<_, AppError>(open)
+        };
+        ctx.spawn(work.into_actor(self).map(|result, _, _| match result {
+            Ok(open) => {
+                for kind in JobKind::ALL {
+                    for state in [JobState::Pending, JobState::Running] {
+                        let n = open
+                            .iter()
+                            .find(|(k, s, _)| k == kind && *s == state)
+                            .map_or(0, |(_, _, n)| *n);
+                        gauge!("classbell_jobs", "kind" => kind.as_str(), "state" => state.as_str())
+                            .set(n as f64);
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "job housekeeping failed"),
+        }));
+    }
+}
+
+impl Actor for JobRunner {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.claim(ctx);
+        ctx.run_interval(self.settings.poll, |runner, ctx| {
+            runner.claim(ctx);
+            runner.housekeeping(ctx);
+        });
+    }
+}
+
+impl Handler<Kick> for JobRunner {
+    type Result = ();
+
+    fn handle(&mut self, _: Kick, ctx: &mut Self::Context) {
+        mailbox::handled(JOB_RUNNER);
+        self.claim(ctx);
+    }
+}
+
+impl Handler<JobEnded> for JobRunner {
+    type Result = ();
+
+    fn handle(&mut self, _: JobEnded, ctx: &mut Self::Context) {
+        mailbox::handled(JOB_RUNNER);
+        self.running = self.running.saturating_sub(1);
+        gauge!("classbell_jobs_running_here").set(self.running as f64);
+        self.claim(ctx);
+    }
+}

@@ -1,0 +1,201 @@
+//! CSV in and out, through the `csv` crate. Files go out as UTF-8 with a
+//! byte-order mark (so Excel opens them right) and a header row; files come
+//! in with or without the mark, with header names matched case-insensitively.
+
+use std::collections::HashMap;
+
+use csv::{ByteRecord, ReaderBuilder, Writer};
+
+use crate::error::AppError;
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+/// How far into a file to look for the NUL bytes that give binary files away.
+const SNIFF_BYTES: usize = 8 * 1024;
+
+/// A CSV file being written: the mark, the header, then rows.
+pub struct CsvOut {
+    writer: Writer<Vec<u8>>,
+    rows: usize,
+}
+
+impl CsvOut {
+    pub fn new(header: &[&str]) -> Result<Self, AppError> {
+        let mut writer = Writer::from_writer(BOM.to_vec());
+        writer.write_record(header).map_err(AppError::internal)?;
+        Ok(CsvOut { writer, rows: 0 })
+    }
+
+    pub fn row<I, F>(&mut self, fields: I) -> Result<(), AppError>
+    where
+        I: IntoIterator<Item = F>,
+        F: AsRef<[u8]>,
+    {
+        self.rows += 1;
+        self.writer.write_record(fields).map_err(AppError::internal)
+    }
+
+    /// Rows written, not counting the header.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn finish(self) -> Result<Vec<u8>, AppError> {
+        self.writer
+            .into_inner()
+            .map_err(|e| AppError::internal(e.to_string()))
+    }
+}
+
+/// An uploaded CSV file: its columns by (lowercased) name, and its records
+/// with their row numbers (the header is row 1, the first record row 2;
+/// empty lines are skipped and not counted).
+pub struct Sheet {
+    columns: HashMap<String, usize>,
+    pub records: Vec<(usize, ByteRecord)>,
+}
+
+impl Sheet {
+    /// Parses the file, or says in a sentence why it cannot be imported at
+    /// all (the checks `check` makes at upload, and unreadable records).
+    pub fn parse(bytes: &[u8], required: &[&str]) -> Result<Sheet, String> {
+        let columns = header(bytes, required)?;
+        let mut reader = reader(bytes);
+        let mut records = Vec::new();
+        let mut record = ByteRecord::new();
+        // The header, read already.
+        reader
+            .read_byte_record(&mut record)
+            .map_err(|error| format!("not a CSV file: {error}"))?;
+        let mut row = 1;
+        loop {
+            match reader.read_byte_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {
+                    row += 1;
+                    if record
+                        .iter()
+                        .all(|field| field.iter().all(u8::is_ascii_whitespace))
+                    {
+                        continue;
+                    }
+                    records.push((row, record.clone()));
+                }
+                Err(error) => return Err(format!("not a readable CSV file: {error}")),
+            }
+        }
+        Ok(Sheet { columns, records })
+    }
+
+    /// A record's value in `column`, trimmed; `None` when the column is absent
+    /// or the cell empty. Bytes that are not UTF-8 are the cell's error.
+    pub fn field<'r>(
+        &self,
+        record: &'r ByteRecord,
+        column: &str,
+    ) -> Result<Option<&'r str>, &'static str> {
+        let Some(raw) = self.columns.get(column).and_then(|&i| record.get(i)) else {
+            return Ok(None);
+        };
+        let text = std::str::from_utf8(raw).map_err(|_| "is not valid UTF-8 text")?;
+        let text = text.trim();
+        Ok((!text.is_empty()).then_some(text))
+    }
+}
+
+/// The checks an upload gets before it is accepted: a CSV file, in UTF-8, with
+/// the required columns.
+pub fn check(bytes: &[u8], required: &[&str]) -> Result<(), String> {
+    header(bytes, required).map(|_| ())
+}
+
+fn reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
+    let body = bytes.strip_prefix(BOM).unwrap_or(bytes);
+    ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(body)
+}
+
+fn header(bytes: &[u8], required: &[&str]) -> Result<HashMap<String, usize>, String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err("the file is empty".into());
+    }
+    if bytes[..bytes.len().min(SNIFF_BYTES)].contains(&0) {
+        return Err("not a CSV file: it holds binary data".into());
+    }
+    let mut names = ByteRecord::new();
+    reader(bytes)
+        .read_byte_record(&mut names)
+        .map_err(|error| format!("not a CSV file: {error}"))?;
+    let mut columns = HashMap::new();
+    for (i, name) in names.iter().enumerate() {
+        let name = std::str::from_utf8(name)
+            .map_err(|_| "not UTF-8 text: save the file as \"CSV UTF-8\"".to_owned())?;
+        columns.entry(name.trim().to_lowercase()).or_insert(i);
+    }
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|column| !columns.contains_key(*column))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "missing required columns: {} (the first row must name the columns)",
+            missing.join(", ")
+        ));
+    }
+    Ok(columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_bom_crlf_quotes_and_any_header_case() {
+        let file =
+            "\u{feff}Code,TITLE,credits\r\nC1,\"Hello, world\",3\r\n\r\nC2,\"Two\nlines\",4.5\r\n";
+        let sheet = Sheet::parse(file.as_bytes(), &["code", "title"]).unwrap();
+        assert_eq!(sheet.records.len(), 2);
+        let (row, record) = &sheet.records[1];
+        assert_eq!(*row, 3, "records are numbered, empty lines skipped");
+        assert_eq!(sheet.field(record, "title"), Ok(Some("Two\nlines")));
+        assert_eq!(sheet.field(record, "description"), Ok(None));
+        let (_, first) = &sheet.records[0];
+        assert_eq!(sheet.field(first, "title"), Ok(Some("Hello, world")));
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_importable_csv() {
+        assert_eq!(check(b"", &["code"]).unwrap_err(), "the file is empty");
+        assert!(
+            check(b"\x89PNG\r\n\x1a\n\0\0", &["code"])
+                .unwrap_err()
+                .contains("binary")
+        );
+        assert!(
+            check(b"c\xf3de,title\n", &["code"])
+                .unwrap_err()
+                .contains("UTF-8")
+        );
+        assert_eq!(
+            check(b"code,name\n", &["code", "title"]).unwrap_err(),
+            "missing required columns: title (the first row must name the columns)"
+        );
+        let sheet = Sheet::parse(b"code,title\nC\xe9,T\n", &["code"]).unwrap();
+        let (_, record) = &sheet.records[0];
+        assert_eq!(sheet.field(record, "code"), Err("is not valid UTF-8 text"));
+    }
+
+    #[test]
+    fn writes_a_bom_and_quotes_what_needs_it() {
+        let mut out = CsvOut::new(&["code", "title"]).unwrap();
+        out.row(["C1", "Hello, \"world\""]).unwrap();
+        assert_eq!(out.rows(), 1);
+        let bytes = out.finish().unwrap();
+        assert_eq!(
+            bytes,
+            b"\xEF\xBB\xBFcode,title\nC1,\"Hello, \"\"world\"\"\"\n".to_vec()
+        );
+    }
+}
