@@ -84,6 +84,8 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, Stop> {
     };
     drop(conn);
     let count = out.rows();
+    metrics::counter!("classbell_job_rows_total", "kind" => ctx.job.kind.as_str(), "outcome" => "ok")
+        .increment(count as u64);
     ctx.progress(count, Some(count)).await?;
     let key = ctx.store_file(name, out.finish()?).await?;
     Ok(Outcome {

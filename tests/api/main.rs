@@ -8,6 +8,7 @@ mod cli;
 mod databases;
 mod errors;
 mod helpers;
+mod jobs;
 mod nodes;
 mod ops;
 mod passwords;

@@ -41,7 +41,7 @@ fn read(sheet: &Sheet, record: &csv::ByteRecord) -> Result<Row, RowError> {
         Some(text) => text
             .to_lowercase()
             .parse()
-            .map_err(|reason: String| RowError::new("status", reason))?,
+            .map_err(|_| RowError::new("status", "must be draft, published or archived"))?,
     };
     Ok(Row {
         course_code,
