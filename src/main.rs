@@ -66,6 +66,11 @@ enum Bench {
         #[arg(long, default_value_t = 10_000)]
         sessions: usize,
     },
+    /// A course import of N rows, upload to SUCCESS.
+    Import {
+        #[arg(long, default_value_t = 50_000)]
+        rows: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -126,6 +131,8 @@ fn run(cli: Cli) -> Result<(), String> {
             .block_on(async move { classbell::bench::acks(&settings, clients, per_client).await }),
         Command::Bench(Bench::Push { sessions }) => actix_web::rt::System::new()
             .block_on(async move { classbell::bench::push(&settings, sessions).await }),
+        Command::Bench(Bench::Import { rows }) => actix_web::rt::System::new()
+            .block_on(async move { classbell::bench::import(&settings, rows).await }),
         Command::Demo => actix_web::rt::System::new().block_on(async move {
             let state = build_state(settings).await.map_err(|e| e.to_string())?;
             let school = demo::seed(&state.db).await.map_err(|e| describe(&e))?;

@@ -1,9 +1,11 @@
-//! `classbell bench fanout|acks|push`: figures measured on a scratch
+//! `classbell bench fanout|acks|push|import`: figures measured on a scratch
 //! database (created beside the configured one, dropped afterwards), each
 //! printed next to the baseline or target it is judged against.
 
+mod import;
 mod push;
 
+pub use import::import;
 pub use push::push;
 
 use std::time::{Duration, Instant};

@@ -129,8 +129,7 @@ impl JobContext {
             ));
         self.storage
             .put(&key, "text/csv; charset=utf-8", body)
-            .await
-            .map_err(AppError::internal)?;
+            .await?;
         Ok(key)
     }
 
@@ -141,7 +140,12 @@ impl JobContext {
             .input_key
             .as_deref()
             .ok_or_else(|| Stop::Failed("the uploaded file is gone".into()))?;
-        let mut download = self.storage.get(key).await.map_err(AppError::internal)?;
+        let mut download = self.storage.get(key).await.map_err(|error| match error {
+            crate::storage::StorageError::NotFound => {
+                Stop::Failed("the uploaded file is gone".into())
+            }
+            other => Stop::Error(other.into()),
+        })?;
         let mut bytes = Vec::new();
         while let Some(chunk) = download.body.next().await {
             bytes.extend_from_slice(&chunk.map_err(AppError::internal)?);

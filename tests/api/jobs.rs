@@ -637,3 +637,53 @@ async fn a_job_interrupted_by_a_restart_finishes_exactly_once() {
     .await;
     assert_eq!(finished_once, 1);
 }
+
+#[actix_web::test]
+async fn a_job_that_fails_says_why_and_is_not_retried() {
+    let app = TestApp::spawn_with(|s| s.job_poll_ms = 100).await;
+    let (manager, token) = app.signed_in(Role::Manager).await;
+    // An import whose uploaded file went missing, and a job whose server
+    // died under it three times already.
+    let lost = uuid::Uuid::new_v4();
+    let abandoned = uuid::Uuid::new_v4();
+    app.sql(&format!(
+        "INSERT INTO jobs (id, kind, owner_id, input_key) VALUES
+         ('{lost}', 'import_courses', {0}, 'jobs/{lost}/upload.csv')",
+        manager.user.id
+    ))
+    .await;
+    app.sql(&format!(
+        "INSERT INTO jobs (id, kind, owner_id, state, attempts, lease_until) VALUES
+         ('{abandoned}', 'export_courses', {0}, 'running', 3, now() - interval '1 minute')",
+        manager.user.id
+    ))
+    .await;
+    let done = finished(&app, &token, &lost.to_string()).await;
+    assert_eq!(done["state"], "FAILURE");
+    assert_eq!(done["error"], "the uploaded file is gone");
+    assert!(done["result"].is_null());
+    let done = finished(&app, &token, &abandoned.to_string()).await;
+    assert_eq!(done["state"], "FAILURE");
+    assert!(
+        done["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("stopped 3 times"),
+        "{done}"
+    );
+    // Several polls later, neither was tried again.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let attempts: i64 = id_of(
+        &app,
+        &format!(
+            "SELECT sum(attempts)::bigint AS id FROM jobs WHERE id IN ('{lost}', '{abandoned}')"
+        ),
+    )
+    .await;
+    assert_eq!(attempts, 1 + 3);
+    let failures = app.metrics().await;
+    assert!(
+        failures
+            .contains("classbell_jobs_finished_total{kind=\"import_courses\",outcome=\"failed\"}")
+    );
+}
