@@ -2,9 +2,11 @@
 
 use actix_web::{HttpResponse, web};
 use diesel_async::RunQueryDsl;
+use metrics::gauge;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::deliveries::{self, model::DeliveryState};
 use crate::error::{AppError, FieldErrors};
 use crate::http::resource;
 use crate::state::AppState;
@@ -87,7 +89,29 @@ async fn database_ready(state: &AppState) -> Result<(), AppError> {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     state.db.report();
     state.redis.pool().report();
+    report_deliveries(&state).await;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())
+}
+
+/// `classbell_deliveries{state}`, read from the kept totals (a scrape while
+/// PostgreSQL is away keeps the last figures).
+async fn report_deliveries(state: &AppState) {
+    let counts = match state.conn().await {
+        Ok(mut conn) => deliveries::store::counts_by_state(&mut conn).await,
+        Err(error) => Err(error),
+    };
+    match counts {
+        Ok(counts) => {
+            for delivery_state in DeliveryState::ALL {
+                let n = counts
+                    .iter()
+                    .find(|(s, _)| s == delivery_state)
+                    .map_or(0, |(_, n)| *n);
+                gauge!("classbell_deliveries", "state" => delivery_state.as_str()).set(n as f64);
+            }
+        }
+        Err(error) => tracing::debug!(%error, "could not read the delivery counts"),
+    }
 }

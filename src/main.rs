@@ -101,7 +101,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     .await
                     .map_err(|e| e.to_string())?;
                 tracing::info!(port = app.port(), "classbell is serving");
-                app.run_until_stopped().await.map_err(|e| e.to_string())
+                app.run_until_signalled().await.map_err(|e| e.to_string())
             })
         }
         Command::CreateUser {

@@ -12,7 +12,7 @@ use actix_web::middleware::{Compress, NormalizePath, TrailingSlash, from_fn};
 use actix_web::{App, HttpServer, http, web};
 use tracing_actix_web::TracingLogger;
 
-use crate::announcements::fanout::{FanoutSettings, FanoutSupervisor};
+use crate::announcements::fanout::{FANOUT_SUPERVISOR, FanoutSettings, FanoutSupervisor, StopAll};
 use crate::announcements::scheduler::Scheduler;
 use crate::auth::jwt::JwtKeys;
 use crate::config::Settings;
@@ -21,11 +21,12 @@ use crate::events::EventBus;
 use crate::jobs::runner::JobRunner;
 use crate::mail::Mailer;
 use crate::realtime::bridge::{Bridge, BridgeHealth};
-use crate::realtime::hub::Hub;
+use crate::realtime::hub::{HUB, Hub, ShutDown};
 use crate::redis::Redis;
 use crate::sections::enrollments;
 use crate::state::AppState;
 use crate::storage::{Storage, deletions};
+use crate::telemetry::mailbox;
 use crate::{
     announcements, attachments, auth, courses, db, deliveries, health, http as routes, jobs,
     openapi, realtime, sections, telemetry, users,
@@ -80,6 +81,44 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then shuts down gracefully: stops
+    /// accepting, closes every websocket with 1001 (clients reconnect to
+    /// another node with their cursor), lets fan-outs stop after their
+    /// current chunk and release their claims, and gives in-flight requests
+    /// up to `SHUTDOWN_DEADLINE_SECS` to finish.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let state = self.state.clone();
+        actix_web::rt::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: closing websockets, finishing requests");
+            mailbox::tell(&state.hub, HUB, ShutDown);
+            mailbox::tell(&state.fanout, FANOUT_SUPERVISOR, StopAll);
+            handle.stop(true).await;
+        });
+        self.server.await
+    }
+}
+
+/// Seconds in-flight requests get to finish once shutdown begins.
+const SHUTDOWN_DEADLINE_SECS: u64 = 10;
+
+/// SIGTERM (what orchestrators send) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGTERM; Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -175,7 +214,7 @@ fn cors(settings: &Settings) -> Cors {
         .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
         .allowed_methods(["GET", "POST", "PATCH", "PUT", "DELETE"])
         .allowed_headers([http::header::AUTHORIZATION, http::header::CONTENT_TYPE])
-        .expose_headers([http::header::RETRY_AFTER])
+        .expose_headers([http::header::RETRY_AFTER, telemetry::REQUEST_ID.clone()])
         .max_age(3600)
 }
 
@@ -187,6 +226,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, St
             .wrap(from_fn(telemetry::record_http))
             .wrap(cors(&state.settings))
             .wrap(Compress::default())
+            .wrap(from_fn(telemetry::request_id))
             .wrap(TracingLogger::default())
             // Outermost: clients of the Django API end paths with a slash.
             .wrap(NormalizePath::new(TrailingSlash::Trim))
@@ -208,7 +248,10 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, St
             .default_service(web::to(routes::no_route))
     })
     .on_connect(realtime::socket::on_connect)
-    .shutdown_timeout(10);
+    // Signals are `run_until_signalled`'s: websockets and fan-outs get to
+    // wind down before the server stops.
+    .disable_signals()
+    .shutdown_timeout(SHUTDOWN_DEADLINE_SECS);
     if workers > 0 {
         server = server.workers(workers);
     }

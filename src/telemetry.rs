@@ -4,8 +4,10 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -86,6 +88,27 @@ pub async fn record_http(
     Ok(response)
 }
 
+/// Returns the request's id, the one its log lines carry, as `X-Request-Id`,
+/// so a user's report can be matched with the logs. Registered inside
+/// `TracingLogger`, which mints the id.
+pub async fn request_id(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = req
+        .extensions()
+        .get::<tracing_actix_web::RequestId>()
+        .copied();
+    let mut response = next.call(req).await?;
+    if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok()) {
+        response.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
+    Ok(response)
+}
+
+/// The response header that carries the request id.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// Actix keeps no count of an actor's mailbox, so classbell does: every
 /// message sent through `tell` (or counted with `sent`) raises
 /// `classbell_actor_mailbox_depth`, and the handler's `handled` lowers it.
@@ -102,6 +125,12 @@ pub mod mailbox {
 
     pub fn sent(actor: &'static str) {
         gauge!("classbell_actor_mailbox_depth", "actor" => actor).increment(1.0);
+    }
+
+    /// Work an actor did on its own (a timer tick, a stream item): counted
+    /// as handled, with no mailbox to drain.
+    pub fn ran(actor: &'static str) {
+        counter!("classbell_actor_messages_total", "actor" => actor).increment(1);
     }
 
     /// Call first thing in a handler.

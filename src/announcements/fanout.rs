@@ -26,6 +26,8 @@ use crate::telemetry::mailbox;
 
 /// The supervisor's name in actor metrics.
 pub const FANOUT_SUPERVISOR: &str = "fanout_supervisor";
+/// The workers' name in actor metrics (each chunk counts as handled).
+pub const FANOUT_WORKER: &str = "fanout_worker";
 
 /// How a node fans out; from configuration.
 #[derive(Debug, Clone)]
@@ -92,6 +94,7 @@ impl FanoutJob {
             return Ok(Step::Released);
         }
         counter!("classbell_fanout_chunks_total").increment(1);
+        mailbox::ran(FANOUT_WORKER);
         counter!("classbell_fanout_rows_total")
             .increment(u64::try_from(chunk.written).unwrap_or(0));
         histogram!("classbell_fanout_chunk_seconds").record(started.elapsed().as_secs_f64());
@@ -216,6 +219,13 @@ pub struct StopFanout {
     pub announcement_id: i64,
 }
 
+/// The node is shutting down: every worker stops after its current chunk
+/// (whose cursor is committed with it) and its claim is released, so another
+/// node resumes at once rather than when the lease lapses.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StopAll;
+
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 struct FanoutEnded {
@@ -231,6 +241,8 @@ pub struct FanoutSupervisor {
     node: Uuid,
     workers: HashMap<i64, (Addr<FanoutWorker>, Arc<AtomicBool>)>,
     claiming: bool,
+    /// Shutting down: claim nothing more.
+    stopping: bool,
 }
 
 impl FanoutSupervisor {
@@ -245,6 +257,7 @@ impl FanoutSupervisor {
         gauge!("classbell_fanout_workers").set(0.0);
         gauge!("classbell_fanout_backlog").set(0.0);
         mailbox::register(FANOUT_SUPERVISOR);
+        mailbox::register(FANOUT_WORKER);
         FanoutSupervisor {
             db,
             bus,
@@ -252,13 +265,14 @@ impl FanoutSupervisor {
             node: Uuid::new_v4(),
             workers: HashMap::new(),
             claiming: false,
+            stopping: false,
         }
     }
 
     /// Claims what this node has room for and starts a worker for each.
     fn claim(&mut self, ctx: &mut Context<Self>) {
         let room = self.settings.workers.saturating_sub(self.workers.len());
-        if self.claiming || room == 0 {
+        if self.claiming || self.stopping || room == 0 {
             return;
         }
         self.claiming = true;
@@ -338,6 +352,18 @@ impl Handler<StopFanout> for FanoutSupervisor {
     }
 }
 
+impl Handler<StopAll> for FanoutSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: StopAll, _: &mut Self::Context) {
+        mailbox::handled(FANOUT_SUPERVISOR);
+        self.stopping = true;
+        for (_, stop) in self.workers.values() {
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Seconds before a failed fan-out is tried again: 2, 4, 8, … up to 5 minutes.
 fn backoff_secs(attempts: i32) -> u64 {
     2u64.saturating_pow(attempts.clamp(1, 16) as u32).min(300)
@@ -351,6 +377,18 @@ impl Handler<FanoutEnded> for FanoutSupervisor {
         self.workers.remove(&ended.announcement_id);
         gauge!("classbell_fanout_workers").set(self.workers.len() as f64);
         match ended.outcome {
+            Ok(Step::Released) if self.stopping => {
+                let (db, node, id) = (self.db.clone(), self.node, ended.announcement_id);
+                ctx.spawn(
+                    async move { store::release_fanout(&mut *db.get().await?, id, node).await }
+                        .into_actor(self)
+                        .map(move |result: Result<(), AppError>, _, _| match result {
+                            Ok(()) => tracing::info!(announcement = id, "fan-out handed back for another node"),
+                            Err(error) => tracing::warn!(%error, "could not hand a fan-out back; its lease will lapse"),
+                        }),
+                );
+                return;
+            }
             Ok(step) => {
                 tracing::info!(announcement = ended.announcement_id, ?step, "fan-out ended")
             }

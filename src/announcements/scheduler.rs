@@ -21,9 +21,13 @@ pub struct Scheduler {
     busy: bool,
 }
 
+/// The scheduler's name in actor metrics.
+pub const SCHEDULER: &str = "scheduler";
+
 impl Scheduler {
     pub fn new(db: DbPool, fanout: Addr<FanoutSupervisor>, tick: Duration) -> Self {
         counter!("classbell_scheduler_published_total").absolute(0);
+        mailbox::register(SCHEDULER);
         Scheduler {
             db,
             fanout,
@@ -33,6 +37,7 @@ impl Scheduler {
     }
 
     fn publish_due(&mut self, ctx: &mut Context<Self>) {
+        mailbox::ran(SCHEDULER);
         if self.busy {
             return;
         }

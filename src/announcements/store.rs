@@ -570,6 +570,24 @@ pub async fn fanout_failed(
     Ok(())
 }
 
+/// Gives up this node's claim at once (it is shutting down), so any node may
+/// resume the fan-out from its cursor.
+pub async fn release_fanout(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    owner: Uuid,
+) -> Result<(), AppError> {
+    diesel::sql_query(
+        "UPDATE announcements SET fanout_owner = NULL, fanout_lease_until = NULL
+         WHERE id = $1 AND fanout_owner = $2 AND fanout_finished_at IS NULL",
+    )
+    .bind::<BigInt, _>(id)
+    .bind::<SqlUuid, _>(owner)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Announcements waiting for (or in) their fan-out.
 pub async fn fanout_backlog(conn: &mut AsyncPgConnection) -> Result<i64, AppError> {
     Ok(announcements::table

@@ -64,6 +64,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    delivery_counts (state, slot) {
+        state -> Text,
+        slot -> Int2,
+        n -> Int8,
+    }
+}
+
+diesel::table! {
     deliveries (id) {
         id -> Int8,
         announcement_id -> Int8,
@@ -184,6 +192,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     course_attachments,
     courses,
     deliveries,
+    delivery_counts,
     enrollments,
     jobs,
     object_deletions,

@@ -130,3 +130,22 @@ pub async fn acknowledge_now(
         .execute(conn)
         .await?)
 }
+
+/// Deliveries by state, from the totals the table's triggers keep
+/// (`delivery_counts`): a few rows, whatever the number of deliveries.
+pub async fn counts_by_state(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<(DeliveryState, i64)>, AppError> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        state: DeliveryState,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let rows: Vec<Count> =
+        diesel::sql_query("SELECT state, sum(n)::bigint AS n FROM delivery_counts GROUP BY state")
+            .load(conn)
+            .await?;
+    Ok(rows.into_iter().map(|row| (row.state, row.n)).collect())
+}

@@ -24,6 +24,9 @@ use crate::events::{Envelope, EventBus};
 use crate::redis::Redis;
 use crate::telemetry::mailbox;
 
+/// The bridge's name in actor metrics.
+pub const BRIDGE: &str = "bridge";
+
 /// Most events in one Redis message.
 const MAX_BATCH: usize = 512;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -64,6 +67,8 @@ impl Bridge {
         health: Arc<BridgeHealth>,
     ) -> Self {
         health.set(false);
+        mailbox::register(BRIDGE);
+        gauge!("classbell_bridge_publish_queue_depth").set(0.0);
         for name in [
             "classbell_bridge_published_total",
             "classbell_bridge_received_total",
@@ -130,6 +135,8 @@ async fn publish_local(
                 Err(_) => break,
             }
         }
+        gauge!("classbell_bridge_publish_queue_depth").set(events.len() as f64);
+        mailbox::ran(BRIDGE);
         // Only this node's own events: remote ones reach the hub, never the bus.
         batch.retain(|envelope| envelope.origin == node);
         if batch.is_empty() {
@@ -198,6 +205,7 @@ async fn receive_remote(
                             continue;
                         }
                         counter!("classbell_bridge_received_total").increment(1);
+                        mailbox::ran(BRIDGE);
                         let lag = (now - envelope.raised_at_ms).max(0) as f64 / 1000.0;
                         histogram!("classbell_bridge_lag_seconds").record(lag);
                         mailbox::tell(&hub, HUB, Remote(Arc::new(envelope)));

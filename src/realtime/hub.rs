@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -36,6 +37,8 @@ use crate::telemetry::mailbox;
 
 /// The hub's name in actor metrics.
 pub const HUB: &str = "hub";
+/// The sessions' name in actor metrics: their mailboxes, summed.
+pub const SESSION: &str = "session";
 
 /// How often changed unread counts are sent.
 const UNREAD_EVERY: Duration = Duration::from_millis(100);
@@ -75,6 +78,8 @@ pub struct SessionLink {
     pub auth_session: Uuid,
     pub push: Recipient<Push>,
     pub control: Recipient<Control>,
+    /// Pushes in the session's mailbox: the hub adds, the session takes away.
+    pub queued: Arc<AtomicI64>,
 }
 
 #[derive(Message)]
@@ -101,6 +106,11 @@ pub struct WatchStats {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Remote(pub Arc<Envelope>);
+
+/// The server is shutting down: every websocket closes with 1001.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ShutDown;
 
 /// The bridge to other nodes went down or came back.
 #[derive(Debug, Message)]
@@ -138,6 +148,7 @@ pub struct Hub {
 impl Hub {
     pub fn new(db: DbPool, bus: EventBus) -> Self {
         mailbox::register(HUB);
+        mailbox::register(SESSION);
         gauge!("classbell_ws_users").set(0.0);
         for name in [
             "classbell_ws_slow_consumer_closes_total",
@@ -188,7 +199,10 @@ impl Hub {
             return;
         }
         match entry.link.push.try_send(push) {
-            Ok(()) => {}
+            Ok(()) => {
+                entry.link.queued.fetch_add(1, Ordering::Relaxed);
+                mailbox::sent(SESSION);
+            }
             Err(SendError::Full(_)) => {
                 counter!("classbell_ws_messages_dropped_total", "reason" => "slow_consumer")
                     .increment(1);
@@ -467,7 +481,7 @@ impl Actor for Hub {
 impl StreamHandler<Local> for Hub {
     fn handle(&mut self, item: Local, ctx: &mut Self::Context) {
         // Bus events wait in the bus, not the mailbox: counted as handled only.
-        counter!("classbell_actor_messages_total", "actor" => HUB).increment(1);
+        mailbox::ran(HUB);
         match item {
             Local::Event(envelope) => self.dispatch(envelope, ctx),
             Local::Lagged(lost) => {
@@ -505,6 +519,9 @@ impl Handler<Disconnect> for Hub {
         let Some(entry) = self.sessions.remove(&message.id) else {
             return;
         };
+        // What it never took out of its mailbox is gone with it.
+        let left = entry.link.queued.load(Ordering::Relaxed).max(0);
+        gauge!("classbell_actor_mailbox_depth", "actor" => SESSION).decrement(left as f64);
         if let Some(ids) = self.by_user.get_mut(&entry.link.user_id) {
             ids.retain(|id| *id != message.id);
             if ids.is_empty() {
@@ -566,6 +583,21 @@ impl Handler<Remote> for Hub {
     fn handle(&mut self, Remote(envelope): Remote, ctx: &mut Self::Context) {
         mailbox::handled(HUB);
         self.dispatch(envelope, ctx);
+    }
+}
+
+impl Handler<ShutDown> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, _: ShutDown, _: &mut Self::Context) {
+        mailbox::handled(HUB);
+        for entry in self.sessions.values_mut() {
+            entry.closing = true;
+            entry.link.control.do_send(Control::Close {
+                code: CloseCode::Away,
+                reason: "server shutting down; reconnect with your cursor",
+            });
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //! cursor, relays what the hub pushes, runs the heartbeat, and carries out
 //! the client's requests through the same state machine as HTTP.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -13,7 +14,7 @@ use metrics::{counter, gauge, histogram};
 use uuid::Uuid;
 
 use super::hub::{
-    Connect, Control, Disconnect, HUB, Hub, Push, SessionId, SessionLink, WatchStats,
+    Connect, Control, Disconnect, HUB, Hub, Push, SESSION, SessionId, SessionLink, WatchStats,
 };
 use super::ledger::Ledger;
 use super::protocol::{ClientMessage, Cursor, Frame, HelloUser, ServerMessage};
@@ -57,6 +58,8 @@ pub struct Session {
     early: Vec<Push>,
     /// Inbox messages sent since the cursor last moved.
     ledger: Ledger,
+    /// Pushes in this session's mailbox (see `SessionLink::queued`).
+    queued: Arc<AtomicI64>,
     checkpointing: bool,
     last_heard: Instant,
 }
@@ -84,6 +87,7 @@ impl Session {
             cursor: None,
             early: Vec::new(),
             ledger: Ledger::default(),
+            queued: Arc::default(),
             checkpointing: false,
             last_heard: Instant::now(),
         }
@@ -347,6 +351,7 @@ impl Actor for Session {
             auth_session: self.auth_session,
             push: address.clone().recipient(),
             control: address.recipient(),
+            queued: Arc::clone(&self.queued),
         };
         let since = self.since.take();
         self.start(link, since, ctx);
@@ -378,6 +383,8 @@ impl Handler<Push> for Session {
     type Result = ();
 
     fn handle(&mut self, push: Push, ctx: &mut Self::Context) {
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        mailbox::handled(SESSION);
         if self.cursor.is_some() {
             return self.deliver(&push, ctx);
         }

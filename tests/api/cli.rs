@@ -335,3 +335,16 @@ fn schema_rs_matches_the_migrations() {
     }
     assert_eq!(declared, actual);
 }
+
+#[test]
+fn version_prints_the_version() {
+    let output = Command::new(env!("CARGO_BIN_EXE_classbell"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        text(&output.stdout).trim(),
+        format!("classbell {}", env!("CARGO_PKG_VERSION"))
+    );
+}

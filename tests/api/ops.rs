@@ -271,3 +271,47 @@ async fn every_metric_a_dashboard_uses_is_exported() {
     }
     assert!(checked >= 10);
 }
+
+#[actix_web::test]
+async fn every_response_names_its_request_id() {
+    let app = TestApp::spawn().await;
+    let mut seen = std::collections::BTreeSet::new();
+    for path in ["/healthz", "/api/users", "/no/such/route"] {
+        let response = app.request(Method::GET, path, None, None).await;
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(id.parse::<uuid::Uuid>().is_ok(), "{path}: {id}");
+        seen.insert(id);
+    }
+    assert_eq!(seen.len(), 3, "one id per request");
+    // Browsers may read it (CORS).
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .header("origin", "https://app.school.example")
+        .send()
+        .await
+        .unwrap();
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(exposed.contains("x-request-id"), "{exposed}");
+}
+
+#[actix_web::test]
+async fn sigterm_closes_websockets_with_going_away_and_exits_cleanly() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.signed_in(Role::Student).await;
+    let mut node = app.node(&[]).await;
+    let mut client = crate::ws_client::WsClient::connect(&node.address, "/ws", Some(&token)).await;
+    assert_eq!(client.next_json().await["type"], "hello");
+    let status = node.terminate(std::time::Duration::from_secs(15)).await;
+    let (code, reason) = client.closed(std::time::Duration::from_secs(5)).await;
+    assert_eq!(code, 1001);
+    assert!(reason.starts_with("server shutting down"), "{reason}");
+    let status = status.expect("the server exited within its shutdown deadline");
+    assert!(status.success(), "{status}");
+}
