@@ -150,10 +150,15 @@ impl Hub {
         mailbox::register(HUB);
         mailbox::register(SESSION);
         gauge!("classbell_ws_users").set(0.0);
+        gauge!("classbell_ws_sessions_open").increment(0.0);
         for name in [
             "classbell_ws_slow_consumer_closes_total",
             "classbell_ws_resyncs_total",
             "classbell_hub_events_lost_total",
+            "classbell_ws_bad_messages_total",
+            "classbell_ws_heartbeat_timeouts_total",
+            "classbell_ws_messages_healed_total",
+            "classbell_ws_sessions_opened_total",
         ] {
             counter!(name).absolute(0);
         }
