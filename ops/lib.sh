@@ -8,6 +8,8 @@
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE_DIR=${CLASSBELL_CACHE_DIR:-$HOME/.cache/classbell}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target}
+# Stamped into the binary (classbell_build_info) by the builds these scripts run.
+export CLASSBELL_GIT_COMMIT=${CLASSBELL_GIT_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)}
 LOCAL_PG_PORT=${CLASSBELL_LOCAL_PG_PORT:-55432}
 LOCAL_REDIS_PORT=${CLASSBELL_LOCAL_REDIS_PORT:-56379}
 

@@ -36,7 +36,8 @@ pub fn init_tracing(format: LogFormat) {
         .with_target(false);
     // A second init (several apps in one test process) keeps the first subscriber.
     let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
+        // The current span (with the request id) once, not the whole list again.
+        LogFormat::Json => builder.json().with_span_list(false).try_init(),
         LogFormat::Text => builder.try_init(),
     };
 }
@@ -97,6 +98,14 @@ pub async fn record_http(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let status = response.status().as_u16().to_string();
+    // The access log line; inside TracingLogger's span, so it carries the request id.
+    tracing::info!(
+        method = %method,
+        route = %route,
+        status = %status,
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
     counter!(
         "classbell_http_requests_total",
         "method" => method.clone(),
