@@ -186,3 +186,14 @@ TOML
   tail -n 20 "$dir/garage.log" >&2
   die "Garage did not start"
 }
+
+# ensure_browser — Debian's Chromium and, from the npm registry, playwright-core
+# (tests/e2e/package-lock.json) to drive it.
+ensure_browser() {
+  [ -x /usr/bin/chromium ] || apt_install chromium
+  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+  if [ ! -d "$ROOT/tests/e2e/node_modules/playwright-core" ]; then
+    log "installing playwright-core (npm)"
+    (cd "$ROOT/tests/e2e" && npm ci --no-audit --no-fund --silent)
+  fi
+}

@@ -31,3 +31,4 @@ pub mod storage;
 pub mod telemetry;
 pub mod users;
 pub mod validate;
+pub mod web;

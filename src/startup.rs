@@ -9,7 +9,8 @@ use actix::Actor;
 use actix_cors::Cors;
 use actix_web::dev::Server;
 use actix_web::middleware::{Compress, NormalizePath, TrailingSlash, from_fn};
-use actix_web::{App, HttpServer, http, web};
+use actix_web::web::Data;
+use actix_web::{App, HttpServer, http};
 use tracing_actix_web::TracingLogger;
 
 use crate::announcements::fanout::{FANOUT_SUPERVISOR, FanoutSettings, FanoutSupervisor, StopAll};
@@ -29,7 +30,7 @@ use crate::storage::{Storage, deletions};
 use crate::telemetry::mailbox;
 use crate::{
     announcements, attachments, auth, courses, db, deliveries, health, http as routes, jobs,
-    openapi, realtime, sections, telemetry, users,
+    openapi, realtime, sections, telemetry, users, web,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +48,7 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
-    state: web::Data<AppState>,
+    state: Data<AppState>,
 }
 
 impl Application {
@@ -61,7 +62,7 @@ impl Application {
             .local_addr()
             .map_err(|e| StartupError::Bind(settings.bind.clone(), e))?
             .port();
-        let state = web::Data::new(build_state(settings).await?);
+        let state = Data::new(build_state(settings).await?);
         let server = serve(listener, state.clone())?;
         Ok(Application {
             port,
@@ -75,7 +76,7 @@ impl Application {
     }
 
     /// What the handlers share: for tests and tools that drive the actors directly.
-    pub fn state(&self) -> web::Data<AppState> {
+    pub fn state(&self) -> Data<AppState> {
         self.state.clone()
     }
 
@@ -218,7 +219,7 @@ fn cors(settings: &Settings) -> Cors {
         .max_age(3600)
 }
 
-fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, StartupError> {
+fn serve(listener: TcpListener, state: Data<AppState>) -> Result<Server, StartupError> {
     let settings = Arc::clone(&state.settings);
     let workers = settings.workers;
     let mut server = HttpServer::new(move || {
@@ -245,7 +246,8 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, St
             .configure(deliveries::routes::configure)
             .configure(realtime::routes::configure)
             .configure(jobs::routes::configure)
-            .default_service(web::to(routes::no_route))
+            .configure(web::configure)
+            .default_service(actix_web::web::to(routes::no_route))
     })
     .on_connect(realtime::socket::on_connect)
     // Signals are `run_until_signalled`'s: websockets and fan-outs get to

@@ -1,0 +1,185 @@
+// Publishing, and following what was published: live acknowledgment
+// figures, withdrawal, reminders (with their cooldown), who has not
+// acknowledged, and that list as a CSV file.
+
+import { api, download } from "../api.js";
+import { field, h, notice, replace, values, when } from "../dom.js";
+
+function audienceText(audience, names) {
+  if (audience.kind === "all_students") return "All students";
+  return names.get(JSON.stringify(audience)) ?? `${audience.kind} #${audience.course_id ?? audience.section_id}`;
+}
+
+/** What the caller may publish to: staff anyone; teachers their sections and those sections' courses. */
+async function audiences(isStaff) {
+  const options = [];
+  if (isStaff) {
+    options.push(["All students", { kind: "all_students" }]);
+    const courses = await api("GET", "/api/courses?limit=200");
+    for (const c of courses.items) options.push([`Course ${c.code} — ${c.title}`, { kind: "course", course_id: c.id }]);
+    const sections = await api("GET", "/api/sections?limit=200");
+    for (const s of sections.items) {
+      options.push([`Section ${s.course_code} ${s.section_code} (${s.term})`, { kind: "section", section_id: s.id }]);
+    }
+  } else {
+    const sections = await api("GET", "/api/me/sections?limit=200");
+    const courses = new Map();
+    for (const s of sections.items) {
+      options.push([`Section ${s.course_code} ${s.section_code} (${s.term})`, { kind: "section", section_id: s.id }]);
+      courses.set(s.course_id, `Course ${s.course_code} — ${s.course_title}`);
+    }
+    for (const [id, label] of courses) options.push([label, { kind: "course", course_id: id }]);
+  }
+  return options;
+}
+
+export async function compose(main, { go, isStaff }) {
+  const options = await audiences(isStaff);
+  const box = h("div");
+  const form = h("form", { class: "stack", novalidate: true },
+    field("Title", { name: "title", required: true, maxlength: 200 }),
+    field("Message", { name: "body", required: true }, "textarea"),
+    h("label", {}, "Audience", h("select", { name: "audience", required: true },
+      options.map(([label, value]) => h("option", { value: JSON.stringify(value) }, label)))),
+    field("Publish at (optional; leave empty to publish now)", { name: "publish_at", type: "datetime-local" }),
+    h("button", { type: "submit" }, "Publish"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const v = values(form);
+    const body = { title: v.title ?? "", body: v.body ?? "", audience: JSON.parse(v.audience) };
+    if (v.publish_at) body.publish_at = new Date(v.publish_at).toISOString();
+    try {
+      await api("POST", "/api/announcements", body);
+      go("/announcements");
+    } catch (error) {
+      replace(box, notice([error.message, ...error.details()].join(" — "), "bad"));
+    }
+  });
+  replace(main, h("h1", {}, "New announcement"),
+    options.length ? form : notice("You have no audience to publish to yet.", "bad"), box);
+}
+
+function figures(stats) {
+  const rate = Math.round((stats.ack_rate ?? 0) * 100);
+  return [
+    h("div", { class: "figures" },
+      h("span", {}, h("b", { class: "total" }, stats.total), " recipients"),
+      h("span", {}, h("b", { class: "opened" }, stats.delivered + stats.acknowledged), " opened"),
+      h("span", {}, h("b", { class: "acknowledged" }, stats.acknowledged), " acknowledged"),
+      h("span", {}, h("b", { class: "rate" }, `${rate}%`))),
+    h("div", { class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": rate,
+      "aria-label": "Acknowledged" }, h("span", { style: undefined, dataset: { rate } })),
+  ];
+}
+
+export async function mine(main, { live }) {
+  const [list, courses, sections] = await Promise.all([
+    api("GET", "/api/announcements?limit=50"),
+    api("GET", "/api/courses?limit=200"),
+    api("GET", "/api/sections?limit=200"),
+  ]);
+  const names = new Map();
+  for (const c of courses.items) names.set(JSON.stringify({ kind: "course", course_id: c.id }), `Course ${c.code}`);
+  for (const s of sections.items) {
+    names.set(JSON.stringify({ kind: "section", section_id: s.id }), `Section ${s.course_code} ${s.section_code} (${s.term})`);
+  }
+  const cards = new Map();
+  const watched = [];
+
+  function setFigures(id, stats) {
+    const card = cards.get(id);
+    if (!card) return;
+    replace(card.figures, figures(stats));
+    // Widths are set from script, not inline styles: the CSP allows none.
+    card.figures.querySelector(".progress > span").style.width = `${Math.round((stats.ack_rate ?? 0) * 100)}%`;
+  }
+
+  function card(a) {
+    const box = h("div");
+    const extra = h("div");
+    const figuresBox = h("div", { class: "stats" });
+    const actions = h("div", { class: "row" });
+    const el = h("article", { class: "card announcement", dataset: { announcement: a.id } },
+      h("div", { class: "spread" }, h("h2", {}, a.title), h("span", { class: "pill" }, a.status)),
+      h("p", { class: "muted" }, `${audienceText(a.audience, names)} · ${a.published_at ? `published ${when(a.published_at)}` : a.publish_at ? `scheduled for ${when(a.publish_at)}` : "draft"}`),
+      figuresBox, actions, box, extra);
+    cards.set(a.id, { el, figures: figuresBox });
+    if (a.status === "published") {
+      actions.append(
+        h("button", { type: "button", class: "secondary", onclick: () => remind(a, box) }, "Remind unacknowledged"),
+        h("button", { type: "button", class: "secondary", onclick: () => unacked(a, extra) }, "Who has not acknowledged"),
+        h("button", { type: "button", class: "secondary", onclick: () => exportUnacked(a, box) }, "Export CSV"),
+        h("button", { type: "button", class: "danger", onclick: () => withdraw(a, box) }, "Withdraw"));
+    }
+    return el;
+  }
+
+  async function remind(a, box) {
+    try {
+      const result = await api("POST", `/api/announcements/${a.id}/remind_unacked`);
+      replace(box, notice(`Reminded ${result.reminded}, in the app and by mail.`, "good"));
+    } catch (error) {
+      const wait = error.headers?.get("retry-after");
+      replace(box, notice(error.status === 429 ? `Reminded recently: you can remind again in ${wait} s.` : error.message, "bad"));
+    }
+  }
+
+  async function unacked(a, extra) {
+    const people = await api("GET", `/api/announcements/${a.id}/unacked?limit=200`);
+    replace(extra, h("div", { class: "table-wrap" }, h("table", {},
+      h("caption", { class: "muted" }, `${people.total} have not acknowledged`),
+      h("thead", {}, h("tr", {}, h("th", {}, "Student"), h("th", {}, "Email"), h("th", {}, "State"), h("th", {}, "Reminders"))),
+      h("tbody", {}, people.items.map((p) => h("tr", {},
+        h("td", {}, p.username), h("td", {}, p.email), h("td", {}, p.state), h("td", {}, p.retry_count)))))));
+  }
+
+  async function exportUnacked(a, box) {
+    try {
+      const { task_id } = await api("POST", `/api/announcements/${a.id}/exports/unacked`);
+      replace(box, notice("Preparing the file…"));
+      for (let i = 0; i < 120; i++) {
+        const task = await api("GET", `/api/tasks/${task_id}`);
+        if (task.state === "SUCCESS") {
+          await download(task.result.download_url, `unacked-${a.id}.csv`);
+          return replace(box, notice(`Exported ${task.result.count} names.`, "good"));
+        }
+        if (task.state === "FAILURE") throw new Error(task.error ?? "the export failed");
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    } catch (error) {
+      replace(box, notice(error.message, "bad"));
+    }
+  }
+
+  async function withdraw(a, box) {
+    if (!confirm(`Withdraw “${a.title}”? It disappears from every inbox.`)) return;
+    try {
+      await api("POST", `/api/announcements/${a.id}/withdraw`);
+      replace(box, notice("Withdrawn.", "good"));
+    } catch (error) {
+      replace(box, notice(error.message, "bad"));
+    }
+  }
+
+  const container = h("div", { id: "announcements" }, list.items.map(card));
+  replace(main,
+    h("div", { class: "spread" }, h("h1", {}, "Announcements"),
+      h("a", { class: "button", href: "/announcements/new", "data-link": true }, "New announcement")),
+    list.items.length ? container : h("p", { class: "muted" }, "You have not published anything yet."));
+
+  for (const a of list.items) {
+    if (a.status !== "published" && a.status !== "withdrawn") continue;
+    watched.push(a.id);
+    api("GET", `/api/announcements/${a.id}/stats`).then((stats) => setFigures(a.id, stats)).catch(() => {});
+  }
+  const subscribe = () => watched.forEach((id) => live.send({ type: "subscribe_stats", announcement_id: id }));
+  const onStats = (event) => setFigures(event.detail.announcement_id, event.detail.stats);
+  live.addEventListener("announcement.stats", onStats);
+  live.addEventListener("hello", subscribe);
+  subscribe();
+  return () => {
+    live.removeEventListener("announcement.stats", onStats);
+    live.removeEventListener("hello", subscribe);
+    watched.forEach((id) => live.send({ type: "unsubscribe_stats", announcement_id: id }));
+  };
+}

@@ -1,0 +1,214 @@
+// classbell's browser app, end to end, in headless Chromium: a teacher and
+// two students in separate browser contexts, the register page's rules, and
+// the password-reset flow from the mail the SMTP server received.
+//
+// Run by ops/test against a real `classbell serve` with the demo school:
+//   CLASSBELL_E2E_BASE=http://127.0.0.1:PORT CLASSBELL_E2E_MAILDIR=…/new node run.mjs
+
+import { readdirSync, readFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const BASE = process.env.CLASSBELL_E2E_BASE ?? "http://127.0.0.1:8080";
+const MAILDIR = process.env.CLASSBELL_E2E_MAILDIR;
+const SHOTS = new URL("./screenshots/", import.meta.url).pathname;
+const DEMO_PASSWORD = "Bell-Demo-2026!";
+const STRONG = "Lantern-Orchard-57";
+const tag = Math.random().toString(36).slice(2, 8);
+
+function step(text) {
+  console.log(`  · ${text}`);
+}
+
+async function call(method, path, token, body) {
+  const response = await fetch(`${BASE}${path}`, {
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+async function token(username, password) {
+  return (await call("POST", "/auth/login", null, { username, password })).access_token;
+}
+
+/** A course and a published section taught by the demo teacher, one of two new students enrolled. */
+async function school() {
+  const admin = await token("admin", DEMO_PASSWORD);
+  const teacher = (await call("GET", "/api/users?q=ms.rivera", admin)).items.find((u) => u.username === "ms.rivera");
+  const course = await call("POST", "/api/courses", admin, { code: `E2E${tag}`, title: "Browser testing" });
+  const section = await call("POST", "/api/sections", admin, {
+    course_id: course.id, section_code: "A", term: "2026-fall", teacher_id: teacher.id, capacity: 10, status: "published",
+  });
+  const students = [];
+  for (const name of ["ines", "omar"]) {
+    const username = `${name}-${tag}`;
+    const user = await call("POST", "/auth/register", null, {
+      username, email: `${username}@school.example`, password: STRONG,
+    });
+    students.push(user);
+  }
+  await call("POST", `/api/sections/${section.id}/enrollments`, admin, { student_id: students[0].id });
+  return { course, section, enrolled: students[0], outsider: students[1] };
+}
+
+async function signIn(browser, username, password, errors) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  const page = await context.newPage();
+  page.on("pageerror", (error) => errors.push(`${username}: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() === "error" && !/Failed to load resource/.test(message.text())) {
+      errors.push(`${username}: ${message.text()}`);
+    }
+  });
+  await page.goto(`${BASE}/login`);
+  await page.getByLabel("Username or email").fill(username);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(/\/(inbox|announcements)$/);
+  return page;
+}
+
+async function badge(page) {
+  return (await page.locator("#badge").textContent()).trim();
+}
+
+function resetLink(address) {
+  for (let i = 0; i < 50; i++) {
+    for (const name of readdirSync(MAILDIR)) {
+      const raw = readFileSync(join(MAILDIR, name), "utf8").replace(/=\r?\n/g, "").replace(/=3D/g, "=");
+      if (raw.includes(address) && raw.includes("/reset-password?token=")) {
+        return /https?:\/\/\S+\/reset-password\?token=[A-Za-z0-9_-]+/.exec(raw)[0];
+      }
+    }
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+  }
+  throw new Error(`no reset mail reached ${address}`);
+}
+
+async function main() {
+  mkdirSync(SHOTS, { recursive: true });
+  const errors = [];
+  const browser = await chromium.launch({
+    executablePath: process.env.CLASSBELL_E2E_CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+  });
+  try {
+    step("the page is served with a content security policy that allows no inline script");
+    const shell = await fetch(`${BASE}/inbox`);
+    assert.equal(shell.status, 200);
+    const csp = shell.headers.get("content-security-policy");
+    assert.match(csp, /script-src 'self'/);
+    assert.doesNotMatch(csp, /unsafe-inline/);
+
+    const data = await school();
+    const title = `Field trip on Friday ${tag}`;
+
+    step("a teacher and two students sign in, each in a browser context of their own");
+    const teacher = await signIn(browser, "ms.rivera", DEMO_PASSWORD, errors);
+    const student = await signIn(browser, data.enrolled.username, STRONG, errors);
+    const outsider = await signIn(browser, data.outsider.username, STRONG, errors);
+    await student.waitForFunction(() => document.querySelector("#inbox-empty") !== null);
+    assert.equal(await badge(student), "0");
+
+    step("the teacher publishes to one section");
+    await teacher.getByRole("link", { name: "New announcement" }).click();
+    await teacher.getByLabel("Title").fill(title);
+    await teacher.getByLabel("Message").fill("Bring a packed lunch and walking shoes.");
+    await teacher.getByLabel("Audience").selectOption({ label: `Section ${data.course.code} A (2026-fall)` });
+    const published = Date.now();
+    await teacher.getByRole("button", { name: "Publish" }).click();
+    await teacher.waitForURL(/\/announcements$/);
+
+    step("the enrolled student sees it within 2 seconds, without reloading, and the badge goes up");
+    await student.getByText(title).waitFor({ timeout: 2000 });
+    const seenAfter = Date.now() - published;
+    console.log(`    (arrived ${seenAfter} ms after the publish click)`);
+    await student.waitForFunction(() => document.querySelector("#badge").textContent.trim() === "1", null, { timeout: 2000 });
+
+    step("the teacher's figures show the recipient, live");
+    const card = teacher.locator("article.announcement", { hasText: title });
+    await card.locator(".total").filter({ hasText: "1" }).waitFor({ timeout: 3000 });
+    assert.equal((await card.locator(".acknowledged").textContent()).trim(), "0");
+
+    step("the other student sees nothing");
+    await outsider.waitForTimeout(500);
+    assert.equal(await outsider.getByText(title).count(), 0);
+    assert.equal(await badge(outsider), "0");
+
+    step("the student opens the message (delivered) and acknowledges it");
+    const item = student.locator("article.item", { hasText: title });
+    await item.getByRole("button", { name: "Open" }).click();
+    await item.getByText("Bring a packed lunch").waitFor();
+    await item.locator(".pill.delivered").waitFor({ timeout: 3000 });
+    await item.getByRole("button", { name: "Acknowledge" }).click();
+    await item.locator(".pill.acknowledged").waitFor({ timeout: 3000 });
+    await student.waitForFunction(() => document.querySelector("#badge").textContent.trim() === "0", null, { timeout: 3000 });
+    await student.screenshot({ path: join(SHOTS, "student-inbox.png"), fullPage: true });
+
+    step("the teacher's figures move without reloading");
+    await card.locator(".acknowledged").filter({ hasText: "1" }).waitFor({ timeout: 3000 });
+    assert.equal((await card.locator(".rate").textContent()).trim(), "100%");
+    await teacher.screenshot({ path: join(SHOTS, "teacher-announcements.png"), fullPage: true });
+
+    step("the register page shows the rules and refuses a weak password");
+    const visitor = await (await browser.newContext()).newPage();
+    await visitor.goto(`${BASE}/register`);
+    await visitor.getByLabel("Username").fill(`pat-${tag}`);
+    await visitor.getByLabel("Email").fill(`pat-${tag}@school.example`);
+    await visitor.getByLabel("Password").fill("password");
+    const rules = visitor.locator("#password-rules li");
+    await rules.first().waitFor();
+    assert.ok((await rules.count()) >= 4, "the rules are listed");
+    await visitor.waitForFunction(() => document.querySelectorAll("#password-rules li:not(.ok)").length >= 2);
+    await visitor.getByRole("button", { name: "Create account" }).click();
+    await visitor.getByRole("alert").waitFor();
+    assert.match(await visitor.getByRole("alert").textContent(), /password/i);
+    assert.ok(visitor.url().endsWith("/register"));
+    step("a strong one ticks every rule, and the account is made");
+    await visitor.getByLabel("Password").fill(STRONG);
+    await visitor.waitForFunction(() => document.querySelectorAll("#password-rules li:not(.ok)").length === 0);
+    await visitor.getByRole("button", { name: "Create account" }).click();
+    await visitor.getByText("Your account is ready.").waitFor();
+    await visitor.waitForURL(/\/login$/, { timeout: 6000 });
+
+    step("the reset-password flow works from the link in the mail");
+    const forgetful = await (await browser.newContext()).newPage();
+    await forgetful.goto(`${BASE}/forgot-password`);
+    await forgetful.getByLabel("Email").fill(data.outsider.email);
+    await forgetful.getByRole("button", { name: "Send" }).click();
+    await forgetful.getByText("on its way").waitFor();
+    const link = resetLink(data.outsider.email);
+    await forgetful.goto(link.replace(/^https?:\/\/[^/]+/, BASE));
+    assert.ok(!forgetful.url().includes("token="), "the token leaves the address bar");
+    await forgetful.getByLabel("New password").fill("Quiet-Harbour-93");
+    await forgetful.getByRole("button", { name: "Set password" }).click();
+    await forgetful.getByText("Your password is set.").waitFor();
+    await forgetful.waitForURL(/\/login$/, { timeout: 6000 });
+    await forgetful.getByLabel("Username or email").fill(data.outsider.username);
+    await forgetful.getByLabel("Password").fill("Quiet-Harbour-93");
+    await forgetful.getByRole("button", { name: "Sign in" }).click();
+    await forgetful.waitForURL(/\/inbox$/);
+
+    step("the app works at phone width");
+    const phone = await (await browser.newContext({ viewport: { width: 375, height: 740 } })).newPage();
+    await phone.goto(`${BASE}/login`);
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `no sideways scrolling (${overflow}px)`);
+
+    assert.deepEqual(errors, [], "no script errors in any page");
+    console.log(`browser tests passed; screenshots in ${SHOTS}`);
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
