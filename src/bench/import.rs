@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use diesel::sql_types::{BigInt, Double};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::{BenchResult, Scratch, fail, seed_students};
 use crate::config::Settings;
@@ -25,13 +24,7 @@ async fn import_on(settings: &Settings, scratch: &Scratch, rows: usize) -> Bench
     let url = scratch.url();
     let mut conn = AsyncPgConnection::establish(&url).await.map_err(fail)?;
     let admin = seed_students(&mut conn, 1).await?;
-    let mut app_settings = settings.clone();
-    app_settings.database_url = url.clone();
-    app_settings.bind = "127.0.0.1:0".into();
-    app_settings.redis_prefix = format!("classbell-bench:{}:", Uuid::new_v4().simple());
-    app_settings.mail_outbox = std::env::temp_dir().join(&scratch.name);
-    app_settings.storage = crate::config::StorageBackend::Local;
-    app_settings.storage_dir = std::env::temp_dir().join(&scratch.name);
+    let mut app_settings = scratch.app_settings(settings);
     app_settings.max_import_bytes = 256 * 1024 * 1024;
     app_settings.job_poll_ms = 50;
     let app = Application::build(app_settings).await.map_err(fail)?;

@@ -71,6 +71,19 @@ impl Scratch {
         format!("{base}/{}", self.name)
     }
 
+    /// `settings` for a server of the benchmark's own on this database: a
+    /// free port, its own Redis prefix, files in a temporary folder.
+    fn app_settings(&self, settings: &Settings) -> Settings {
+        let mut app = settings.clone();
+        app.database_url = self.url();
+        app.bind = "127.0.0.1:0".into();
+        app.redis_prefix = format!("classbell-bench:{}:", Uuid::new_v4().simple());
+        app.mail_outbox = std::env::temp_dir().join(&self.name);
+        app.storage = crate::config::StorageBackend::Local;
+        app.storage_dir = std::env::temp_dir().join(&self.name);
+        app
+    }
+
     async fn admin(&self, sql: &str) -> BenchResult<()> {
         let mut conn = AsyncPgConnection::establish(&self.admin_url)
             .await
@@ -294,14 +307,9 @@ async fn acks_on(
     .await?;
     exec(&mut conn, "ANALYZE").await?;
 
-    let mut app_settings = settings.clone();
-    app_settings.database_url = url.clone();
-    app_settings.bind = "127.0.0.1:0".into();
-    app_settings.redis_prefix = format!("classbell-bench:{}:", Uuid::new_v4().simple());
-    app_settings.mail_outbox = std::env::temp_dir().join(&scratch.name);
-    app_settings.storage = crate::config::StorageBackend::Local;
-    app_settings.storage_dir = std::env::temp_dir().join(&scratch.name);
-    let app = Application::build(app_settings).await.map_err(fail)?;
+    let app = Application::build(scratch.app_settings(settings))
+        .await
+        .map_err(fail)?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
     actix_web::rt::spawn(app.run_until_stopped());

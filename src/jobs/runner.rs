@@ -9,6 +9,7 @@
 //! that fails records why and is not retried; one whose node died three
 //! times is given up.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -249,7 +250,9 @@ pub struct Kick;
 
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-struct JobEnded;
+struct JobEnded {
+    id: Uuid,
+}
 
 pub struct JobRunner {
     db: DbPool,
@@ -257,7 +260,7 @@ pub struct JobRunner {
     bus: EventBus,
     settings: JobSettings,
     node: Uuid,
-    running: usize,
+    running: HashSet<Uuid>,
     claiming: bool,
 }
 
@@ -281,18 +284,19 @@ impl JobRunner {
             bus,
             settings,
             node: Uuid::new_v4(),
-            running: 0,
+            running: HashSet::new(),
             claiming: false,
         }
     }
 
     fn claim(&mut self, ctx: &mut Context<Self>) {
-        let room = self.settings.workers.saturating_sub(self.running);
+        let room = self.settings.workers.saturating_sub(self.running.len());
         if self.claiming || room == 0 {
             return;
         }
         self.claiming = true;
         let (db, node, lease) = (self.db.clone(), self.node, self.settings.lease_secs);
+        let running: Vec<Uuid> = self.running.iter().copied().collect();
         let work = async move {
             let mut conn = db.get().await?;
             for job in store::give_up_abandoned(&mut conn, MAX_ATTEMPTS).await? {
@@ -300,7 +304,7 @@ impl JobRunner {
                 counter!("classbell_jobs_finished_total", "kind" => job.kind.as_str(), "outcome" => "failed")
                     .increment(1);
             }
-            let ids = store::claim(&mut conn, node, lease, room as i64).await?;
+            let ids = store::claim(&mut conn, node, lease, &running, room as i64).await?;
             let mut jobs = Vec::with_capacity(ids.len());
             for id in ids {
                 jobs.push(store::find(&mut conn, id).await?);
@@ -322,8 +326,9 @@ impl JobRunner {
 
     fn start(&mut self, job: Job, ctx: &mut Context<Self>) {
         tracing::info!(job = %job.id, kind = %job.kind, attempt = job.attempts, "job started");
-        self.running += 1;
-        gauge!("classbell_jobs_running_here").set(self.running as f64);
+        self.running.insert(job.id);
+        gauge!("classbell_jobs_running_here").set(self.running.len() as f64);
+        let id = job.id;
         let context = JobContext {
             job,
             db: self.db.clone(),
@@ -336,7 +341,7 @@ impl JobRunner {
         // On its own task: a job's CSV work must not hold up this actor.
         actix_web::rt::spawn(async move {
             run_job(context).await;
-            mailbox::tell(&runner, JOB_RUNNER, JobEnded);
+            mailbox::tell(&runner, JOB_RUNNER, JobEnded { id });
         });
     }
 
@@ -397,10 +402,10 @@ impl Handler<Kick> for JobRunner {
 impl Handler<JobEnded> for JobRunner {
     type Result = ();
 
-    fn handle(&mut self, _: JobEnded, ctx: &mut Self::Context) {
+    fn handle(&mut self, ended: JobEnded, ctx: &mut Self::Context) {
         mailbox::handled(JOB_RUNNER);
-        self.running = self.running.saturating_sub(1);
-        gauge!("classbell_jobs_running_here").set(self.running as f64);
+        self.running.remove(&ended.id);
+        gauge!("classbell_jobs_running_here").set(self.running.len() as f64);
         self.claim(ctx);
     }
 }

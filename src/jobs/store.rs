@@ -53,11 +53,13 @@ pub async fn give_up_abandoned(
 
 /// Claims up to `limit` jobs that are pending, or running under a lapsed
 /// lease (their node died), oldest first, skipping rows other nodes are
-/// claiming right now.
+/// claiming right now and the jobs this node is `running` (a slow one's
+/// lease may lapse while it works; it must not run twice here).
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     node: Uuid,
     lease_secs: u64,
+    running: &[Uuid],
     limit: i64,
 ) -> Result<Vec<Uuid>, AppError> {
     #[derive(QueryableByName)]
@@ -71,7 +73,8 @@ pub async fn claim(
                 attempts = attempts + 1, started_at = COALESCE(started_at, now())
          WHERE id IN (
              SELECT id FROM jobs
-             WHERE state = 'pending' OR (state = 'running' AND lease_until < now())
+             WHERE (state = 'pending' OR (state = 'running' AND lease_until < now()))
+               AND NOT (id = ANY($4))
              ORDER BY created_at LIMIT $3
              FOR UPDATE SKIP LOCKED)
          RETURNING id",
@@ -79,6 +82,7 @@ pub async fn claim(
     .bind::<SqlUuid, _>(node)
     .bind::<Double, _>(lease_secs as f64)
     .bind::<BigInt, _>(limit)
+    .bind::<diesel::sql_types::Array<SqlUuid>, _>(running)
     .load(conn)
     .await?;
     Ok(claimed.into_iter().map(|c| c.id).collect())

@@ -261,26 +261,13 @@ fn value(text: &str, series: &str) -> Option<f64> {
 #[actix_web::test]
 async fn a_busy_node_exports_every_metric_the_dashboards_and_alerts_use() {
     use crate::ws_client::WsClient;
-    use classbell::sections::model::SectionStatus;
 
     let app = TestApp::spawn_with(|s| s.fanout_poll_ms = 3_600_000).await;
     let node = app.node(&[("CLASSBELL_JOB_POLL_MS", "100")]).await;
-    let (teacher, teacher_token) = app.signed_in(Role::Teacher).await;
+    let class = crate::realtime::class(&app).await;
+    let (teacher_token, section) = (class.teacher.clone(), class.section);
+    let students: Vec<String> = class.enrolled.iter().map(|(_, t)| t.clone()).collect();
     let (_, manager) = app.signed_in(Role::Manager).await;
-    let course = app.course("OPS1").await;
-    let section = app
-        .section(course, teacher.user.id, 30, SectionStatus::Published)
-        .await;
-    let mut students = Vec::new();
-    for _ in 0..2 {
-        let (student, token) = app.signed_in(Role::Student).await;
-        app.sql(&format!(
-            "INSERT INTO enrollments (section_id, student_id) VALUES ({section}, {})",
-            student.user.id
-        ))
-        .await;
-        students.push(token);
-    }
     let post = |path: &str, token: &str, body: serde_json::Value| {
         app.client
             .post(node.url(path))

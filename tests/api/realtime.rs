@@ -14,15 +14,15 @@ use classbell::users::model::Role;
 
 /// A teacher with one section of two enrolled students, and a third student
 /// outside it; everyone signed in.
-struct Class {
-    teacher: String,
-    teacher_name: String,
-    section: i64,
-    enrolled: Vec<(i64, String)>,
-    outsider: (i64, String),
+pub struct Class {
+    pub teacher: String,
+    pub teacher_name: String,
+    pub section: i64,
+    pub enrolled: Vec<(i64, String)>,
+    pub outsider: (i64, String),
 }
 
-async fn class(app: &TestApp) -> Class {
+pub async fn class(app: &TestApp) -> Class {
     let (teacher, teacher_token) = app.signed_in(Role::Teacher).await;
     let course = app.course("LIVE1").await;
     let section = app
