@@ -156,6 +156,42 @@ async function main() {
     assert.equal((await card.locator(".rate").textContent()).trim(), "100%");
     await teacher.screenshot({ path: join(SHOTS, "teacher-announcements.png"), fullPage: true });
 
+    step("after a dropped connection the inbox reconnects and catches up on what it missed");
+    const tab = await (await browser.newContext()).newPage();
+    // The test stands between the page and the server, so it can cut the line.
+    const sockets = [];
+    let first = null;
+    let hello = false;
+    await tab.routeWebSocket(/\/ws\?/, (socket) => {
+      sockets.push(socket);
+      if (sockets.length > 1) return; // the reconnection waits until the test lets it through
+      first = socket.connectToServer();
+      first.onMessage((message) => {
+        hello ||= String(message).startsWith('{"type":"hello"');
+        socket.send(message);
+      });
+    });
+    await tab.goto(`${BASE}/login`);
+    await tab.getByLabel("Username or email").fill(data.enrolled.username);
+    await tab.getByLabel("Password").fill(STRONG);
+    await tab.getByRole("button", { name: "Sign in" }).click();
+    await tab.waitForURL(/\/inbox$/);
+    await tab.getByText(title).waitFor();
+    while (!hello) await tab.waitForTimeout(20);
+    first.close();
+    sockets[0].close({ code: 4000, reason: "network lost" });
+    const missed = `Room change ${tag}`;
+    const teacherToken = await token("ms.rivera", DEMO_PASSWORD);
+    await call("POST", "/api/announcements", teacherToken, {
+      title: missed, body: "Room 12 today.", audience: { kind: "section", section_id: data.section.id },
+    });
+    while (sockets.length < 2) await tab.waitForTimeout(50);
+    assert.match(sockets[1].url(), /since=/, "it resumes from its cursor");
+    await tab.waitForTimeout(300); // the announcement is fanned out before the connection is back
+    sockets[1].connectToServer();
+    await tab.getByText(missed).waitFor({ timeout: 3000 });
+    assert.equal(await tab.locator("article.item").count(), 2);
+
     step("the register page shows the rules and refuses a weak password");
     const visitor = await (await browser.newContext()).newPage();
     await visitor.goto(`${BASE}/register`);
