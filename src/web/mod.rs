@@ -42,9 +42,17 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for page in PAGES {
-        cfg.service(resource(page).route(web::get().to(page_shell)));
+        cfg.service(
+            resource(page)
+                .route(web::get().to(page_shell))
+                .route(web::head().to(page_shell)),
+        );
     }
-    cfg.service(resource("/assets/{path:.*}").route(web::get().to(asset)));
+    cfg.service(
+        resource("/assets/{path:.*}")
+            .route(web::get().to(asset))
+            .route(web::head().to(asset)),
+    );
 }
 
 async fn page_shell() -> Result<HttpResponse, AppError> {

@@ -15,4 +15,5 @@ mod passwords;
 mod realtime;
 mod school;
 mod users;
+mod web;
 mod ws_client;
