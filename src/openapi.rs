@@ -5,6 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::resource;
+use crate::web as app;
 use crate::{
     announcements, attachments, auth, courses, deliveries, health, jobs, realtime, sections, users,
 };
@@ -67,6 +68,8 @@ use crate::{
         jobs::routes::download,
         realtime::routes::connect,
         realtime::routes::issue_ticket,
+        app::page_shell,
+        app::asset,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -84,6 +87,7 @@ use crate::{
         (name = "realtime", description = "The live inbox over a websocket"),
         (name = "jobs", description = "CSV exports and imports as background tasks"),
         (name = "ops", description = "Health and metrics"),
+        (name = "web", description = "The browser app"),
     )
 )]
 pub struct ApiDoc;

@@ -95,12 +95,8 @@ async fn check_audience(
 /// The announcement, if the caller is its publisher or staff; 404 otherwise,
 /// so nobody learns what others publish.
 async fn visible(state: &AppState, auth: &AuthUser, id: i64) -> Result<Announcement, AppError> {
-    let announcement = store::find(&mut *state.conn().await?, id).await?;
-    if auth.role().is_staff() || announcement.publisher_id == auth.id() {
-        Ok(announcement)
-    } else {
-        Err(AppError::NotFound("announcement"))
-    }
+    let staff = auth.role().is_staff();
+    store::find_visible(&mut *state.conn().await?, id, auth.id(), staff).await
 }
 
 fn body_text(errors: &mut FieldErrors, raw: &str) -> String {

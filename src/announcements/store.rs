@@ -36,6 +36,22 @@ pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<Announcement,
         .ok_or(AppError::NotFound("announcement"))
 }
 
+/// The announcement, if `user` published it or `staff` is set; 404 otherwise,
+/// so nobody learns what others publish.
+pub async fn find_visible(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    user: i64,
+    staff: bool,
+) -> Result<Announcement, AppError> {
+    let announcement = find(conn, id).await?;
+    if staff || announcement.publisher_id == user {
+        Ok(announcement)
+    } else {
+        Err(AppError::NotFound("announcement"))
+    }
+}
+
 /// Announcements, newest first; only `publisher`'s when given.
 pub async fn list(
     conn: &mut AsyncPgConnection,

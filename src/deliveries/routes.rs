@@ -6,14 +6,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::model::{DeliveryState, DeliveryStatus, InboxItem};
 use super::store;
-use super::writer::{DELIVERY_WRITER, Transition};
+use super::writer::{self, Transition};
 use crate::auth::AuthClaims;
 use crate::auth::AuthUser;
 use crate::error::AppError;
 use crate::http::resource;
 use crate::pagination::{PageQuery, Paginated};
 use crate::state::AppState;
-use crate::telemetry::mailbox;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/api/deliveries").route(web::get().to(inbox)))
@@ -55,14 +54,9 @@ async fn transition(
         session: auth.claims.sid,
         to,
     };
-    mailbox::sent(DELIVERY_WRITER);
-    let status = state
-        .writer
-        .send(request)
-        .await
-        .map_err(|_| AppError::unavailable("the delivery writer"))??
-        .status;
-    Ok(web::Json(status))
+    Ok(web::Json(
+        writer::transition(&state.writer, request).await?.status,
+    ))
 }
 
 /// Marks the delivery delivered (the recipient has seen it). Repeats change nothing.

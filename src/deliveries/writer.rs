@@ -55,6 +55,19 @@ pub struct Transitioned {
     pub changed: bool,
 }
 
+/// Hands `request` to the writer and waits for its answer, which comes after
+/// the commit: the one way HTTP and websockets move a delivery.
+pub async fn transition(
+    writer: &Addr<DeliveryWriter>,
+    request: Transition,
+) -> Result<Transitioned, AppError> {
+    mailbox::sent(DELIVERY_WRITER);
+    writer
+        .send(request)
+        .await
+        .map_err(|_| AppError::unavailable("the delivery writer"))?
+}
+
 struct Pending {
     request: Transition,
     reply: oneshot::Sender<Result<Transitioned, AppError>>,

@@ -5,7 +5,6 @@
 use actix_multipart::Multipart;
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{HttpResponse, web};
-use bytes::Bytes;
 use chrono::Utc;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -20,7 +19,6 @@ use crate::error::AppError;
 use crate::http::resource;
 use crate::sections::model::SectionStatus;
 use crate::state::AppState;
-use crate::storage::ByteStream;
 use crate::telemetry::mailbox;
 use crate::users::model::Role;
 
@@ -134,10 +132,10 @@ pub async fn export_unacked(
     auth: AuthUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    let announcement = announcements::find(&mut *state.conn().await?, id.into_inner()).await?;
-    if !(auth.role().is_staff() || announcement.publisher_id == auth.id()) {
-        return Err(AppError::NotFound("announcement"));
-    }
+    let (staff, user) = (auth.role().is_staff(), auth.id());
+    let announcement =
+        announcements::find_visible(&mut *state.conn().await?, id.into_inner(), user, staff)
+            .await?;
     let params = ExportParams {
         announcement: Some(announcement.id),
         ..ExportParams::default()
@@ -156,10 +154,7 @@ async fn import(
     let bytes = upload::read_csv(form, limit, imports::required_columns(kind)).await?;
     let id = Uuid::new_v4();
     let key = format!("jobs/{id}/upload.csv");
-    let body: ByteStream = Box::pin(futures_util::stream::once(
-        async move { Ok(Bytes::from(bytes)) },
-    ));
-    state.storage.put(&key, "text/csv", body).await?;
+    state.storage.put_bytes(&key, "text/csv", bytes).await?;
     let new = NewJob {
         id,
         kind,

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use bytes::Bytes;
 use chrono::Utc;
 use futures_util::StreamExt;
 use metrics::{counter, gauge, histogram};
@@ -26,7 +25,7 @@ use super::{exports, imports};
 use crate::db::{DbConnection, DbPool};
 use crate::error::AppError;
 use crate::events::{Event, EventBus};
-use crate::storage::{ByteStream, Storage, deletions};
+use crate::storage::{Storage, deletions};
 use crate::telemetry::mailbox;
 
 /// The runner's name in actor metrics.
@@ -124,12 +123,8 @@ impl JobContext {
     /// Stores a file of this job's (`jobs/<id>/<name>`) and returns its key.
     pub async fn store_file(&self, name: &str, bytes: Vec<u8>) -> Result<String, AppError> {
         let key = format!("jobs/{}/{name}", self.job.id);
-        let body: ByteStream =
-            Box::pin(futures_util::stream::once(
-                async move { Ok(Bytes::from(bytes)) },
-            ));
         self.storage
-            .put(&key, "text/csv; charset=utf-8", body)
+            .put_bytes(&key, "text/csv; charset=utf-8", bytes)
             .await?;
         Ok(key)
     }
@@ -202,13 +197,12 @@ async fn run_job(ctx: JobContext) {
         }
     };
     let state = ending.state;
-    let done = ctx.job.progress_done;
     let finished = match ctx.conn().await {
         Ok(mut conn) => store::finish(&mut conn, ctx.job.id, ctx.node, ending).await,
         Err(error) => Err(error),
     };
     match finished {
-        Ok(true) => {
+        Ok(Some((done, total))) => {
             let outcome = if state == JobState::Succeeded {
                 "succeeded"
             } else {
@@ -218,16 +212,10 @@ async fn run_job(ctx: JobContext) {
                 .increment(1);
             histogram!("classbell_job_duration_seconds", "kind" => kind)
                 .record(started.elapsed().as_secs_f64());
-            let reread = match ctx.conn().await {
-                Ok(mut conn) => store::find(&mut conn, ctx.job.id).await.ok(),
-                Err(_) => None,
-            };
-            let (done, total) =
-                reread.map_or((done, None), |j| (j.progress_done, j.progress_total));
             ctx.announce(state, done, total);
             deletions::purge(&ctx.db, &ctx.storage).await;
         }
-        Ok(false) => tracing::info!(job = %ctx.job.id, "another node took the job over"),
+        Ok(None) => tracing::info!(job = %ctx.job.id, "another node took the job over"),
         // The lease lapses and the job runs again.
         Err(error) => tracing::warn!(job = %ctx.job.id, %error, "could not record a job's end"),
     }

@@ -122,15 +122,16 @@ pub struct Ending {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// Ends the job if this node still holds it (`false` otherwise: another node
-/// took it over, and its ending counts). The uploaded input is queued for
-/// deletion in the same transaction: the job is done with it.
+/// Ends the job if this node still holds it, returning the progress it
+/// ended at (`None`: another node took it over, and its ending counts). The
+/// uploaded input is queued for deletion in the same transaction: the job is
+/// done with it.
 pub async fn finish(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     node: Uuid,
     ending: Ending,
-) -> Result<bool, AppError> {
+) -> Result<Option<(i32, Option<i32>)>, AppError> {
     conn.transaction(async |conn| {
         let held: Option<Option<String>> = jobs::table
             .find(id)
@@ -142,12 +143,12 @@ pub async fn finish(
             .await
             .optional()?;
         let Some(input_key) = held else {
-            return Ok(false);
+            return Ok(None);
         };
         if let Some(key) = input_key {
             crate::storage::deletions::queue(conn, &key).await?;
         }
-        diesel::update(jobs::table.find(id))
+        let progress = diesel::update(jobs::table.find(id))
             .set((
                 jobs::state.eq(ending.state),
                 jobs::result.eq(ending.result),
@@ -159,9 +160,10 @@ pub async fn finish(
                 jobs::claimed_by.eq(None::<Uuid>),
                 jobs::lease_until.eq(None::<DateTime<Utc>>),
             ))
-            .execute(conn)
+            .returning((jobs::progress_done, jobs::progress_total))
+            .get_result(conn)
             .await?;
-        Ok(true)
+        Ok(Some(progress))
     })
     .await
 }
@@ -199,9 +201,9 @@ pub async fn open_counts(
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = Text)]
-        kind: String,
+        kind: JobKind,
         #[diesel(sql_type = Text)]
-        state: String,
+        state: JobState,
         #[diesel(sql_type = BigInt)]
         n: i64,
     }
@@ -211,8 +213,5 @@ pub async fn open_counts(
     )
     .load(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| Some((r.kind.parse().ok()?, r.state.parse().ok()?, r.n)))
-        .collect())
+    Ok(rows.into_iter().map(|r| (r.kind, r.state, r.n)).collect())
 }

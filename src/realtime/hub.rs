@@ -133,6 +133,14 @@ struct Entry {
     watching: HashSet<i64>,
 }
 
+impl Entry {
+    /// Tells the session to close; nothing more is sent to it.
+    fn close(&mut self, code: CloseCode, reason: &'static str) {
+        self.closing = true;
+        self.link.control.do_send(Control::Close { code, reason });
+    }
+}
+
 pub struct Hub {
     db: DbPool,
     bus: EventBus,
@@ -225,17 +233,16 @@ impl Hub {
         let Some(entry) = self.sessions.get_mut(&id) else {
             return;
         };
-        entry.closing = true;
         counter!("classbell_ws_slow_consumer_closes_total").increment(1);
         tracing::info!(
             session = id,
             user = entry.link.user_id,
             "closing a websocket that stopped reading"
         );
-        entry.link.control.do_send(Control::Close {
-            code: CloseCode::Again,
-            reason: "slow consumer: messages were not read; reconnect with your cursor",
-        });
+        entry.close(
+            CloseCode::Again,
+            "slow consumer: messages were not read; reconnect with your cursor",
+        );
     }
 
     fn dispatch(&mut self, envelope: Arc<Envelope>, ctx: &mut Context<Self>) {
@@ -348,11 +355,7 @@ impl Hub {
                         continue;
                     };
                     if session.is_none_or(|s| s == entry.link.auth_session) {
-                        entry.closing = true;
-                        entry.link.control.do_send(Control::Close {
-                            code: CloseCode::Policy,
-                            reason: "signed out",
-                        });
+                        entry.close(CloseCode::Policy, "signed out");
                     }
                 }
             }
@@ -597,11 +600,10 @@ impl Handler<ShutDown> for Hub {
     fn handle(&mut self, _: ShutDown, _: &mut Self::Context) {
         mailbox::handled(HUB);
         for entry in self.sessions.values_mut() {
-            entry.closing = true;
-            entry.link.control.do_send(Control::Close {
-                code: CloseCode::Away,
-                reason: "server shutting down; reconnect with your cursor",
-            });
+            entry.close(
+                CloseCode::Away,
+                "server shutting down; reconnect with your cursor",
+            );
         }
     }
 }

@@ -21,7 +21,7 @@ use super::protocol::{ClientMessage, Cursor, Frame, HelloUser, ServerMessage};
 use super::store;
 use crate::announcements::store as announcements;
 use crate::deliveries::model::DeliveryState;
-use crate::deliveries::writer::{DELIVERY_WRITER, Transition};
+use crate::deliveries::writer::{self, Transition};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::telemetry::mailbox;
@@ -268,14 +268,8 @@ impl Session {
             session: self.auth_session,
             to,
         };
-        mailbox::sent(DELIVERY_WRITER);
         let writer = self.state.writer.clone();
-        let work = async move {
-            writer
-                .send(request)
-                .await
-                .map_err(|_| AppError::unavailable("the delivery writer"))?
-        };
+        let work = async move { writer::transition(&writer, request).await };
         ctx.spawn(
             work.into_actor(self)
                 .map(|result, session, ctx| match result {
@@ -311,17 +305,13 @@ impl Session {
         let db = self.state.db.clone();
         let (user, staff) = (self.user.id, self.user.role.is_staff());
         let work = async move {
-            let announcement = announcements::find(&mut *db.get().await?, announcement_id).await?;
-            if staff || announcement.publisher_id == user {
-                Ok(())
-            } else {
-                Err(AppError::NotFound("announcement"))
-            }
+            let mut conn = db.get().await?;
+            announcements::find_visible(&mut conn, announcement_id, user, staff).await
         };
         ctx.spawn(
             work.into_actor(self)
                 .map(move |result, session, ctx| match result {
-                    Ok(()) => {
+                    Ok(_) => {
                         let watch = WatchStats {
                             id: session.id,
                             announcement_id,

@@ -127,6 +127,20 @@ impl Storage {
         })
     }
 
+    /// `put` for bytes already in memory (a generated file, a checked upload).
+    pub async fn put_bytes(
+        &self,
+        key: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<u64, StorageError> {
+        let body: ByteStream =
+            Box::pin(futures_util::stream::once(
+                async move { Ok(Bytes::from(bytes)) },
+            ));
+        self.put(key, content_type, body).await
+    }
+
     pub async fn get(&self, key: &str) -> Result<Download, StorageError> {
         let result = match self {
             Storage::Local(store) => store.get(key).await,

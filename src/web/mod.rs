@@ -55,7 +55,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-async fn page_shell() -> Result<HttpResponse, AppError> {
+/// The web app's page (also served at `/login`, `/inbox`, `/announcements`,
+/// `/courses/{id}` and the app's other page paths; it renders the view).
+#[utoipa::path(get, path = "/", tag = "web",
+    responses((status = 200, description = "the web app", content_type = "text/html")))]
+pub async fn page_shell() -> Result<HttpResponse, AppError> {
     let index = Assets::get("index.html").ok_or(AppError::NotFound("page"))?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
@@ -78,8 +82,15 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-/// An embedded file; revalidated by its content hash (`ETag`).
-async fn asset(req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, AppError> {
+/// An embedded file of the web app; revalidated by its content hash (`ETag`).
+#[utoipa::path(get, path = "/assets/{path}", tag = "web",
+    params(("path" = String, Path, description = "e.g. js/app.js")),
+    responses(
+        (status = 200, description = "the file"),
+        (status = 304, description = "unchanged since the `If-None-Match` ETag"),
+        (status = 404, body = crate::error::ErrorBody),
+    ))]
+pub async fn asset(req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let path = path.into_inner();
     let file = Assets::get(&path).ok_or(AppError::NotFound("asset"))?;
     let etag = format!(

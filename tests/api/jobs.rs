@@ -473,12 +473,9 @@ async fn only_the_owner_and_admins_see_a_task_and_its_file() {
         .await;
         error_body(app.get(&url, token).await, 404, "not_found").await;
     }
-    assert_eq!(
-        app.get(&format!("/api/tasks/{task}"), &admin)
-            .await
-            .status(),
-        200
-    );
+    let seen = json_body(app.get(&format!("/api/tasks/{task}"), &admin).await).await;
+    assert_eq!(seen["task_id"], task.as_str());
+    assert_eq!(seen["state"], "SUCCESS");
     download_csv(&app, &admin, &url).await;
     error_body(
         app.get("/api/tasks/not-a-uuid", &admin).await,

@@ -146,6 +146,8 @@ const ENDPOINTS: &[&str] = &[
     "post /api/imports/enrollments",
     "get /api/tasks/{id}",
     "get /api/tasks/{id}/download",
+    "get /",
+    "get /assets/{path}",
     "get /healthz",
     "get /readyz",
     "get /metrics",
