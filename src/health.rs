@@ -3,13 +3,16 @@
 use actix_web::{HttpResponse, web};
 use diesel_async::RunQueryDsl;
 use metrics::gauge;
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::db::DbPool;
 use crate::deliveries::{self, model::DeliveryState};
 use crate::error::{AppError, FieldErrors};
 use crate::http::resource;
-use crate::state::AppState;
+use crate::realtime::bridge::BridgeHealth;
+use crate::redis::Redis;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(healthz)))
@@ -46,9 +49,13 @@ pub async fn healthz() -> web::Json<Status> {
 /// that is reconnecting makes it `degraded` but still 200: the node serves.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses((status = 200, body = Readiness), (status = 503, body = crate::error::ErrorBody)))]
-pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Readiness>, AppError> {
-    let (database, redis) = tokio::join!(database_ready(&state), state.redis.ping());
-    let bridge = (!state.bridge.connected()).then_some(BRIDGE_DOWN);
+pub async fn readyz(
+    db: web::Data<DbPool>,
+    redis: web::Data<Redis>,
+    bridge: web::Data<BridgeHealth>,
+) -> Result<web::Json<Readiness>, AppError> {
+    let (database, redis) = tokio::join!(database_ready(&db), redis.ping());
+    let bridge = (!bridge.connected()).then_some(BRIDGE_DOWN);
     let what = match (database.is_err(), redis.is_err()) {
         (false, false) => {
             return Ok(web::Json(Readiness {
@@ -77,8 +84,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Readiness>, 
     Err(AppError::Unavailable { what, fields: down })
 }
 
-async fn database_ready(state: &AppState) -> Result<(), AppError> {
-    let mut conn = state.conn().await?;
+async fn database_ready(db: &DbPool) -> Result<(), AppError> {
+    let mut conn = db.get().await?;
     diesel::sql_query("SELECT 1").execute(&mut *conn).await?;
     Ok(())
 }
@@ -86,19 +93,23 @@ async fn database_ready(state: &AppState) -> Result<(), AppError> {
 /// Prometheus text exposition of every classbell metric.
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    state.db.report();
-    state.redis.pool().report();
-    report_deliveries(&state).await;
+pub async fn metrics(
+    db: web::Data<DbPool>,
+    redis: web::Data<Redis>,
+    handle: web::Data<PrometheusHandle>,
+) -> HttpResponse {
+    db.report();
+    redis.pool().report();
+    report_deliveries(&db).await;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+        .body(handle.render())
 }
 
 /// `classbell_deliveries{state}`, read from the kept totals (a scrape while
 /// PostgreSQL is away keeps the last figures).
-async fn report_deliveries(state: &AppState) {
-    let counts = match state.conn().await {
+async fn report_deliveries(db: &DbPool) {
+    let counts = match db.get().await {
         Ok(mut conn) => deliveries::store::counts_by_state(&mut conn).await,
         Err(error) => Err(error),
     };

@@ -1,4 +1,9 @@
-//! The `classbell` command: serve, migrate, create-user, demo.
+//! The `classbell` command: serve, migrate, create-user, demo, bench.
+//!
+//! The one-shot commands start only what they use: `migrate` a connection,
+//! `create-user` and `demo` a database pool; only `serve` builds the actors.
+
+mod tools;
 
 use std::io::BufRead;
 use std::process::ExitCode;
@@ -6,9 +11,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use classbell::config::Settings;
-use classbell::startup::{Application, build_state};
+use classbell::startup::{self, Application};
 use classbell::users::model::Role;
-use classbell::{db, demo, telemetry, users};
+use classbell::{db, telemetry, users};
+
+use tools::{bench, demo};
 
 #[derive(Parser)]
 #[command(name = "classbell", version, about = "Live announcements for a school")]
@@ -76,7 +83,7 @@ enum Bench {
 fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
-    telemetry::init_tracing(cli.settings.log_format);
+    telemetry::init_tracing(cli.settings.telemetry.log_format);
     if let Err(error) = cli.settings.validate() {
         eprintln!("classbell: {error}");
         return ExitCode::FAILURE;
@@ -117,8 +124,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
             let password = password.trim_end_matches(['\r', '\n']).to_owned();
             actix_web::rt::System::new().block_on(async move {
-                let state = build_state(settings).await.map_err(|e| e.to_string())?;
-                let user = users::accounts::create(&state.db, &username, &email, &password, role)
+                let db = startup::database(&settings);
+                let user = users::accounts::create(&db, &username, &email, &password, role)
                     .await
                     .map_err(|e| describe(&e))?;
                 println!("created {} #{} ({})", user.username, user.id, user.role);
@@ -126,16 +133,17 @@ fn run(cli: Cli) -> Result<(), String> {
             })
         }
         Command::Bench(Bench::Fanout { students, rounds }) => actix_web::rt::System::new()
-            .block_on(async move { classbell::bench::fanout(&settings, students, rounds).await }),
+            .block_on(async move { bench::fanout(&settings, students, rounds).await }),
         Command::Bench(Bench::Acks { clients, per_client }) => actix_web::rt::System::new()
-            .block_on(async move { classbell::bench::acks(&settings, clients, per_client).await }),
+            .block_on(async move { bench::acks(&settings, clients, per_client).await }),
         Command::Bench(Bench::Push { sessions }) => actix_web::rt::System::new()
-            .block_on(async move { classbell::bench::push(&settings, sessions).await }),
+            .block_on(async move { bench::push(&settings, sessions).await }),
         Command::Bench(Bench::Import { rows }) => actix_web::rt::System::new()
-            .block_on(async move { classbell::bench::import(&settings, rows).await }),
+            .block_on(async move { bench::import(&settings, rows).await }),
         Command::Demo => actix_web::rt::System::new().block_on(async move {
-            let state = build_state(settings).await.map_err(|e| e.to_string())?;
-            let school = demo::seed(&state.db).await.map_err(|e| describe(&e))?;
+            let school = demo::seed(&startup::database(&settings))
+                .await
+                .map_err(|e| describe(&e))?;
             let accounts = school.accounts;
             let created = accounts.iter().filter(|a| a.created).count();
             println!(
@@ -166,7 +174,7 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn migrate(settings: &Settings) -> Result<(), String> {
-    let applied = db::run_migrations(&settings.database_url).map_err(|e| e.to_string())?;
+    let applied = db::run_migrations(&settings.database.url).map_err(|e| e.to_string())?;
     if applied.is_empty() {
         tracing::info!("database schema is up to date");
     } else {

@@ -5,6 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::resource;
+use crate::jobs::routes::ImportPaths;
 use crate::web as app;
 use crate::{
     announcements, attachments, auth, courses, deliveries, health, jobs, realtime, sections, users,
@@ -61,9 +62,7 @@ use crate::{
         jobs::routes::export_sections,
         jobs::routes::export_enrollments,
         jobs::routes::export_unacked,
-        jobs::routes::import_courses,
-        jobs::routes::import_sections,
-        jobs::routes::import_enrollments,
+        jobs::routes::import_file,
         jobs::routes::get_task,
         jobs::routes::download,
         realtime::routes::connect,
@@ -75,7 +74,7 @@ use crate::{
         health::metrics,
         openapi_json,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ImportPaths),
     tags(
         (name = "auth", description = "The account loop"),
         (name = "users", description = "Accounts and roles"),

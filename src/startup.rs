@@ -1,31 +1,36 @@
-//! Building and running the server. `main` and the tests share this path, so
-//! what the tests exercise is what production runs.
+//! The composition root: builds the pools, the actors and the app from the
+//! settings. `main` and the tests share this path, so what the tests exercise
+//! is what production runs. Nothing else in the crate wires parts together;
+//! handlers take the parts they use as `web::Data<…>`.
 
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Actor;
+use actix::{Actor, Addr};
 use actix_cors::Cors;
 use actix_web::dev::Server;
 use actix_web::middleware::{Compress, NormalizePath, TrailingSlash, from_fn};
 use actix_web::web::Data;
 use actix_web::{App, HttpServer, http};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tracing_actix_web::TracingLogger;
 
 use crate::announcements::fanout::{FANOUT_SUPERVISOR, FanoutSettings, FanoutSupervisor, StopAll};
 use crate::announcements::scheduler::Scheduler;
 use crate::auth::jwt::JwtKeys;
-use crate::config::Settings;
+use crate::config::{self, Settings};
+use crate::db::DbPool;
 use crate::deliveries::writer::DeliveryWriter;
 use crate::events::EventBus;
+use crate::jobs::context::JobSettings;
 use crate::jobs::runner::JobRunner;
 use crate::mail::Mailer;
 use crate::realtime::bridge::{Bridge, BridgeHealth};
 use crate::realtime::hub::{HUB, Hub, ShutDown};
+use crate::realtime::sessions::{SessionServices, SessionSettings};
 use crate::redis::Redis;
 use crate::sections::enrollments;
-use crate::state::AppState;
 use crate::storage::{Storage, deletions};
 use crate::telemetry::mailbox;
 use crate::{
@@ -45,10 +50,29 @@ pub enum StartupError {
     Dependency(String),
 }
 
+/// The running parts, built once. The app receives them one by one as
+/// `web::Data<…>`; tests and tools keep this to drive the actors directly.
+#[derive(Clone)]
+pub struct Services {
+    pub db: DbPool,
+    pub redis: Redis,
+    pub jwt: Data<JwtKeys>,
+    pub mailer: Addr<Mailer>,
+    pub storage: Arc<Storage>,
+    pub bus: EventBus,
+    pub writer: Addr<DeliveryWriter>,
+    pub fanout: Addr<FanoutSupervisor>,
+    pub hub: Addr<Hub>,
+    pub jobs: Addr<JobRunner>,
+    pub bridge: Arc<BridgeHealth>,
+    pub sessions: Data<SessionServices>,
+    pub metrics: PrometheusHandle,
+}
+
 pub struct Application {
     port: u16,
     server: Server,
-    state: Data<AppState>,
+    services: Services,
 }
 
 impl Application {
@@ -56,18 +80,18 @@ impl Application {
     /// caller awaits `run_until_stopped`. Migrations are the caller's job.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         settings.validate()?;
-        let listener = TcpListener::bind(&settings.bind)
-            .map_err(|e| StartupError::Bind(settings.bind.clone(), e))?;
+        let bind = settings.server.bind.clone();
+        let listener = TcpListener::bind(&bind).map_err(|e| StartupError::Bind(bind.clone(), e))?;
         let port = listener
             .local_addr()
-            .map_err(|e| StartupError::Bind(settings.bind.clone(), e))?
+            .map_err(|e| StartupError::Bind(bind.clone(), e))?
             .port();
-        let state = Data::new(build_state(settings).await?);
-        let server = serve(listener, state.clone())?;
+        let services = build_services(&settings).await?;
+        let server = serve(listener, &settings, &services)?;
         Ok(Application {
             port,
             server,
-            state,
+            services,
         })
     }
 
@@ -75,9 +99,9 @@ impl Application {
         self.port
     }
 
-    /// What the handlers share: for tests and tools that drive the actors directly.
-    pub fn state(&self) -> Data<AppState> {
-        self.state.clone()
+    /// The running parts: for tests and tools that drive the actors directly.
+    pub fn services(&self) -> Services {
+        self.services.clone()
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
@@ -91,12 +115,12 @@ impl Application {
     /// up to `SHUTDOWN_DEADLINE_SECS` to finish.
     pub async fn run_until_signalled(self) -> std::io::Result<()> {
         let handle = self.server.handle();
-        let state = self.state.clone();
+        let (hub, fanout) = (self.services.hub.clone(), self.services.fanout.clone());
         actix_web::rt::spawn(async move {
             shutdown_signal().await;
             tracing::info!("shutting down: closing websockets, finishing requests");
-            mailbox::tell(&state.hub, HUB, ShutDown);
-            mailbox::tell(&state.fanout, FANOUT_SUPERVISOR, StopAll);
+            mailbox::tell(&hub, HUB, ShutDown);
+            mailbox::tell(&fanout, FANOUT_SUPERVISOR, StopAll);
             handle.stop(true).await;
         });
         self.server.await
@@ -123,22 +147,31 @@ async fn shutdown_signal() {
     }
 }
 
+/// The PostgreSQL pool the settings describe: all that the one-shot commands
+/// (`create-user`, `demo`) need.
+pub fn database(settings: &Settings) -> DbPool {
+    db::pool(
+        &settings.database.url,
+        settings.database.pool_size,
+        settings.server.pool_timeout(),
+    )
+}
+
 /// Pools, keys, storage and actors. Actors start on the calling arbiter (the
 /// main one under `serve`), and handlers on worker threads reach them through `Addr`.
-pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
+pub async fn build_services(settings: &Settings) -> Result<Services, StartupError> {
     // First, so the pools' start-up gauges reach the real recorder.
     let metrics = telemetry::metrics_handle();
-    let timeout = settings.pool_timeout();
-    let db = db::pool(&settings.database_url, settings.database_pool_size, timeout);
+    let db = database(settings);
     let redis = Redis::new(
-        &settings.redis_url,
-        settings.redis_pool_size,
-        timeout,
-        &settings.redis_prefix,
+        &settings.redis.url,
+        settings.redis.pool_size,
+        settings.server.pool_timeout(),
+        &settings.redis.prefix,
     )
     .map_err(|e| StartupError::Dependency(e.to_string()))?;
-    let mailer = Mailer::from_settings(&settings)?.start();
-    let storage = Storage::open(&settings)
+    let mailer = Mailer::from_settings(&settings.mail)?.start();
+    let storage = Storage::open(&settings.storage)
         .await
         .map_err(|e| StartupError::Dependency(e.to_string()))?;
     deletions::spawn_sweeper(db.clone(), Arc::clone(&storage), Duration::from_secs(60));
@@ -148,35 +181,25 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
     let writer = DeliveryWriter::new(
         db.clone(),
         bus.clone(),
-        settings.writer_concurrency,
-        settings.writer_max_batch,
+        settings.deliveries.writer_concurrency,
+        settings.deliveries.writer_max_batch,
     )
     .start();
-    let poll = Duration::from_millis(settings.fanout_poll_ms.max(10));
-    let fanout = FanoutSupervisor::new(
-        db.clone(),
-        bus.clone(),
-        FanoutSettings {
-            chunk: settings.fanout_chunk.max(1),
-            workers: settings.fanout_workers.max(1),
-            lease_secs: settings.fanout_lease_secs.max(1),
-            poll,
-            chunk_delay: Duration::from_millis(settings.fanout_chunk_delay_ms),
-        },
-    )
-    .start();
+    let fanout_settings = FanoutSettings::from(&settings.fanout);
+    let poll = fanout_settings.poll;
+    let fanout = FanoutSupervisor::new(db.clone(), bus.clone(), fanout_settings).start();
     Scheduler::new(db.clone(), fanout.clone(), poll).start();
     let hub = Hub::new(db.clone(), bus.clone()).start();
     let jobs = JobRunner::new(
         db.clone(),
         Arc::clone(&storage),
         bus.clone(),
-        settings.job_settings(),
+        JobSettings::from(&settings.jobs),
     )
     .start();
     let bridge = Arc::new(BridgeHealth::default());
     Bridge::new(
-        &settings.redis_url,
+        &settings.redis.url,
         redis.clone(),
         bus.clone(),
         hub.clone(),
@@ -191,10 +214,17 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
             upkeep.run_upkeep();
         }
     });
-    Ok(AppState {
-        jwt: JwtKeys::new(&settings.jwt_secret, settings.access_token_ttl_secs),
-        session_settings: settings.session_settings(),
-        settings: Arc::new(settings),
+    let sessions = Data::new(SessionServices {
+        db: db.clone(),
+        hub: hub.clone(),
+        writer: writer.clone(),
+        settings: SessionSettings::from(&settings.realtime),
+    });
+    Ok(Services {
+        jwt: Data::new(JwtKeys::new(
+            &settings.auth.jwt_secret,
+            settings.auth.access_token_ttl_secs,
+        )),
         db,
         redis,
         mailer,
@@ -205,12 +235,13 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         hub,
         jobs,
         bridge,
+        sessions,
         metrics,
     })
 }
 
-fn cors(settings: &Settings) -> Cors {
-    settings
+fn cors(server: &config::Server) -> Cors {
+    server
         .allowed_origins()
         .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
         .allowed_methods(["GET", "POST", "PATCH", "PUT", "DELETE"])
@@ -219,20 +250,102 @@ fn cors(settings: &Settings) -> Cors {
         .max_age(3600)
 }
 
-fn serve(listener: TcpListener, state: Data<AppState>) -> Result<Server, StartupError> {
-    let settings = Arc::clone(&state.settings);
-    let workers = settings.workers;
+/// What handlers may ask for as `web::Data<…>`: each part, and each
+/// settings group a handler reads. Built once; every worker clones the handles.
+#[derive(Clone)]
+struct Parts {
+    db: Data<DbPool>,
+    redis: Data<Redis>,
+    jwt: Data<JwtKeys>,
+    mailer: Data<Addr<Mailer>>,
+    storage: Data<Storage>,
+    bus: Data<EventBus>,
+    writer: Data<Addr<DeliveryWriter>>,
+    fanout: Data<Addr<FanoutSupervisor>>,
+    jobs: Data<Addr<JobRunner>>,
+    bridge: Data<BridgeHealth>,
+    sessions: Data<SessionServices>,
+    metrics: Data<PrometheusHandle>,
+    server: Data<config::Server>,
+    auth: Data<config::Auth>,
+    storage_settings: Data<config::Storage>,
+    announcements: Data<config::Announcements>,
+    jobs_settings: Data<config::Jobs>,
+}
+
+impl Parts {
+    fn new(settings: &Settings, services: &Services) -> Self {
+        Parts {
+            db: Data::new(services.db.clone()),
+            redis: Data::new(services.redis.clone()),
+            jwt: services.jwt.clone(),
+            mailer: Data::new(services.mailer.clone()),
+            storage: Data::from(Arc::clone(&services.storage)),
+            bus: Data::new(services.bus.clone()),
+            writer: Data::new(services.writer.clone()),
+            fanout: Data::new(services.fanout.clone()),
+            jobs: Data::new(services.jobs.clone()),
+            bridge: Data::from(Arc::clone(&services.bridge)),
+            sessions: services.sessions.clone(),
+            metrics: Data::new(services.metrics.clone()),
+            server: Data::new(settings.server.clone()),
+            auth: Data::new(settings.auth.clone()),
+            storage_settings: Data::new(settings.storage.clone()),
+            announcements: Data::new(settings.announcements.clone()),
+            jobs_settings: Data::new(settings.jobs.clone()),
+        }
+    }
+
+    fn register<T>(self, app: App<T>) -> App<T>
+    where
+        T: actix_web::dev::ServiceFactory<
+                actix_web::dev::ServiceRequest,
+                Config = (),
+                Error = actix_web::Error,
+                InitError = (),
+            >,
+    {
+        app.app_data(self.db)
+            .app_data(self.redis)
+            .app_data(self.jwt)
+            .app_data(self.mailer)
+            .app_data(self.storage)
+            .app_data(self.bus)
+            .app_data(self.writer)
+            .app_data(self.fanout)
+            .app_data(self.jobs)
+            .app_data(self.bridge)
+            .app_data(self.sessions)
+            .app_data(self.metrics)
+            .app_data(self.server)
+            .app_data(self.auth)
+            .app_data(self.storage_settings)
+            .app_data(self.announcements)
+            .app_data(self.jobs_settings)
+    }
+}
+
+fn serve(
+    listener: TcpListener,
+    settings: &Settings,
+    services: &Services,
+) -> Result<Server, StartupError> {
+    let parts = Parts::new(settings, services);
+    let server_settings = settings.server.clone();
+    let max_json_bytes = settings.server.max_json_bytes;
     let mut server = HttpServer::new(move || {
-        App::new()
+        let app = App::new()
             .wrap(from_fn(telemetry::record_http))
-            .wrap(cors(&state.settings))
+            .wrap(cors(&server_settings))
             .wrap(Compress::default())
             .wrap(from_fn(telemetry::request_id))
             .wrap(TracingLogger::default())
             // Outermost: clients of the Django API end paths with a slash.
-            .wrap(NormalizePath::new(TrailingSlash::Trim))
-            .app_data(state.clone())
-            .app_data(routes::json_config(state.settings.max_json_bytes))
+            .wrap(NormalizePath::new(TrailingSlash::Trim));
+        parts
+            .clone()
+            .register(app)
+            .app_data(routes::json_config(max_json_bytes))
             .app_data(routes::query_config())
             .app_data(routes::path_config())
             .configure(health::configure)
@@ -254,11 +367,11 @@ fn serve(listener: TcpListener, state: Data<AppState>) -> Result<Server, Startup
     // wind down before the server stops.
     .disable_signals()
     .shutdown_timeout(SHUTDOWN_DEADLINE_SECS);
-    if workers > 0 {
-        server = server.workers(workers);
+    if settings.server.workers > 0 {
+        server = server.workers(settings.server.workers);
     }
     Ok(server
         .listen(listener)
-        .map_err(|e| StartupError::Bind(settings.bind.clone(), e))?
+        .map_err(|e| StartupError::Bind(settings.server.bind.clone(), e))?
         .run())
 }

@@ -3,7 +3,7 @@
 //! The **supervisor** claims unfinished fan-outs (its own node's new ones at
 //! once when kicked, anyone's lapsed ones on its poll) and runs one **worker**
 //! actor per announcement. A worker writes chunk after chunk
-//! (`store::fanout_chunk`), each one statement that also moves the cursor and
+//! (`deliveries::store::fanout_chunk`), each one statement that also moves the cursor and
 //! renews the lease; when it fails, the supervisor hands the announcement
 //! back with a backoff so this or another node retries it. Workers are
 //! separate actors, so one bad announcement never stops the others.
@@ -19,7 +19,9 @@ use uuid::Uuid;
 
 use super::audience::Audience;
 use super::store;
+use crate::config;
 use crate::db::DbPool;
+use crate::deliveries::store as deliveries;
 use crate::error::AppError;
 use crate::events::{Event, EventBus};
 use crate::telemetry::mailbox;
@@ -42,6 +44,18 @@ pub struct FanoutSettings {
     pub poll: Duration,
     /// Pause between chunks, to spread a large fan-out's load on the database.
     pub chunk_delay: Duration,
+}
+
+impl From<&config::Fanout> for FanoutSettings {
+    fn from(settings: &config::Fanout) -> Self {
+        FanoutSettings {
+            chunk: settings.chunk.max(1),
+            workers: settings.workers.max(1),
+            lease_secs: settings.lease_secs.max(1),
+            poll: Duration::from_millis(settings.poll_ms.max(10)),
+            chunk_delay: Duration::from_millis(settings.chunk_delay_ms),
+        }
+    }
 }
 
 impl Default for FanoutSettings {
@@ -80,7 +94,7 @@ impl FanoutJob {
     pub async fn step(&self, db: &DbPool, bus: &EventBus) -> Result<Step, AppError> {
         let started = Instant::now();
         let mut conn = db.get().await?;
-        let chunk = store::fanout_chunk(
+        let chunk = deliveries::fanout_chunk(
             &mut conn,
             self.announcement_id,
             self.audience,

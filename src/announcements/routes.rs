@@ -1,25 +1,29 @@
 //! `/api/announcements`: publish, follow and remind.
 
+use actix::Addr;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::audience::Audience;
-use super::fanout::{FANOUT_SUPERVISOR, Kick, StopFanout};
+use super::fanout::{FANOUT_SUPERVISOR, FanoutSupervisor, Kick, StopFanout};
 use super::model::{
     Announcement, AnnouncementStats, AnnouncementStatus, AnnouncementView, NewAnnouncement, Unacked,
 };
 use super::store::{self, AnnouncementChanges, RemindRefused};
 use crate::auth::AuthUser;
+use crate::config;
 use crate::courses::store as courses;
+use crate::db::DbPool;
+use crate::deliveries::store as deliveries;
 use crate::error::{AppError, FieldErrors};
-use crate::events::Event;
+use crate::events::{Event, EventBus};
 use crate::http::resource;
+use crate::mail::Mailer;
 use crate::mail::{MAILER, templates};
 use crate::pagination::{PageQuery, Paginated};
 use crate::sections::store as sections;
-use crate::state::AppState;
 use crate::telemetry::mailbox;
 use crate::users::model::Role;
 use crate::validate::short_text;
@@ -54,11 +58,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// sections and the courses they teach in (and all students if the school
 /// allows it); students no one. An audience that does not exist is a 400.
 async fn check_audience(
-    state: &AppState,
+    db: &DbPool,
+    policy: &config::Announcements,
     auth: &AuthUser,
     audience: Audience,
 ) -> Result<(), AppError> {
-    let mut conn = state.conn().await?;
+    let mut conn = db.get().await?;
     let teacher_of_section = match audience {
         Audience::AllStudents => None,
         Audience::Course { course_id } => {
@@ -77,7 +82,7 @@ async fn check_audience(
     let allowed = match auth.role() {
         role if role.is_staff() => true,
         Role::Teacher => match audience {
-            Audience::AllStudents => state.settings.teachers_may_announce_to_all,
+            Audience::AllStudents => policy.teachers_may_announce_to_all,
             Audience::Course { course_id } => {
                 sections::teaches_course(&mut conn, auth.id(), course_id).await?
             }
@@ -94,9 +99,9 @@ async fn check_audience(
 
 /// The announcement, if the caller is its publisher or staff; 404 otherwise,
 /// so nobody learns what others publish.
-async fn visible(state: &AppState, auth: &AuthUser, id: i64) -> Result<Announcement, AppError> {
+async fn visible(db: &DbPool, auth: &AuthUser, id: i64) -> Result<Announcement, AppError> {
     let staff = auth.role().is_staff();
-    store::find_visible(&mut *state.conn().await?, id, auth.id(), staff).await
+    store::find_visible(&mut *db.get().await?, id, auth.id(), staff).await
 }
 
 fn body_text(errors: &mut FieldErrors, raw: &str) -> String {
@@ -115,9 +120,9 @@ fn future_time(errors: &mut FieldErrors, at: DateTime<Utc>) {
 }
 
 /// Tells the fan-out supervisor about a freshly published announcement.
-fn announce_published(state: &AppState, announcement: &Announcement) {
+fn announce_published(fanout: &Addr<FanoutSupervisor>, announcement: &Announcement) {
     if announcement.status == AnnouncementStatus::Published {
-        mailbox::tell(&state.fanout, FANOUT_SUPERVISOR, Kick);
+        mailbox::tell(fanout, FANOUT_SUPERVISOR, Kick);
     }
 }
 
@@ -144,7 +149,9 @@ pub struct CreateAnnouncementRequest {
         (status = 403, description = "not allowed to publish to that audience", body = crate::error::ErrorBody),
     ))]
 pub async fn create_announcement(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
+    policy: web::Data<config::Announcements>,
+    fanout: web::Data<Addr<FanoutSupervisor>>,
     auth: AuthUser,
     body: web::Json<CreateAnnouncementRequest>,
 ) -> Result<HttpResponse, AppError> {
@@ -159,7 +166,7 @@ pub async fn create_announcement(
         future_time(&mut errors, at);
     }
     errors.into_result()?;
-    check_audience(&state, &auth, body.audience).await?;
+    check_audience(&db, &policy, &auth, body.audience).await?;
     let status = match (body.draft, body.publish_at) {
         (true, _) => AnnouncementStatus::Draft,
         (false, Some(_)) => AnnouncementStatus::Scheduled,
@@ -175,8 +182,8 @@ pub async fn create_announcement(
         publish_at: body.publish_at,
         published_at: (status == AnnouncementStatus::Published).then(Utc::now),
     };
-    let announcement = store::insert(&mut *state.conn().await?, new).await?;
-    announce_published(&state, &announcement);
+    let announcement = store::insert(&mut *db.get().await?, new).await?;
+    announce_published(&fanout, &announcement);
     Ok(HttpResponse::Created().json(AnnouncementView::from(announcement)))
 }
 
@@ -190,7 +197,7 @@ pub struct AnnouncementQuery {
     params(AnnouncementQuery, PageQuery),
     responses((status = 200, body = Paginated<AnnouncementView>), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn list_announcements(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     auth: AuthUser,
     query: web::Query<AnnouncementQuery>,
     page: web::Query<PageQuery>,
@@ -205,8 +212,7 @@ pub async fn list_announcements(
             ));
         }
     };
-    let (items, total) =
-        store::list(&mut *state.conn().await?, publisher, query.status, page).await?;
+    let (items, total) = store::list(&mut *db.get().await?, publisher, query.status, page).await?;
     Ok(web::Json(Paginated {
         items: items.into_iter().map(AnnouncementView::from).collect(),
         total,
@@ -217,12 +223,12 @@ pub async fn list_announcements(
     params(("id" = i64, Path)),
     responses((status = 200, body = AnnouncementView), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_announcement(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     auth: AuthUser,
     id: web::Path<i64>,
 ) -> Result<web::Json<AnnouncementView>, AppError> {
     Ok(web::Json(
-        visible(&state, &auth, id.into_inner()).await?.into(),
+        visible(&db, &auth, id.into_inner()).await?.into(),
     ))
 }
 
@@ -259,12 +265,13 @@ mod double_option {
         (status = 409, description = "already published or withdrawn", body = crate::error::ErrorBody),
     ))]
 pub async fn update_announcement(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
+    policy: web::Data<config::Announcements>,
     auth: AuthUser,
     id: web::Path<i64>,
     body: web::Json<UpdateAnnouncementRequest>,
 ) -> Result<web::Json<AnnouncementView>, AppError> {
-    let current = visible(&state, &auth, id.into_inner()).await?;
+    let current = visible(&db, &auth, id.into_inner()).await?;
     let body = body.into_inner();
     let mut errors = FieldErrors::new();
     let title = body
@@ -276,7 +283,7 @@ pub async fn update_announcement(
     }
     errors.into_result()?;
     if let Some(audience) = body.audience {
-        check_audience(&state, &auth, audience).await?;
+        check_audience(&db, &policy, &auth, audience).await?;
     }
     let changes = AnnouncementChanges {
         title,
@@ -289,7 +296,7 @@ pub async fn update_announcement(
         }),
         publish_at: body.publish_at,
     };
-    let updated = store::update_unpublished(&mut *state.conn().await?, current.id, changes).await?;
+    let updated = store::update_unpublished(&mut *db.get().await?, current.id, changes).await?;
     Ok(web::Json(updated.into()))
 }
 
@@ -302,14 +309,16 @@ pub async fn update_announcement(
         (status = 409, description = "withdrawn", body = crate::error::ErrorBody),
     ))]
 pub async fn publish_announcement(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
+    policy: web::Data<config::Announcements>,
+    fanout: web::Data<Addr<FanoutSupervisor>>,
     auth: AuthUser,
     id: web::Path<i64>,
 ) -> Result<web::Json<AnnouncementView>, AppError> {
-    let current = visible(&state, &auth, id.into_inner()).await?;
-    check_audience(&state, &auth, current.audience()).await?;
-    let announcement = store::publish(&mut *state.conn().await?, current.id).await?;
-    announce_published(&state, &announcement);
+    let current = visible(&db, &auth, id.into_inner()).await?;
+    check_audience(&db, &policy, &auth, current.audience()).await?;
+    let announcement = store::publish(&mut *db.get().await?, current.id).await?;
+    announce_published(&fanout, &announcement);
     Ok(web::Json(announcement.into()))
 }
 
@@ -318,18 +327,20 @@ pub async fn publish_announcement(
     params(("id" = i64, Path)),
     responses((status = 200, body = AnnouncementView), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn withdraw_announcement(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
+    fanout: web::Data<Addr<FanoutSupervisor>>,
+    bus: web::Data<EventBus>,
     auth: AuthUser,
     id: web::Path<i64>,
 ) -> Result<web::Json<AnnouncementView>, AppError> {
-    let current = visible(&state, &auth, id.into_inner()).await?;
-    let (announcement, changed) = store::withdraw(&mut *state.conn().await?, current.id).await?;
+    let current = visible(&db, &auth, id.into_inner()).await?;
+    let (announcement, changed) = store::withdraw(&mut *db.get().await?, current.id).await?;
     if changed {
         let stop = StopFanout {
             announcement_id: announcement.id,
         };
-        mailbox::tell(&state.fanout, FANOUT_SUPERVISOR, stop);
-        state.bus.publish(Event::AnnouncementWithdrawn {
+        mailbox::tell(&fanout, FANOUT_SUPERVISOR, stop);
+        bus.publish(Event::AnnouncementWithdrawn {
             announcement_id: announcement.id,
         });
     }
@@ -341,13 +352,13 @@ pub async fn withdraw_announcement(
     params(("id" = i64, Path)),
     responses((status = 200, body = AnnouncementStats), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn announcement_stats(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     auth: AuthUser,
     id: web::Path<i64>,
 ) -> Result<web::Json<AnnouncementStats>, AppError> {
-    let announcement = visible(&state, &auth, id.into_inner()).await?;
+    let announcement = visible(&db, &auth, id.into_inner()).await?;
     Ok(web::Json(
-        store::stats(&mut *state.conn().await?, &announcement).await?,
+        store::stats(&mut *db.get().await?, &announcement).await?,
     ))
 }
 
@@ -367,14 +378,18 @@ pub struct Reminded {
         (status = 429, description = "reminded too recently", body = crate::error::ErrorBody),
     ))]
 pub async fn remind_unacked(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
+    policy: web::Data<config::Announcements>,
+    server: web::Data<config::Server>,
+    bus: web::Data<EventBus>,
+    mailer: web::Data<Addr<Mailer>>,
     auth: AuthUser,
     id: web::Path<i64>,
 ) -> Result<web::Json<Reminded>, AppError> {
-    let announcement = visible(&state, &auth, id.into_inner()).await?;
-    let cooldown = state.settings.reminder_cooldown_secs;
+    let announcement = visible(&db, &auth, id.into_inner()).await?;
+    let cooldown = policy.reminder_cooldown_secs;
     let reminded =
-        match store::remind_unacked(&mut *state.conn().await?, announcement.id, cooldown).await? {
+        match store::remind_unacked(&mut *db.get().await?, announcement.id, cooldown).await? {
             Ok(reminded) => reminded,
             Err(RemindRefused::CoolingDown { retry_after_secs }) => {
                 return Err(AppError::TooManyRequests {
@@ -390,9 +405,9 @@ pub async fn remind_unacked(
                 ));
             }
         };
-    let link = state.settings.public_link("/inbox");
+    let link = server.public_link("/inbox");
     // One event for all of them: each node looks up its own connected recipients.
-    state.bus.publish(Event::RemindersSent {
+    bus.publish(Event::RemindersSent {
         announcement_id: announcement.id,
     });
     for recipient in &reminded {
@@ -402,10 +417,10 @@ pub async fn remind_unacked(
             &announcement.title,
             &link,
         ) {
-            mailbox::tell(&state.mailer, MAILER, mail);
+            mailbox::tell(&mailer, MAILER, mail);
         }
     }
-    state.bus.publish(Event::AnnouncementStats {
+    bus.publish(Event::AnnouncementStats {
         announcement_id: announcement.id,
     });
     Ok(web::Json(Reminded {
@@ -418,13 +433,13 @@ pub async fn remind_unacked(
     params(("id" = i64, Path), PageQuery),
     responses((status = 200, body = Paginated<Unacked>), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn list_unacked(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     auth: AuthUser,
     id: web::Path<i64>,
     page: web::Query<PageQuery>,
 ) -> Result<web::Json<Paginated<Unacked>>, AppError> {
     let page = page.into_inner().page()?;
-    let announcement = visible(&state, &auth, id.into_inner()).await?;
-    let (items, total) = store::unacked(&mut *state.conn().await?, announcement.id, page).await?;
+    let announcement = visible(&db, &auth, id.into_inner()).await?;
+    let (items, total) = deliveries::unacked(&mut *db.get().await?, announcement.id, page).await?;
     Ok(web::Json(Paginated { items, total }))
 }

@@ -9,12 +9,14 @@ use utoipa::{IntoParams, ToSchema};
 use super::model::{AttachmentView, NewAttachment};
 use super::{store, upload};
 use crate::auth::AuthUser;
+use crate::config;
 use crate::courses::store as courses;
+use crate::db::DbPool;
 use crate::error::AppError;
 use crate::http::resource;
 use crate::pagination::{PageQuery, Paginated};
 use crate::sections::store as sections;
-use crate::state::AppState;
+use crate::storage::Storage;
 use crate::storage::deletions;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -31,14 +33,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Staff, and teachers of one of the course's sections, manage its files.
 async fn require_course_editor(
-    state: &AppState,
+    db: &DbPool,
     auth: &AuthUser,
     course_id: i64,
 ) -> Result<(), AppError> {
     if auth.role().is_staff() {
         return Ok(());
     }
-    if sections::teaches_course(&mut *state.conn().await?, auth.id(), course_id).await? {
+    if sections::teaches_course(&mut *db.get().await?, auth.id(), course_id).await? {
         Ok(())
     } else {
         Err(AppError::Forbidden(
@@ -58,13 +60,13 @@ pub struct AttachmentQuery {
     params(AttachmentQuery, PageQuery),
     responses((status = 200, body = Paginated<AttachmentView>)))]
 pub async fn list_attachments(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     _auth: AuthUser,
     query: web::Query<AttachmentQuery>,
     page: web::Query<PageQuery>,
 ) -> Result<web::Json<Paginated<AttachmentView>>, AppError> {
     let page = page.into_inner().page()?;
-    let (items, total) = store::list(&mut *state.conn().await?, query.course, page).await?;
+    let (items, total) = store::list(&mut *db.get().await?, query.course, page).await?;
     Ok(web::Json(Paginated {
         items: items.into_iter().map(AttachmentView::from).collect(),
         total,
@@ -95,16 +97,19 @@ pub struct UploadForm {
         (status = 503, description = "object storage unavailable", body = crate::error::ErrorBody),
     ))]
 pub async fn upload_attachment(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
+    limits: web::Data<config::Storage>,
+    storage: web::Data<Storage>,
     auth: AuthUser,
     form: Multipart,
 ) -> Result<HttpResponse, AppError> {
     let admit = async |course_id: i64| {
-        courses::find(&mut *state.conn().await?, course_id).await?;
-        require_course_editor(&state, &auth, course_id).await?;
+        courses::find(&mut *db.get().await?, course_id).await?;
+        require_course_editor(&db, &auth, course_id).await?;
         Ok(format!("attachments/{course_id}/{}", uuid::Uuid::new_v4()))
     };
-    let upload = upload::read(form, &state, admit).await?;
+    let limit = limits.max_upload_bytes;
+    let upload = upload::read(form, &db, &storage, limit, admit).await?;
     let (Some(course_id), Some(title), Some(file)) = (upload.course, upload.title, upload.file)
     else {
         return Err(AppError::internal("a validated upload lacks a part"));
@@ -118,7 +123,7 @@ pub async fn upload_attachment(
         content_type: file.content_type,
         uploaded_by: Some(auth.id()),
     };
-    let inserted = match state.conn().await {
+    let inserted = match db.get().await {
         Ok(mut conn) => store::insert(&mut conn, &new).await,
         Err(error) => Err(error),
     };
@@ -126,7 +131,7 @@ pub async fn upload_attachment(
         Ok(attachment) => Ok(HttpResponse::Created().json(AttachmentView::from(attachment))),
         Err(error) => {
             // No row, so no object either (the course may have gone meanwhile).
-            upload::discard(&state, &new.object_key).await;
+            deletions::discard(&db, &storage, &new.object_key).await;
             Err(error)
         }
     }
@@ -141,12 +146,13 @@ pub async fn upload_attachment(
         (status = 503, body = crate::error::ErrorBody),
     ))]
 pub async fn download_attachment(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
+    storage: web::Data<Storage>,
     _auth: AuthUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    let attachment = store::find(&mut *state.conn().await?, id.into_inner()).await?;
-    let download = state.storage.get(&attachment.object_key).await?;
+    let attachment = store::find(&mut *db.get().await?, id.into_inner()).await?;
+    let download = storage.get(&attachment.object_key).await?;
     let disposition = ContentDisposition {
         disposition: DispositionType::Attachment,
         parameters: vec![DispositionParam::Filename(attachment.filename)],
@@ -169,14 +175,15 @@ pub async fn download_attachment(
     params(("id" = i64, Path)),
     responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn delete_attachment(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
+    storage: web::Data<Storage>,
     auth: AuthUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let attachment = store::find(&mut *state.conn().await?, id).await?;
-    require_course_editor(&state, &auth, attachment.course_id).await?;
-    store::delete(&mut *state.conn().await?, id).await?;
-    deletions::purge(&state.db, &state.storage).await;
+    let attachment = store::find(&mut *db.get().await?, id).await?;
+    require_course_editor(&db, &auth, attachment.course_id).await?;
+    store::delete(&mut *db.get().await?, id).await?;
+    deletions::purge(&db, &storage).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 
 use super::filename;
+use crate::db::DbPool;
 use crate::error::{AppError, FieldErrors};
-use crate::state::AppState;
 use crate::storage::{ByteStream, Storage, deletions};
 use crate::validate::short_text;
 
@@ -49,7 +49,9 @@ pub struct Upload {
 /// is removed before the error is returned.
 pub async fn read(
     mut form: Multipart,
-    state: &AppState,
+    db: &DbPool,
+    storage: &Storage,
+    limit: u64,
     mut admit: impl AsyncFnMut(i64) -> Result<String, AppError>,
 ) -> Result<Upload, AppError> {
     let mut upload = Upload::default();
@@ -94,8 +96,7 @@ pub async fn read(
                         content_type: content_type.clone(),
                         size: 0,
                     });
-                    let limit = state.settings.max_upload_bytes;
-                    let size = store(&state.storage, &key, &content_type, field, limit).await?;
+                    let size = store(storage, &key, &content_type, field, limit).await?;
                     if let Some(file) = upload.file.as_mut() {
                         file.size = size;
                     }
@@ -121,24 +122,9 @@ pub async fn read(
         Ok(()) => Ok(upload),
         Err(error) => {
             if let Some(file) = upload.file {
-                discard(state, &file.key).await;
+                deletions::discard(db, storage, &file.key).await;
             }
             Err(error)
-        }
-    }
-}
-
-/// Removes an object a failed upload left behind, or queues it for the
-/// sweeper when the store cannot be reached now.
-pub async fn discard(state: &AppState, key: &str) {
-    if let Err(error) = state.storage.delete(key).await {
-        tracing::warn!(%error, key, "could not remove the object of a failed upload; queueing it");
-        let queued = match state.conn().await {
-            Ok(mut conn) => deletions::queue(&mut conn, key).await,
-            Err(error) => Err(error),
-        };
-        if let Err(error) = queued {
-            tracing::error!(%error, key, "an uploaded object is orphaned");
         }
     }
 }

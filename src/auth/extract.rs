@@ -6,10 +6,10 @@ use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 
-use super::jwt::Claims;
+use super::jwt::{Claims, JwtKeys};
 use super::store;
+use crate::db::DbPool;
 use crate::error::AppError;
-use crate::state::AppState;
 use crate::users::model::{Role, User};
 
 /// The signed-in user: a valid access token whose session is live and whose
@@ -62,8 +62,15 @@ fn bearer_token(req: &HttpRequest) -> Result<&str, AppError> {
 }
 
 /// The claims of the request's Bearer token, verified (signature and expiry only).
-pub fn verified_claims(req: &HttpRequest, state: &AppState) -> Result<Claims, AppError> {
-    state.jwt.verify(bearer_token(req)?)
+pub fn verified_claims(req: &HttpRequest, jwt: &JwtKeys) -> Result<Claims, AppError> {
+    jwt.verify(bearer_token(req)?)
+}
+
+/// A part the app registers at start-up (`startup::Parts`); missing, it is a bug.
+fn part<T: 'static>(req: &HttpRequest) -> Result<web::Data<T>, AppError> {
+    req.app_data::<web::Data<T>>().cloned().ok_or_else(|| {
+        AppError::internal(format!("{} is not registered", std::any::type_name::<T>()))
+    })
 }
 
 impl FromRequest for AuthUser {
@@ -71,15 +78,11 @@ impl FromRequest for AuthUser {
     type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let claims = bearer_token(req).and_then(|token| match &state {
-            Some(state) => state.jwt.verify(token),
-            None => Err(AppError::internal("AppState is not registered")),
-        });
+        let claims = part::<JwtKeys>(req).and_then(|jwt| verified_claims(req, &jwt));
+        let db = part::<DbPool>(req);
         Box::pin(async move {
             let claims = claims?;
-            let state = state.ok_or_else(|| AppError::internal("AppState is not registered"))?;
-            let mut conn = state.conn().await?;
+            let mut conn = db?.get().await?;
             let user = store::session_user(&mut conn, claims.sid, claims.user_id()?)
                 .await?
                 .ok_or(AppError::Unauthorized("session has ended; sign in again"))?;
@@ -103,10 +106,7 @@ impl FromRequest for AuthClaims {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let verified = bearer_token(req).and_then(|token| {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .ok_or_else(|| AppError::internal("AppState is not registered"))?;
-            let claims = state.jwt.verify(token)?;
+            let claims = part::<JwtKeys>(req)?.verify(token)?;
             Ok(AuthClaims {
                 user_id: claims.user_id()?,
                 claims,

@@ -1,19 +1,25 @@
 //! `/auth/*`: the account loop.
 
+use actix::Addr;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::jwt::JwtKeys;
 use super::password::{self, Owner, RuleOutcome};
 use super::store::{self, Refresh};
 use super::throttle::{self, Limit};
 use super::{AuthUser, extract::client_addr};
+use crate::config;
+use crate::db::DbPool;
 use crate::error::{AppError, FieldErrors};
 use crate::events::Event;
+use crate::events::EventBus;
 use crate::http::resource;
+use crate::mail::Mailer;
 use crate::mail::{MAILER, templates};
-use crate::state::AppState;
+use crate::redis::Redis;
 use crate::telemetry::mailbox;
 use crate::users::accounts;
 use crate::users::fields::Email;
@@ -51,11 +57,11 @@ pub struct RegisterRequest {
         (status = 409, description = "username or email taken", body = crate::error::ErrorBody),
     ))]
 pub async fn register(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     body: web::Json<RegisterRequest>,
 ) -> Result<HttpResponse, AppError> {
     let user = accounts::create(
-        &state.db,
+        &db,
         &body.username,
         &body.email,
         &body.password,
@@ -116,24 +122,22 @@ pub struct TokenResponse {
 }
 
 fn tokens(
-    state: &AppState,
+    jwt: &JwtKeys,
     user: User,
     session: uuid::Uuid,
     refresh_token: String,
 ) -> Result<TokenResponse, AppError> {
     Ok(TokenResponse {
-        access_token: state.jwt.issue(user.id, user.role, session)?,
+        access_token: jwt.issue(user.id, user.role, session)?,
         refresh_token,
         token_type: "Bearer",
-        expires_in: state.jwt.ttl_secs(),
+        expires_in: jwt.ttl_secs(),
         user: user.into(),
     })
 }
 
-fn refresh_ttl(state: &AppState) -> Duration {
-    Duration::seconds(
-        i64::try_from(state.settings.refresh_token_ttl_secs).unwrap_or(i64::MAX / 1000),
-    )
+fn refresh_ttl(settings: &config::Auth) -> Duration {
+    config::seconds(settings.refresh_token_ttl_secs)
 }
 
 /// Signs in with a username or email and returns an access and a refresh token.
@@ -144,7 +148,10 @@ fn refresh_ttl(state: &AppState) -> Duration {
         (status = 429, description = "too many failures for this username or address; see Retry-After", body = crate::error::ErrorBody),
     ))]
 pub async fn login(
-    state: web::Data<AppState>,
+    auth_settings: web::Data<config::Auth>,
+    redis: web::Data<Redis>,
+    db: web::Data<DbPool>,
+    jwt: web::Data<JwtKeys>,
     req: HttpRequest,
     body: web::Json<LoginRequest>,
 ) -> Result<web::Json<TokenResponse>, AppError> {
@@ -158,29 +165,28 @@ pub async fn login(
     }
     errors.into_result()?;
 
-    let settings = &state.settings;
-    let client = client_addr(&req, settings.trust_forwarded_for);
+    let client = client_addr(&req, auth_settings.trust_forwarded_for);
     let per_user = Limit {
         scope: "login-user",
         subject: login,
-        max: settings.login_max_failures,
-        window_secs: settings.login_throttle_window_secs,
+        max: auth_settings.login_max_failures,
+        window_secs: auth_settings.login_throttle_window_secs,
     };
     let per_client = Limit {
         scope: "login-ip",
         subject: &client,
-        max: settings.login_max_failures_per_ip,
-        window_secs: settings.login_throttle_window_secs,
+        max: auth_settings.login_max_failures_per_ip,
+        window_secs: auth_settings.login_throttle_window_secs,
     };
     let limits = [per_user, per_client];
-    if let Some(retry_after_secs) = throttle::blocked(&state.redis, &limits).await? {
+    if let Some(retry_after_secs) = throttle::blocked(&redis, &limits).await? {
         return Err(AppError::TooManyRequests {
             message: "too many failed sign-ins; try again later",
             retry_after_secs,
         });
     }
 
-    let user = user_store::find_by_login(&mut *state.conn().await?, login).await?;
+    let user = user_store::find_by_login(&mut *db.get().await?, login).await?;
     let stored = user
         .as_ref()
         .map_or_else(|| password::DECOY_HASH.clone(), |u| u.password_hash.clone());
@@ -188,14 +194,14 @@ pub async fn login(
     let matches = web::block(move || password::verify(&candidate, &stored)).await?;
     match user {
         Some(user) if matches && user.is_active => {
-            throttle::clear(&state.redis, &limits[0]).await?;
+            throttle::clear(&redis, &limits[0]).await?;
             let (session, refresh_token) =
-                store::open_session(&mut *state.conn().await?, user.id, refresh_ttl(&state))
+                store::open_session(&mut *db.get().await?, user.id, refresh_ttl(&auth_settings))
                     .await?;
-            Ok(web::Json(tokens(&state, user, session, refresh_token)?))
+            Ok(web::Json(tokens(&jwt, user, session, refresh_token)?))
         }
         _ => {
-            throttle::hit(&state.redis, &limits).await?;
+            throttle::hit(&redis, &limits).await?;
             Err(AppError::Unauthorized("invalid username or password"))
         }
     }
@@ -210,13 +216,15 @@ pub struct RefreshRequest {
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = crate::error::ErrorBody)))]
 pub async fn refresh(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
+    auth_settings: web::Data<config::Auth>,
+    jwt: web::Data<JwtKeys>,
     body: web::Json<RefreshRequest>,
 ) -> Result<web::Json<TokenResponse>, AppError> {
     let outcome = store::rotate_refresh_token(
-        &mut *state.conn().await?,
+        &mut *db.get().await?,
         body.refresh_token.trim(),
-        refresh_ttl(&state),
+        refresh_ttl(&auth_settings),
     )
     .await?;
     match outcome {
@@ -224,7 +232,7 @@ pub async fn refresh(
             user,
             session,
             refresh_token,
-        } => Ok(web::Json(tokens(&state, user, session, refresh_token)?)),
+        } => Ok(web::Json(tokens(&jwt, user, session, refresh_token)?)),
         Refresh::Reused => Err(AppError::Unauthorized(
             "refresh token was already used; the session has been revoked",
         )),
@@ -235,9 +243,13 @@ pub async fn refresh(
 /// Ends the current session: its access and refresh tokens stop working.
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = crate::error::ErrorBody)))]
-pub async fn logout(state: web::Data<AppState>, auth: AuthUser) -> Result<HttpResponse, AppError> {
-    store::revoke_session(&mut *state.conn().await?, auth.claims.sid).await?;
-    state.bus.publish(Event::SignedOut {
+pub async fn logout(
+    db: web::Data<DbPool>,
+    bus: web::Data<EventBus>,
+    auth: AuthUser,
+) -> Result<HttpResponse, AppError> {
+    store::revoke_session(&mut *db.get().await?, auth.claims.sid).await?;
+    bus.publish(Event::SignedOut {
         user_id: auth.id(),
         session: Some(auth.claims.sid),
     });
@@ -262,7 +274,8 @@ pub struct ChangePasswordRequest {
     request_body = ChangePasswordRequest,
     responses((status = 204), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
 pub async fn change_password(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
+    bus: web::Data<EventBus>,
     auth: AuthUser,
     body: web::Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, AppError> {
@@ -280,8 +293,8 @@ pub async fn change_password(
     password::enforce(&body.new_password, owner, "new_password")?;
     let new_password = body.new_password;
     let password_hash = web::block(move || password::hash(&new_password)).await??;
-    store::replace_password(&mut *state.conn().await?, user.id, &password_hash).await?;
-    state.bus.publish(Event::SignedOut {
+    store::replace_password(&mut *db.get().await?, user.id, &password_hash).await?;
+    bus.publish(Event::SignedOut {
         user_id: user.id,
         session: None,
     });
@@ -301,7 +314,8 @@ pub struct Accepted {
 /// Parses the address and counts the request against the per-address mail
 /// limit; `None` when no mail should go out (quietly, to reveal nothing).
 async fn mail_request(
-    state: &AppState,
+    redis: &Redis,
+    db: &DbPool,
     scope: &'static str,
     raw: &str,
 ) -> Result<Option<User>, AppError> {
@@ -312,24 +326,26 @@ async fn mail_request(
         max: MAIL_REQUESTS_PER_HOUR,
         window_secs: 3600,
     };
-    if !throttle::allow(&state.redis, &[limit]).await? {
+    if !throttle::allow(redis, &[limit]).await? {
         tracing::info!(scope, "mail request over its hourly limit; not sending");
         return Ok(None);
     }
-    user_store::find_active_by_email(&mut *state.conn().await?, email.as_str()).await
+    user_store::find_active_by_email(&mut *db.get().await?, email.as_str()).await
 }
 
 /// Mails the username to the address if an account uses it; answers the same either way.
 #[utoipa::path(post, path = "/auth/forgot-username", tag = "auth", request_body = EmailRequest,
     responses((status = 202, body = Accepted), (status = 400, body = crate::error::ErrorBody)))]
 pub async fn forgot_username(
-    state: web::Data<AppState>,
+    redis: web::Data<Redis>,
+    db: web::Data<DbPool>,
+    mailer: web::Data<Addr<Mailer>>,
     body: web::Json<EmailRequest>,
 ) -> Result<HttpResponse, AppError> {
-    if let Some(user) = mail_request(&state, "forgot-username", &body.email).await?
+    if let Some(user) = mail_request(&redis, &db, "forgot-username", &body.email).await?
         && let Some(mail) = templates::forgot_username(&user.username, &user.email)
     {
-        mailbox::tell(&state.mailer, MAILER, mail);
+        mailbox::tell(&mailer, MAILER, mail);
     }
     Ok(HttpResponse::Accepted().json(Accepted {
         detail: "If an account uses that address, its username is on the way.",
@@ -340,20 +356,22 @@ pub async fn forgot_username(
 #[utoipa::path(post, path = "/auth/forgot-password", tag = "auth", request_body = EmailRequest,
     responses((status = 202, body = Accepted), (status = 400, body = crate::error::ErrorBody)))]
 pub async fn forgot_password(
-    state: web::Data<AppState>,
+    redis: web::Data<Redis>,
+    db: web::Data<DbPool>,
+    auth_settings: web::Data<config::Auth>,
+    server: web::Data<config::Server>,
+    mailer: web::Data<Addr<Mailer>>,
     body: web::Json<EmailRequest>,
 ) -> Result<HttpResponse, AppError> {
-    if let Some(user) = mail_request(&state, "forgot-password", &body.email).await? {
-        let ttl_secs = state.settings.reset_token_ttl_secs;
-        let ttl = Duration::seconds(i64::try_from(ttl_secs).unwrap_or(1800));
-        let token = store::create_password_reset(&mut *state.conn().await?, user.id, ttl).await?;
-        let link = state
-            .settings
-            .public_link(&format!("/reset-password?token={token}"));
+    if let Some(user) = mail_request(&redis, &db, "forgot-password", &body.email).await? {
+        let ttl_secs = auth_settings.reset_token_ttl_secs;
+        let ttl = config::seconds(ttl_secs);
+        let token = store::create_password_reset(&mut *db.get().await?, user.id, ttl).await?;
+        let link = server.public_link(&format!("/reset-password?token={token}"));
         if let Some(mail) =
             templates::password_reset(&user.username, &user.email, &link, ttl_secs / 60)
         {
-            mailbox::tell(&state.mailer, MAILER, mail);
+            mailbox::tell(&mailer, MAILER, mail);
         }
     }
     Ok(HttpResponse::Accepted().json(Accepted {
@@ -371,13 +389,14 @@ pub struct ResetPasswordRequest {
 #[utoipa::path(post, path = "/auth/reset-password", tag = "auth", request_body = ResetPasswordRequest,
     responses((status = 204), (status = 400, description = "invalid, used or expired token, or a weak password", body = crate::error::ErrorBody)))]
 pub async fn reset_password(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
+    bus: web::Data<EventBus>,
     body: web::Json<ResetPasswordRequest>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
     let token = body.token.trim().to_owned();
     let invalid = || AppError::field("token", "is invalid, already used or expired");
-    let user = store::password_reset_user(&mut *state.conn().await?, &token)
+    let user = store::password_reset_user(&mut *db.get().await?, &token)
         .await?
         .ok_or_else(invalid)?;
     let owner = Owner {
@@ -387,12 +406,12 @@ pub async fn reset_password(
     password::enforce(&body.new_password, owner, "new_password")?;
     let new_password = body.new_password;
     let password_hash = web::block(move || password::hash(&new_password)).await??;
-    if !store::complete_password_reset(&mut *state.conn().await?, &token, user.id, &password_hash)
+    if !store::complete_password_reset(&mut *db.get().await?, &token, user.id, &password_hash)
         .await?
     {
         return Err(invalid());
     }
-    state.bus.publish(Event::SignedOut {
+    bus.publish(Event::SignedOut {
         user_id: user.id,
         session: None,
     });

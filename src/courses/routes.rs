@@ -8,10 +8,11 @@ use super::credits::Credits;
 use super::model::{Course, CourseChanges, NewCourse, credits, description};
 use super::store;
 use crate::auth::AuthUser;
+use crate::db::DbPool;
 use crate::error::{AppError, FieldErrors};
 use crate::http::resource;
 use crate::pagination::{PageQuery, Paginated};
-use crate::state::AppState;
+use crate::storage::Storage;
 use crate::storage::deletions;
 use crate::validate::short_text;
 
@@ -40,13 +41,13 @@ pub struct CourseQuery {
     params(CourseQuery, PageQuery),
     responses((status = 200, body = Paginated<Course>)))]
 pub async fn list_courses(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     _auth: AuthUser,
     query: web::Query<CourseQuery>,
     page: web::Query<PageQuery>,
 ) -> Result<web::Json<Paginated<Course>>, AppError> {
     let page = page.into_inner().page()?;
-    let (items, total) = store::list(&mut *state.conn().await?, query.q.as_deref(), page).await?;
+    let (items, total) = store::list(&mut *db.get().await?, query.q.as_deref(), page).await?;
     Ok(web::Json(Paginated { items, total }))
 }
 
@@ -54,12 +55,12 @@ pub async fn list_courses(
     params(("id" = i64, Path)),
     responses((status = 200, body = Course), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_course(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     _auth: AuthUser,
     id: web::Path<i64>,
 ) -> Result<web::Json<Course>, AppError> {
     Ok(web::Json(
-        store::find(&mut *state.conn().await?, id.into_inner()).await?,
+        store::find(&mut *db.get().await?, id.into_inner()).await?,
     ))
 }
 
@@ -94,7 +95,7 @@ pub struct UpdateCourseRequest {
         (status = 409, description = "code already used", body = crate::error::ErrorBody),
     ))]
 pub async fn create_course(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     auth: AuthUser,
     body: web::Json<CreateCourseRequest>,
 ) -> Result<HttpResponse, AppError> {
@@ -110,7 +111,7 @@ pub async fn create_course(
             .map_or(Credits::DEFAULT, |c| credits(&mut errors, c)),
     };
     errors.into_result()?;
-    let course = store::insert(&mut *state.conn().await?, new).await?;
+    let course = store::insert(&mut *db.get().await?, new).await?;
     Ok(HttpResponse::Created().json(course))
 }
 
@@ -125,7 +126,7 @@ pub async fn create_course(
         (status = 409, body = crate::error::ErrorBody),
     ))]
 pub async fn update_course(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     auth: AuthUser,
     id: web::Path<i64>,
     body: web::Json<UpdateCourseRequest>,
@@ -144,7 +145,7 @@ pub async fn update_course(
         credits: body.credits.map(|c| credits(&mut errors, c)),
     };
     errors.into_result()?;
-    let mut conn = state.conn().await?;
+    let mut conn = db.get().await?;
     let course = match changes {
         CourseChanges {
             code: None,
@@ -163,12 +164,13 @@ pub async fn update_course(
     params(("id" = i64, Path)),
     responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn delete_course(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
+    storage: web::Data<Storage>,
     auth: AuthUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     auth.require_staff()?;
-    store::delete(&mut *state.conn().await?, id.into_inner()).await?;
-    deletions::purge(&state.db, &state.storage).await;
+    store::delete(&mut *db.get().await?, id.into_inner()).await?;
+    deletions::purge(&db, &storage).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,18 +1,19 @@
 //! `/api/deliveries` and `/api/unread_count`: a recipient's inbox.
 
+use actix::Addr;
 use actix_web::web;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::model::{DeliveryState, DeliveryStatus, InboxItem};
 use super::store;
-use super::writer::{self, Transition};
+use super::writer::{self, DeliveryWriter, Transition};
 use crate::auth::AuthClaims;
 use crate::auth::AuthUser;
+use crate::db::DbPool;
 use crate::error::AppError;
 use crate::http::resource;
 use crate::pagination::{PageQuery, Paginated};
-use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/api/deliveries").route(web::get().to(inbox)))
@@ -31,19 +32,18 @@ pub struct InboxQuery {
     params(InboxQuery, PageQuery),
     responses((status = 200, body = Paginated<InboxItem>)))]
 pub async fn inbox(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     auth: AuthUser,
     query: web::Query<InboxQuery>,
     page: web::Query<PageQuery>,
 ) -> Result<web::Json<Paginated<InboxItem>>, AppError> {
     let page = page.into_inner().page()?;
-    let (items, total) =
-        store::inbox(&mut *state.conn().await?, auth.id(), query.state, page).await?;
+    let (items, total) = store::inbox(&mut *db.get().await?, auth.id(), query.state, page).await?;
     Ok(web::Json(Paginated { items, total }))
 }
 
 async fn transition(
-    state: &AppState,
+    writer: &Addr<DeliveryWriter>,
     auth: AuthClaims,
     delivery_id: i64,
     to: DeliveryState,
@@ -54,9 +54,7 @@ async fn transition(
         session: auth.claims.sid,
         to,
     };
-    Ok(web::Json(
-        writer::transition(&state.writer, request).await?.status,
-    ))
+    Ok(web::Json(writer::transition(writer, request).await?.status))
 }
 
 /// Marks the delivery delivered (the recipient has seen it). Repeats change nothing.
@@ -67,11 +65,11 @@ async fn transition(
         (status = 404, description = "not the caller's delivery", body = crate::error::ErrorBody),
     ))]
 pub async fn mark_delivered(
-    state: web::Data<AppState>,
+    writer: web::Data<Addr<DeliveryWriter>>,
     auth: AuthClaims,
     id: web::Path<i64>,
 ) -> Result<web::Json<DeliveryStatus>, AppError> {
-    transition(&state, auth, id.into_inner(), DeliveryState::Delivered).await
+    transition(&writer, auth, id.into_inner(), DeliveryState::Delivered).await
 }
 
 /// Acknowledges the delivery (stamping delivered too if it was still queued).
@@ -82,11 +80,11 @@ pub async fn mark_delivered(
         (status = 404, description = "not the caller's delivery", body = crate::error::ErrorBody),
     ))]
 pub async fn acknowledge(
-    state: web::Data<AppState>,
+    writer: web::Data<Addr<DeliveryWriter>>,
     auth: AuthClaims,
     id: web::Path<i64>,
 ) -> Result<web::Json<DeliveryStatus>, AppError> {
-    transition(&state, auth, id.into_inner(), DeliveryState::Acknowledged).await
+    transition(&writer, auth, id.into_inner(), DeliveryState::Acknowledged).await
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -98,9 +96,9 @@ pub struct UnreadCount {
 #[utoipa::path(get, path = "/api/unread_count", tag = "deliveries", security(("bearer" = [])),
     responses((status = 200, body = UnreadCount)))]
 pub async fn unread_count(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     auth: AuthUser,
 ) -> Result<web::Json<UnreadCount>, AppError> {
-    let unread = store::unread_count(&mut *state.conn().await?, auth.id()).await?;
+    let unread = store::unread_count(&mut *db.get().await?, auth.id()).await?;
     Ok(web::Json(UnreadCount { unread }))
 }

@@ -14,19 +14,12 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use actix::prelude::*;
-use chrono::{DateTime, Utc};
-use diesel::QueryResult;
-use diesel::pg::Pg;
-use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{
-    Array, BigInt, Bool, Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid,
-};
-use diesel_async::RunQueryDsl;
 use metrics::{counter, gauge, histogram};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::model::{DeliveryState, DeliveryStatus};
+use super::store;
 use crate::db::DbPool;
 use crate::error::AppError;
 use crate::events::{Event, EventBus};
@@ -180,110 +173,6 @@ impl Handler<Transition> for DeliveryWriter {
     }
 }
 
-#[derive(diesel::QueryableByName)]
-struct Row {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-    #[diesel(sql_type = Bool)]
-    session_live: bool,
-    #[diesel(sql_type = Bool)]
-    found: bool,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    announcement_id: Option<i64>,
-    #[diesel(sql_type = Nullable<Text>)]
-    state: Option<String>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    delivered_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    ack_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Bool)]
-    changed: bool,
-}
-
-/// The batch statement as a query of its own: `sql_query` text is planned
-/// afresh on every call (diesel will not cache it), and planning this
-/// statement costs as much as running it. A static query id lets
-/// diesel-async keep it prepared on each pooled connection.
-struct TransitionBatch<'a> {
-    ids: &'a [i64],
-    users: &'a [i64],
-    sessions: &'a [Uuid],
-    targets: &'a [&'static str],
-}
-
-impl QueryId for TransitionBatch<'_> {
-    type QueryId = TransitionBatch<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl Query for TransitionBatch<'_> {
-    type SqlType = Untyped;
-}
-
-impl QueryFragment<Pg> for TransitionBatch<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("WITH v AS (SELECT * FROM unnest(");
-        out.push_bind_param::<Array<BigInt>, _>(&self.ids)?;
-        out.push_sql("::bigint[], ");
-        out.push_bind_param::<Array<BigInt>, _>(&self.users)?;
-        out.push_sql("::bigint[], ");
-        out.push_bind_param::<Array<SqlUuid>, _>(&self.sessions)?;
-        out.push_sql("::uuid[], ");
-        out.push_bind_param::<Array<Text>, _>(&self.targets)?;
-        out.push_sql("::text[])");
-        out.push_sql(BATCH_SQL_AFTER_BINDS);
-        Ok(())
-    }
-}
-
-/// One statement for the whole batch. `ok` keeps the requests of live
-/// sessions for their own deliveries of announcements not withdrawn; `want`
-/// merges them per delivery; `upd` moves each delivery forward once. The
-/// final SELECT answers every request in order (PostgreSQL evaluates the
-/// snapshot before `upd`, hence the COALESCEs).
-const BATCH_SQL_AFTER_BINDS: &str = "
-        WITH ORDINALITY AS v(id, user_id, session_id, target, n)
-), ok AS (
-    SELECT v.n, v.id, v.target FROM v
-    JOIN auth_sessions s ON s.id = v.session_id AND s.user_id = v.user_id AND s.revoked_at IS NULL
-    JOIN users u ON u.id = v.user_id AND u.is_active
-    JOIN deliveries d ON d.id = v.id AND d.user_id = v.user_id
-    JOIN announcements a ON a.id = d.announcement_id AND a.status <> 'withdrawn'
-), want AS (
-    SELECT id, max(CASE target WHEN 'acknowledged' THEN 2 ELSE 1 END) AS rank FROM ok GROUP BY id
-), upd AS (
-    UPDATE deliveries d SET
-        state = CASE WHEN w.rank = 2 THEN 'acknowledged' ELSE 'delivered' END,
-        delivered_at = COALESCE(d.delivered_at, now()),
-        ack_at = CASE WHEN w.rank = 2 THEN now() ELSE d.ack_at END,
-        changed_tx = pg_current_xact_id()::text::bigint
-    FROM want w
-    WHERE d.id = w.id
-      AND (CASE d.state WHEN 'queued' THEN 0 WHEN 'delivered' THEN 1 ELSE 2 END) < w.rank
-    RETURNING d.id, d.state, d.delivered_at, d.ack_at
-)
-SELECT v.n,
-       (s.id IS NOT NULL AND u.id IS NOT NULL) AS session_live,
-       (ok.n IS NOT NULL) AS found,
-       d.announcement_id,
-       COALESCE(upd.state, d.state) AS state,
-       COALESCE(upd.delivered_at, d.delivered_at) AS delivered_at,
-       CASE WHEN upd.id IS NOT NULL THEN upd.ack_at ELSE d.ack_at END AS ack_at,
-       (upd.id IS NOT NULL) AS changed
-FROM v
-LEFT JOIN auth_sessions s ON s.id = v.session_id AND s.user_id = v.user_id AND s.revoked_at IS NULL
-LEFT JOIN users u ON u.id = v.user_id AND u.is_active
-LEFT JOIN ok ON ok.n = v.n
-LEFT JOIN deliveries d ON d.id = v.id AND ok.n IS NOT NULL
-LEFT JOIN upd ON upd.id = v.id
-ORDER BY v.n";
-
-/// Re-reads rows another node moved while this batch ran.
-const REREAD_SQL: &str = "
-SELECT 0::bigint AS n, true AS session_live, true AS found, announcement_id, state, delivered_at, ack_at,
-       false AS changed
-FROM deliveries WHERE id = $1";
-
 async fn commit(
     db: &DbPool,
     bus: &EventBus,
@@ -295,13 +184,7 @@ async fn commit(
     let users: Vec<i64> = requests.iter().map(|r| r.user_id).collect();
     let sessions: Vec<Uuid> = requests.iter().map(|r| r.session).collect();
     let targets: Vec<&'static str> = requests.iter().map(|r| r.to.as_str()).collect();
-    let batch = TransitionBatch {
-        ids: &ids,
-        users: &users,
-        sessions: &sessions,
-        targets: &targets,
-    };
-    let rows: Vec<Row> = batch.load(&mut *conn).await?;
+    let rows = store::transition_batch(&mut conn, &ids, &users, &sessions, &targets).await?;
     histogram!("classbell_delivery_writer_commit_seconds").record(started.elapsed().as_secs_f64());
 
     let mut announced = HashSet::new();
@@ -323,10 +206,7 @@ async fn commit(
         let mut state: DeliveryState = parse_state(row.state.as_deref())?;
         if !row.changed && state.rank() < request.to.rank() {
             // Another node moved it after this statement's snapshot: read it again.
-            let fresh: Row = diesel::sql_query(REREAD_SQL)
-                .bind::<BigInt, _>(request.delivery_id)
-                .get_result(&mut *conn)
-                .await?;
+            let fresh = store::reread(&mut conn, request.delivery_id).await?;
             state = parse_state(fresh.state.as_deref())?;
             row = fresh;
         }

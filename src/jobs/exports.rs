@@ -3,11 +3,11 @@
 
 use serde_json::json;
 
+use super::context::{JobContext, Outcome, Stop};
 use super::model::{ExportParams, JobKind};
-use super::runner::{JobContext, Outcome, Stop};
 use super::sheet::CsvOut;
-use crate::announcements::store as announcements;
 use crate::courses::store as courses;
+use crate::deliveries::store as deliveries;
 use crate::pagination::Page;
 use crate::sections::{enrollments, store as sections};
 
@@ -66,7 +66,7 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, Stop> {
                 limit: i64::MAX,
                 offset: 0,
             };
-            let (unacked, _) = announcements::unacked(&mut conn, id, everyone).await?;
+            let (unacked, _) = deliveries::unacked(&mut conn, id, everyone).await?;
             for u in unacked {
                 let retries = u.retry_count.to_string();
                 let pushed = u.last_push_at.map(|at| at.to_rfc3339()).unwrap_or_default();

@@ -2,6 +2,7 @@
 //! durable job runner off the request path, with progress pushed live to
 //! the job's owner.
 
+pub mod context;
 pub mod exports;
 pub mod imports;
 pub mod model;

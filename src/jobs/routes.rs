@@ -2,23 +2,27 @@
 //! `POST /api/imports/*` (202 with a task id), `GET /api/tasks/{id}` and the
 //! task's file.
 
+use actix::Addr;
 use actix_multipart::Multipart;
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, Modify, ToSchema};
 use uuid::Uuid;
 
 use super::model::{ExportParams, Job, JobKind, NewJob, Queued, TaskView};
-use super::runner::{JOB_RUNNER, Kick};
+use super::runner::{JOB_RUNNER, JobRunner, Kick};
 use super::{imports, store, upload};
 use crate::announcements::store as announcements;
 use crate::auth::AuthUser;
+use crate::config;
+use crate::db::DbPool;
 use crate::error::AppError;
 use crate::http::resource;
 use crate::sections::model::SectionStatus;
-use crate::state::AppState;
+use crate::storage::{Storage, deletions};
 use crate::telemetry::mailbox;
 use crate::users::model::Role;
 
@@ -30,22 +34,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource("/api/announcements/{id}/exports/unacked")
                 .route(web::post().to(export_unacked)),
         )
-        .service(resource("/api/imports/courses").route(web::post().to(import_courses)))
-        .service(resource("/api/imports/sections").route(web::post().to(import_sections)))
-        .service(resource("/api/imports/enrollments").route(web::post().to(import_enrollments)))
+        .service(resource("/api/imports/{kind}").route(web::post().to(import_file)))
         .service(resource("/api/tasks/{id}").route(web::get().to(get_task)))
         .service(resource("/api/tasks/{id}/download").route(web::get().to(download)));
 }
 
 /// Queues the job and wakes the runner: 202 `{task_id}`.
-async fn queue(state: &AppState, new: NewJob) -> Result<HttpResponse, AppError> {
-    let job = store::insert(&mut *state.conn().await?, new).await?;
-    mailbox::tell(&state.jobs, JOB_RUNNER, Kick);
+async fn queue(
+    db: &DbPool,
+    runner: &Addr<JobRunner>,
+    new: NewJob,
+) -> Result<HttpResponse, AppError> {
+    let job = store::insert(&mut *db.get().await?, new).await?;
+    mailbox::tell(runner, JOB_RUNNER, Kick);
     Ok(HttpResponse::Accepted().json(Queued { task_id: job.id }))
 }
 
 async fn export(
-    state: &AppState,
+    db: &DbPool,
+    runner: &Addr<JobRunner>,
     auth: &AuthUser,
     kind: JobKind,
     params: ExportParams,
@@ -57,19 +64,21 @@ async fn export(
         params: serde_json::to_value(params).map_err(AppError::internal)?,
         input_key: None,
     };
-    queue(state, new).await
+    queue(db, runner, new).await
 }
 
 /// Every course as CSV: `code,title,description,credits` (managers, registrars, admins).
 #[utoipa::path(post, path = "/api/exports/courses", tag = "jobs", security(("bearer" = [])),
     responses((status = 202, body = Queued), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn export_courses(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
+    runner: web::Data<Addr<JobRunner>>,
     auth: AuthUser,
 ) -> Result<HttpResponse, AppError> {
     auth.require_staff()?;
     export(
-        &state,
+        &db,
+        &runner,
         &auth,
         JobKind::ExportCourses,
         ExportParams::default(),
@@ -90,7 +99,8 @@ pub struct SectionExportQuery {
     params(SectionExportQuery),
     responses((status = 202, body = Queued), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn export_sections(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
+    runner: web::Data<Addr<JobRunner>>,
     auth: AuthUser,
     query: web::Query<SectionExportQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -102,19 +112,21 @@ pub async fn export_sections(
         course: query.course,
         announcement: None,
     };
-    export(&state, &auth, JobKind::ExportSections, params).await
+    export(&db, &runner, &auth, JobKind::ExportSections, params).await
 }
 
 /// Enrollments as CSV: `course_code,term,section_code,student_username`.
 #[utoipa::path(post, path = "/api/exports/enrollments", tag = "jobs", security(("bearer" = [])),
     responses((status = 202, body = Queued), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn export_enrollments(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
+    runner: web::Data<Addr<JobRunner>>,
     auth: AuthUser,
 ) -> Result<HttpResponse, AppError> {
     auth.require_staff()?;
     export(
-        &state,
+        &db,
+        &runner,
         &auth,
         JobKind::ExportEnrollments,
         ExportParams::default(),
@@ -128,33 +140,132 @@ pub async fn export_enrollments(
     params(("id" = i64, Path)),
     responses((status = 202, body = Queued), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn export_unacked(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
+    runner: web::Data<Addr<JobRunner>>,
     auth: AuthUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let (staff, user) = (auth.role().is_staff(), auth.id());
     let announcement =
-        announcements::find_visible(&mut *state.conn().await?, id.into_inner(), user, staff)
-            .await?;
+        announcements::find_visible(&mut *db.get().await?, id.into_inner(), user, staff).await?;
     let params = ExportParams {
         announcement: Some(announcement.id),
         ..ExportParams::default()
     };
-    export(&state, &auth, JobKind::ExportUnacked, params).await
+    export(&db, &runner, &auth, JobKind::ExportUnacked, params).await
 }
 
-async fn import(
-    state: &AppState,
-    auth: &AuthUser,
-    kind: JobKind,
+/// What a CSV import is of: the `{kind}` of `/api/imports/{kind}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportOf {
+    Courses,
+    Sections,
+    Enrollments,
+}
+
+impl ImportOf {
+    const ALL: [ImportOf; 3] = [ImportOf::Courses, ImportOf::Sections, ImportOf::Enrollments];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            ImportOf::Courses => "courses",
+            ImportOf::Sections => "sections",
+            ImportOf::Enrollments => "enrollments",
+        }
+    }
+
+    fn parse(path: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == path)
+    }
+
+    fn job(self) -> JobKind {
+        match self {
+            ImportOf::Courses => JobKind::ImportCourses,
+            ImportOf::Sections => JobKind::ImportSections,
+            ImportOf::Enrollments => JobKind::ImportEnrollments,
+        }
+    }
+
+    /// What the import does, with its columns (optional ones in brackets).
+    fn summary(self) -> &'static str {
+        match self {
+            ImportOf::Courses => {
+                "Upserts courses by `code` from a CSV file (columns \
+                 `code,title[,description,credits]`)."
+            }
+            ImportOf::Sections => {
+                "Upserts sections by course code, term and section code (columns \
+                 `course_code,term,section_code,teacher_username[,capacity,status]`)."
+            }
+            ImportOf::Enrollments => {
+                "Enrolls students (columns `course_code,term,section_code,student_username`), \
+                 within each section's capacity."
+            }
+        }
+    }
+}
+
+/// Documents `/api/imports/{kind}` as the one path per kind that clients
+/// post to, each with its columns.
+pub struct ImportPaths;
+
+impl Modify for ImportPaths {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(template) = openapi.paths.paths.remove("/api/imports/{kind}") else {
+            return;
+        };
+        for kind in ImportOf::ALL {
+            let mut item = template.clone();
+            if let Some(operation) = item.post.as_mut() {
+                operation.summary = Some(kind.summary().to_owned());
+                operation.operation_id = Some(format!("import_{}", kind.as_str()));
+                if let Some(parameters) = operation.parameters.as_mut() {
+                    parameters.retain(|p| !matches!(p, RefOr::T(p) if p.name == "kind"));
+                }
+            }
+            openapi
+                .paths
+                .paths
+                .insert(format!("/api/imports/{}", kind.as_str()), item);
+        }
+    }
+}
+
+/// Imports a CSV file (multipart `file`) as a background task (managers,
+/// registrars, admins). The header names the columns, in any order and case.
+#[utoipa::path(post, path = "/api/imports/{kind}", tag = "jobs", security(("bearer" = [])),
+    params(("kind" = ImportOf, Path, description = "what the file holds")),
+    request_body(content_type = "multipart/form-data", description = "a `file` part"),
+    responses(
+        (status = 202, body = Queued),
+        (status = 400, description = "not a CSV file, not UTF-8, or missing columns", body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 404, description = "not a kind of import", body = crate::error::ErrorBody),
+        (status = 413, body = crate::error::ErrorBody),
+    ))]
+pub async fn import_file(
+    db: web::Data<DbPool>,
+    runner: web::Data<Addr<JobRunner>>,
+    storage: web::Data<Storage>,
+    limits: web::Data<config::Jobs>,
+    auth: AuthUser,
+    kind: web::Path<String>,
     form: Multipart,
 ) -> Result<HttpResponse, AppError> {
+    let kind = ImportOf::parse(&kind)
+        .ok_or(AppError::NotFound("route"))?
+        .job();
     auth.require_staff()?;
-    let limit = state.settings.max_import_bytes;
-    let bytes = upload::read_csv(form, limit, imports::required_columns(kind)).await?;
+    let bytes = upload::read_csv(
+        form,
+        limits.max_import_bytes,
+        imports::required_columns(kind),
+    )
+    .await?;
     let id = Uuid::new_v4();
     let key = format!("jobs/{id}/upload.csv");
-    state.storage.put_bytes(&key, "text/csv", bytes).await?;
+    storage.put_bytes(&key, "text/csv", bytes).await?;
     let new = NewJob {
         id,
         kind,
@@ -162,60 +273,17 @@ async fn import(
         params: serde_json::json!({}),
         input_key: Some(key.clone()),
     };
-    let queued = queue(state, new).await;
+    let queued = queue(&db, &runner, new).await;
     if queued.is_err() {
-        crate::attachments::upload::discard(state, &key).await;
+        deletions::discard(&db, &storage, &key).await;
     }
     queued
 }
 
-/// Upserts courses by `code` from a CSV file (multipart `file`; columns
-/// `code,title[,description,credits]`).
-#[utoipa::path(post, path = "/api/imports/courses", tag = "jobs", security(("bearer" = [])),
-    request_body(content_type = "multipart/form-data", description = "a `file` part"),
-    responses(
-        (status = 202, body = Queued),
-        (status = 400, description = "not a CSV file, not UTF-8, or missing columns", body = crate::error::ErrorBody),
-        (status = 413, body = crate::error::ErrorBody),
-    ))]
-pub async fn import_courses(
-    state: web::Data<AppState>,
-    auth: AuthUser,
-    form: Multipart,
-) -> Result<HttpResponse, AppError> {
-    import(&state, &auth, JobKind::ImportCourses, form).await
-}
-
-/// Upserts sections by course code, term and section code (columns
-/// `course_code,term,section_code,teacher_username[,capacity,status]`).
-#[utoipa::path(post, path = "/api/imports/sections", tag = "jobs", security(("bearer" = [])),
-    request_body(content_type = "multipart/form-data", description = "a `file` part"),
-    responses((status = 202, body = Queued), (status = 400, body = crate::error::ErrorBody)))]
-pub async fn import_sections(
-    state: web::Data<AppState>,
-    auth: AuthUser,
-    form: Multipart,
-) -> Result<HttpResponse, AppError> {
-    import(&state, &auth, JobKind::ImportSections, form).await
-}
-
-/// Enrolls students (columns `course_code,term,section_code,student_username`),
-/// within each section's capacity.
-#[utoipa::path(post, path = "/api/imports/enrollments", tag = "jobs", security(("bearer" = [])),
-    request_body(content_type = "multipart/form-data", description = "a `file` part"),
-    responses((status = 202, body = Queued), (status = 400, body = crate::error::ErrorBody)))]
-pub async fn import_enrollments(
-    state: web::Data<AppState>,
-    auth: AuthUser,
-    form: Multipart,
-) -> Result<HttpResponse, AppError> {
-    import(&state, &auth, JobKind::ImportEnrollments, form).await
-}
-
 /// The job, if the caller owns it or is an admin; 404 otherwise.
-async fn owned(state: &AppState, auth: &AuthUser, id: &str) -> Result<Job, AppError> {
+async fn owned(db: &DbPool, auth: &AuthUser, id: &str) -> Result<Job, AppError> {
     let id: Uuid = id.parse().map_err(|_| AppError::NotFound("task"))?;
-    let job = store::find(&mut *state.conn().await?, id).await?;
+    let job = store::find(&mut *db.get().await?, id).await?;
     if job.owner_id == auth.id() || auth.role() == Role::Admin {
         Ok(job)
     } else {
@@ -228,11 +296,11 @@ async fn owned(state: &AppState, auth: &AuthUser, id: &str) -> Result<Job, AppEr
     params(("id" = String, Path)),
     responses((status = 200, body = TaskView), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_task(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     auth: AuthUser,
     id: web::Path<String>,
 ) -> Result<web::Json<TaskView>, AppError> {
-    Ok(web::Json(owned(&state, &auth, &id).await?.into()))
+    Ok(web::Json(owned(&db, &auth, &id).await?.into()))
 }
 
 /// The task's file: an export, or an import's error report (its owner and
@@ -245,11 +313,12 @@ pub async fn get_task(
         (status = 410, description = "the file expired", body = crate::error::ErrorBody),
     ))]
 pub async fn download(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
+    storage: web::Data<Storage>,
     auth: AuthUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let job = owned(&state, &auth, &id).await?;
+    let job = owned(&db, &auth, &id).await?;
     let Some(key) = job.output_key else {
         return Err(match job.expires_at {
             Some(at) if at <= Utc::now() => AppError::Gone("the file has expired"),
@@ -269,7 +338,7 @@ pub async fn download(
             job.created_at.format("%Y%m%d-%H%M%S")
         )
     };
-    let download = state.storage.get(&key).await?;
+    let download = storage.get(&key).await?;
     let mut response = HttpResponse::Ok();
     response
         .content_type("text/csv; charset=utf-8")

@@ -11,20 +11,20 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
 use chrono::Utc;
-use futures_util::StreamExt;
 use metrics::{counter, gauge, histogram};
 use uuid::Uuid;
 
+use super::context::{JobContext, JobSettings, Outcome, Stop};
 use super::model::{Job, JobKind, JobState};
 use super::store::{self, Ending};
 use super::{exports, imports};
-use crate::db::{DbConnection, DbPool};
+use crate::db::DbPool;
 use crate::error::AppError;
-use crate::events::{Event, EventBus};
+use crate::events::EventBus;
 use crate::storage::{Storage, deletions};
 use crate::telemetry::mailbox;
 
@@ -33,127 +33,6 @@ pub const JOB_RUNNER: &str = "job_runner";
 
 /// Runs of a job cut short by its node going away before it is given up.
 const MAX_ATTEMPTS: i32 = 3;
-
-/// How a node runs jobs; from configuration.
-#[derive(Debug, Clone)]
-pub struct JobSettings {
-    /// Jobs this node runs at once.
-    pub workers: usize,
-    /// How often to look for jobs, expired files and dead nodes' jobs.
-    pub poll: Duration,
-    pub lease_secs: u64,
-    /// How long a job's file stays downloadable.
-    pub file_ttl: chrono::Duration,
-    /// Pause after each chunk of rows, to spread a large job's load.
-    pub chunk_delay: Duration,
-}
-
-/// Why a job stopped without succeeding.
-#[derive(Debug)]
-pub enum Stop {
-    /// Another node holds the job now; its run counts.
-    Lost,
-    /// The job cannot be done; the reason is for its owner.
-    Failed(String),
-    Error(AppError),
-}
-
-impl From<AppError> for Stop {
-    fn from(error: AppError) -> Self {
-        Stop::Error(error)
-    }
-}
-
-/// What a finished job leaves: its `result`, and the file it made.
-pub struct Outcome {
-    pub result: serde_json::Value,
-    pub output_key: Option<String>,
-}
-
-/// What a running job may reach.
-pub struct JobContext {
-    pub job: Job,
-    db: DbPool,
-    storage: Arc<Storage>,
-    bus: EventBus,
-    node: Uuid,
-    settings: JobSettings,
-}
-
-impl JobContext {
-    pub async fn conn(&self) -> Result<DbConnection, AppError> {
-        self.db.get().await
-    }
-
-    /// Records progress (renewing the claim) and tells the owner; `Lost`
-    /// when another node has taken the job over.
-    pub async fn progress(&self, done: usize, total: Option<usize>) -> Result<(), Stop> {
-        let done = i32::try_from(done).unwrap_or(i32::MAX);
-        let total = total.map(|t| i32::try_from(t).unwrap_or(i32::MAX));
-        let held = store::progress(
-            &mut *self.conn().await?,
-            self.job.id,
-            self.node,
-            done,
-            total,
-            self.settings.lease_secs,
-        )
-        .await?;
-        if !held {
-            return Err(Stop::Lost);
-        }
-        self.announce(JobState::Running, done, total);
-        if !self.settings.chunk_delay.is_zero() {
-            tokio::time::sleep(self.settings.chunk_delay).await;
-        }
-        Ok(())
-    }
-
-    fn announce(&self, state: JobState, done: i32, total: Option<i32>) {
-        self.bus.publish(Event::JobProgress {
-            job_id: self.job.id,
-            owner_id: self.job.owner_id,
-            kind: self.job.kind,
-            state,
-            done,
-            total,
-        });
-    }
-
-    /// Stores a file of this job's (`jobs/<id>/<name>`) and returns its key.
-    pub async fn store_file(&self, name: &str, bytes: Vec<u8>) -> Result<String, AppError> {
-        let key = format!("jobs/{}/{name}", self.job.id);
-        self.storage
-            .put_bytes(&key, "text/csv; charset=utf-8", bytes)
-            .await?;
-        Ok(key)
-    }
-
-    /// The uploaded file of an import.
-    pub async fn input(&self) -> Result<Vec<u8>, Stop> {
-        let key = self
-            .job
-            .input_key
-            .as_deref()
-            .ok_or_else(|| Stop::Failed("the uploaded file is gone".into()))?;
-        let mut download = self.storage.get(key).await.map_err(|error| match error {
-            crate::storage::StorageError::NotFound => {
-                Stop::Failed("the uploaded file is gone".into())
-            }
-            other => Stop::Error(other.into()),
-        })?;
-        let mut bytes = Vec::new();
-        while let Some(chunk) = download.body.next().await {
-            bytes.extend_from_slice(&chunk.map_err(AppError::internal)?);
-        }
-        Ok(bytes)
-    }
-
-    /// Where the job's file is downloaded (relative to the server).
-    pub fn download_path(&self) -> String {
-        format!("/api/tasks/{}/download", self.job.id)
-    }
-}
 
 async fn execute(ctx: &JobContext) -> Result<Outcome, Stop> {
     match ctx.job.kind {

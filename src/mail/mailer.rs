@@ -12,7 +12,7 @@ use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Execu
 use metrics::{counter, gauge};
 use tokio::sync::Semaphore;
 
-use crate::config::Settings;
+use crate::config;
 use crate::telemetry::mailbox;
 
 /// The mailer's name in actor metrics.
@@ -64,7 +64,7 @@ pub enum MailerError {
 }
 
 impl Mailer {
-    pub fn from_settings(settings: &Settings) -> Result<Self, MailerError> {
+    pub fn from_settings(settings: &config::Mail) -> Result<Self, MailerError> {
         let transport = match settings.smtp_url.as_deref().filter(|url| !url.is_empty()) {
             Some(url) => Transport::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
@@ -73,10 +73,9 @@ impl Mailer {
                     .build(),
             ),
             None => {
-                std::fs::create_dir_all(&settings.mail_outbox).map_err(|e| {
-                    MailerError::Outbox(settings.mail_outbox.display().to_string(), e)
-                })?;
-                Transport::Outbox(AsyncFileTransport::new(&settings.mail_outbox))
+                std::fs::create_dir_all(&settings.outbox)
+                    .map_err(|e| MailerError::Outbox(settings.outbox.display().to_string(), e))?;
+                Transport::Outbox(AsyncFileTransport::new(&settings.outbox))
             }
         };
         for kind in KINDS {
@@ -86,13 +85,13 @@ impl Mailer {
         gauge!("classbell_mail_queue_depth").increment(0.0);
         mailbox::register(MAILER);
         let from = settings
-            .mail_from
+            .from
             .parse()
             .map_err(|e: lettre::address::AddressError| MailerError::From(e.to_string()))?;
         Ok(Mailer {
             transport,
             from,
-            in_flight: Arc::new(Semaphore::new(settings.mail_concurrency.max(1))),
+            in_flight: Arc::new(Semaphore::new(settings.concurrency.max(1))),
         })
     }
 }

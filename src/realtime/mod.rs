@@ -9,6 +9,7 @@ pub mod ledger;
 pub mod protocol;
 pub mod routes;
 pub mod session;
+pub mod sessions;
 pub mod socket;
 pub mod store;
 pub mod ticket;

@@ -1,7 +1,5 @@
 //! `GET /ws` (the live inbox) and `POST /auth/ws-ticket` (how browsers open it).
 
-use std::time::Duration;
-
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
 use serde::{Deserialize, Serialize};
@@ -10,12 +8,15 @@ use uuid::Uuid;
 
 use super::protocol::Cursor;
 use super::session::Session;
+use super::sessions::SessionServices;
 use super::socket;
 use super::ticket::{self, TICKET_TTL_SECS};
+use crate::auth::jwt::JwtKeys;
 use crate::auth::{AuthUser, store as auth_store};
+use crate::db::DbPool;
 use crate::error::AppError;
 use crate::http::resource;
-use crate::state::AppState;
+use crate::redis::Redis;
 use crate::users::model::User;
 
 /// Largest frame a client may send; its messages are a few dozen bytes.
@@ -46,7 +47,9 @@ pub struct ConnectQuery {
 pub async fn connect(
     req: HttpRequest,
     stream: web::Payload,
-    state: web::Data<AppState>,
+    jwt: web::Data<JwtKeys>,
+    redis: web::Data<Redis>,
+    sessions: web::Data<SessionServices>,
     query: web::Query<ConnectQuery>,
 ) -> Result<HttpResponse, AppError> {
     let since = query
@@ -56,14 +59,11 @@ pub async fn connect(
         .transpose()
         .map_err(|reason| AppError::field("since", reason))?;
     ws::handshake(&req).map_err(|error| AppError::BadRequest(error.to_string()))?;
-    let (user, auth_session) = authenticate(&req, &state, query.ticket.as_deref()).await?;
-    let settings = &state.settings;
-    socket::configure(
-        &req,
-        settings.ws_send_buffer_bytes,
-        Duration::from_secs(settings.ws_stall_timeout_secs.max(1)),
-    );
-    let session = Session::new(user, auth_session, since, state.clone());
+    let ticket = query.ticket.as_deref();
+    let (user, auth_session) = authenticate(&req, &jwt, &redis, &sessions.db, ticket).await?;
+    let settings = &sessions.settings;
+    socket::configure(&req, settings.send_buffer_bytes, settings.stall_timeout);
+    let session = Session::new(user, auth_session, since, sessions.clone());
     ws::WsResponseBuilder::new(session, &req, stream)
         .frame_size(MAX_CLIENT_FRAME)
         .start()
@@ -73,17 +73,19 @@ pub async fn connect(
 /// The user and login session behind a Bearer token or a ticket.
 async fn authenticate(
     req: &HttpRequest,
-    state: &AppState,
+    jwt: &JwtKeys,
+    redis: &Redis,
+    db: &DbPool,
     ticket: Option<&str>,
 ) -> Result<(User, Uuid), AppError> {
     let (user_id, session) = if req
         .headers()
         .contains_key(actix_web::http::header::AUTHORIZATION)
     {
-        let claims = crate::auth::extract::verified_claims(req, state)?;
+        let claims = crate::auth::extract::verified_claims(req, jwt)?;
         (claims.user_id()?, claims.sid)
     } else if let Some(ticket) = ticket {
-        ticket::redeem(&state.redis, ticket)
+        ticket::redeem(redis, ticket)
             .await?
             .ok_or(AppError::Unauthorized("invalid, used or expired ticket"))?
     } else {
@@ -91,7 +93,7 @@ async fn authenticate(
             "authentication required: a Bearer token, or a ticket from POST /auth/ws-ticket",
         ));
     };
-    let user = auth_store::session_user(&mut *state.conn().await?, session, user_id)
+    let user = auth_store::session_user(&mut *db.get().await?, session, user_id)
         .await?
         .ok_or(AppError::Unauthorized("session has ended; sign in again"))?;
     Ok((user, session))
@@ -108,10 +110,10 @@ pub struct WsTicket {
 #[utoipa::path(post, path = "/auth/ws-ticket", tag = "realtime", security(("bearer" = [])),
     responses((status = 200, body = WsTicket), (status = 401, body = crate::error::ErrorBody)))]
 pub async fn issue_ticket(
-    state: web::Data<AppState>,
+    redis: web::Data<Redis>,
     auth: AuthUser,
 ) -> Result<web::Json<WsTicket>, AppError> {
-    let ticket = ticket::issue(&state.redis, auth.id(), auth.claims.sid).await?;
+    let ticket = ticket::issue(&redis, auth.id(), auth.claims.sid).await?;
     Ok(web::Json(WsTicket {
         ticket,
         expires_in: TICKET_TTL_SECS,

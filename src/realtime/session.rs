@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
 use actix_web::web;
@@ -14,42 +14,27 @@ use metrics::{counter, gauge, histogram};
 use uuid::Uuid;
 
 use super::hub::{
-    Connect, Control, Disconnect, HUB, Hub, Push, SESSION, SessionId, SessionLink, WatchStats,
+    Connect, Control, Disconnect, HUB, Push, SESSION, SessionId, SessionLink, WatchStats,
 };
 use super::ledger::Ledger;
 use super::protocol::{ClientMessage, Cursor, Frame, HelloUser, ServerMessage};
+use super::sessions::SessionServices;
 use super::store;
 use crate::announcements::store as announcements;
 use crate::deliveries::model::DeliveryState;
 use crate::deliveries::writer::{self, Transition};
 use crate::error::AppError;
-use crate::state::AppState;
 use crate::telemetry::mailbox;
 use crate::users::model::{Role, User};
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
-
-/// How a session behaves; from configuration.
-#[derive(Debug, Clone, Copy)]
-pub struct SessionSettings {
-    pub heartbeat: Duration,
-    /// Silence after which the client is taken for gone.
-    pub timeout: Duration,
-    /// Messages waiting for a client before it counts as not reading.
-    pub outbound_queue: usize,
-    /// How often a session that sent inbox messages checks them against the
-    /// database and moves its cursor on (see `ledger`).
-    pub checkpoint: Duration,
-}
 
 pub struct Session {
     id: SessionId,
     /// Who is connected (only what the session needs: no hash kept around).
     user: HelloUser,
     auth_session: Uuid,
-    state: web::Data<AppState>,
-    hub: Addr<Hub>,
-    settings: SessionSettings,
+    services: web::Data<SessionServices>,
     /// Where the client said it stands (`since`), until the catch-up ran.
     since: Option<Cursor>,
     /// The cursor every message carries; `None` until `hello` is sent.
@@ -69,9 +54,8 @@ impl Session {
         user: User,
         auth_session: Uuid,
         since: Option<Cursor>,
-        state: web::Data<AppState>,
+        services: web::Data<SessionServices>,
     ) -> Self {
-        let settings = state.session_settings;
         Session {
             id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
             user: HelloUser {
@@ -80,9 +64,7 @@ impl Session {
                 role: user.role,
             },
             auth_session,
-            hub: state.hub.clone(),
-            state,
-            settings,
+            services,
             since,
             cursor: None,
             early: Vec::new(),
@@ -135,8 +117,8 @@ impl Session {
         since: Option<Cursor>,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
-        let db = self.state.db.clone();
-        let hub = self.hub.clone();
+        let db = self.services.db.clone();
+        let hub = self.services.hub.clone();
         let user = self.user.id;
         let work = async move {
             mailbox::sent(HUB);
@@ -190,7 +172,7 @@ impl Session {
         }
         self.checkpointing = true;
         self.ledger.begin_checkpoint();
-        let db = self.state.db.clone();
+        let db = self.services.db.clone();
         let user = self.user.id;
         let work = async move {
             let mut conn = db.get().await?;
@@ -248,7 +230,7 @@ impl Session {
                     announcement_id,
                     watch: false,
                 };
-                mailbox::tell(&self.hub, HUB, watch);
+                mailbox::tell(&self.services.hub, HUB, watch);
             }
         }
     }
@@ -268,7 +250,7 @@ impl Session {
             session: self.auth_session,
             to,
         };
-        let writer = self.state.writer.clone();
+        let writer = self.services.writer.clone();
         let work = async move { writer::transition(&writer, request).await };
         ctx.spawn(
             work.into_actor(self)
@@ -302,7 +284,7 @@ impl Session {
                 ServerMessage::error("forbidden", "students do not see announcement figures");
             return self.write(&refusal, ctx);
         }
-        let db = self.state.db.clone();
+        let db = self.services.db.clone();
         let (user, staff) = (self.user.id, self.user.role.is_staff());
         let work = async move {
             let mut conn = db.get().await?;
@@ -317,7 +299,7 @@ impl Session {
                             announcement_id,
                             watch: true,
                         };
-                        mailbox::tell(&session.hub, HUB, watch);
+                        mailbox::tell(&session.services.hub, HUB, watch);
                     }
                     Err(error) => {
                         session.write(&ServerMessage::error(error.code(), error.to_string()), ctx)
@@ -331,7 +313,7 @@ impl Actor for Session {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(self.settings.outbound_queue);
+        ctx.set_mailbox_capacity(self.services.settings.outbound_queue);
         gauge!("classbell_ws_sessions_open").increment(1.0);
         counter!("classbell_ws_sessions_opened_total").increment(1);
         let address = ctx.address();
@@ -345,13 +327,13 @@ impl Actor for Session {
         };
         let since = self.since.take();
         self.start(link, since, ctx);
-        ctx.run_interval(self.settings.checkpoint, |session, ctx| {
+        ctx.run_interval(self.services.settings.checkpoint, |session, ctx| {
             if !session.ledger.is_empty() {
                 session.checkpoint(ctx);
             }
         });
-        ctx.run_interval(self.settings.heartbeat, |session, ctx| {
-            if session.last_heard.elapsed() > session.settings.timeout {
+        ctx.run_interval(self.services.settings.heartbeat, |session, ctx| {
+            if session.last_heard.elapsed() > session.services.settings.timeout {
                 counter!("classbell_ws_heartbeat_timeouts_total").increment(1);
                 return session.close(CloseCode::Away, "heartbeat timeout", ctx);
             }
@@ -360,7 +342,7 @@ impl Actor for Session {
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
-        mailbox::tell(&self.hub, HUB, Disconnect { id: self.id });
+        mailbox::tell(&self.services.hub, HUB, Disconnect { id: self.id });
         Running::Stop
     }
 
@@ -378,7 +360,7 @@ impl Handler<Push> for Session {
         if self.cursor.is_some() {
             return self.deliver(&push, ctx);
         }
-        if self.early.len() >= self.settings.outbound_queue {
+        if self.early.len() >= self.services.settings.outbound_queue {
             counter!("classbell_ws_messages_dropped_total", "reason" => "slow_consumer")
                 .increment(1);
             return self.close(

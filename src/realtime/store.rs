@@ -1,17 +1,13 @@
-//! The queries behind the live inbox: catching a session up from its cursor,
-//! and resolving bus events into the few users a node has connected.
+//! Catching a session up from its cursor: the cursor itself, and what the
+//! delivery store's changes since it mean as messages.
 
-use std::collections::HashMap;
-
-use diesel::prelude::*;
+use diesel::QueryableByName;
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::protocol::{Cursor, ServerMessage};
-use crate::announcements::model::AnnouncementStatus;
-use crate::db::schema::{announcements, deliveries, users};
-use crate::deliveries::model::{DeliveryState, InboxItem};
-use crate::deliveries::store::{INBOX_COLUMNS, InboxRow, inbox_item};
+use crate::deliveries::model::InboxItem;
+use crate::deliveries::store as deliveries;
 use crate::error::AppError;
 
 #[derive(QueryableByName)]
@@ -53,37 +49,18 @@ pub async fn catch_up(
     let cursor = current_cursor(conn).await?;
     let mut changes: Vec<(i64, i64, ServerMessage)> = Vec::new();
     if let Some(Cursor(since)) = since {
-        let rows: Vec<(InboxRow, i64, i64)> = deliveries::table
-            .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))
-            .inner_join(users::table.on(users::id.eq(announcements::publisher_id)))
-            .filter(deliveries::user_id.eq(user))
-            .filter(deliveries::changed_tx.ge(since))
-            .filter(announcements::status.ne(AnnouncementStatus::Withdrawn))
-            .select((
-                INBOX_COLUMNS,
-                deliveries::created_tx,
-                deliveries::changed_tx,
-            ))
-            .load(conn)
-            .await?;
-        for (row, created_tx, changed_tx) in rows {
-            let item = inbox_item(row);
-            let order = (changed_tx, item.id);
-            let message = if created_tx >= since {
-                ServerMessage::DeliveryCreated { delivery: item }
+        for change in deliveries::changes_since(conn, user, since).await? {
+            let order = (change.changed_tx, change.item.id);
+            let message = if change.created_tx >= since {
+                ServerMessage::DeliveryCreated {
+                    delivery: change.item,
+                }
             } else {
-                updated(&item)
+                updated(&change.item)
             };
             changes.push((order.0, order.1, message));
         }
-        let withdrawn: Vec<(i64, Option<i64>)> = announcements::table
-            .inner_join(deliveries::table.on(deliveries::announcement_id.eq(announcements::id)))
-            .filter(deliveries::user_id.eq(user))
-            .filter(announcements::withdrawn_tx.ge(since))
-            .select((announcements::id, announcements::withdrawn_tx))
-            .load(conn)
-            .await?;
-        for (announcement_id, tx) in withdrawn {
+        for (announcement_id, tx) in deliveries::withdrawn_since(conn, user, since).await? {
             changes.push((
                 tx.unwrap_or(since),
                 0,
@@ -92,11 +69,10 @@ pub async fn catch_up(
         }
         changes.sort_by_key(|(tx, id, _)| (*tx, *id));
     }
-    let unread = unread_counts(conn, &[user]).await?.get(&user).copied();
     Ok(CatchUp {
         messages: changes.into_iter().map(|(_, _, m)| m).collect(),
         cursor,
-        unread: unread.unwrap_or(0),
+        unread: deliveries::unread_count(conn, user).await?,
     })
 }
 
@@ -108,75 +84,4 @@ fn updated(item: &InboxItem) -> ServerMessage {
         delivered_at: item.delivered_at,
         ack_at: item.ack_at,
     }
-}
-
-/// The new inbox items of `announcement` for those of `users` it reached.
-pub async fn created_for(
-    conn: &mut AsyncPgConnection,
-    announcement: i64,
-    users: &[i64],
-) -> Result<Vec<(i64, InboxItem)>, AppError> {
-    let rows: Vec<(i64, InboxRow)> = deliveries::table
-        .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))
-        .inner_join(users::table.on(users::id.eq(announcements::publisher_id)))
-        .filter(deliveries::announcement_id.eq(announcement))
-        .filter(deliveries::user_id.eq_any(users))
-        .filter(announcements::status.ne(AnnouncementStatus::Withdrawn))
-        .select((deliveries::user_id, INBOX_COLUMNS))
-        .load(conn)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(user, row)| (user, inbox_item(row)))
-        .collect())
-}
-
-/// Unread (not acknowledged, not withdrawn) counts of `users`; a user with
-/// none is absent from the map.
-pub async fn unread_counts(
-    conn: &mut AsyncPgConnection,
-    users: &[i64],
-) -> Result<HashMap<i64, i64>, AppError> {
-    let rows: Vec<(i64, i64)> = deliveries::table
-        .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))
-        .filter(deliveries::user_id.eq_any(users))
-        .filter(deliveries::state.ne(DeliveryState::Acknowledged))
-        .filter(announcements::status.ne(AnnouncementStatus::Withdrawn))
-        .group_by(deliveries::user_id)
-        .select((deliveries::user_id, diesel::dsl::count_star()))
-        .load(conn)
-        .await?;
-    Ok(rows.into_iter().collect())
-}
-
-/// Those of `users` who received `announcement`.
-pub async fn recipients_among(
-    conn: &mut AsyncPgConnection,
-    announcement: i64,
-    users: &[i64],
-) -> Result<Vec<i64>, AppError> {
-    Ok(deliveries::table
-        .filter(deliveries::announcement_id.eq(announcement))
-        .filter(deliveries::user_id.eq_any(users))
-        .select(deliveries::user_id)
-        .load(conn)
-        .await?)
-}
-
-/// A reminded delivery: (user, delivery, retry count).
-pub type Reminded = (i64, i64, i32);
-
-/// Those of `users` with an unacknowledged delivery of `announcement`.
-pub async fn unacked_among(
-    conn: &mut AsyncPgConnection,
-    announcement: i64,
-    users: &[i64],
-) -> Result<Vec<Reminded>, AppError> {
-    Ok(deliveries::table
-        .filter(deliveries::announcement_id.eq(announcement))
-        .filter(deliveries::user_id.eq_any(users))
-        .filter(deliveries::state.ne(DeliveryState::Acknowledged))
-        .select((deliveries::user_id, deliveries::id, deliveries::retry_count))
-        .load(conn)
-        .await?)
 }

@@ -9,10 +9,10 @@ use super::model::{NewSection, Section, SectionChanges, SectionStatus, SectionVi
 use super::store::{self, SectionFilter};
 use crate::auth::AuthUser;
 use crate::courses::store as courses;
+use crate::db::DbPool;
 use crate::error::{AppError, FieldErrors};
 use crate::http::resource;
 use crate::pagination::{PageQuery, Paginated};
-use crate::state::AppState;
 use crate::users::model::Role;
 use crate::users::store as users;
 use crate::validate::short_text;
@@ -53,7 +53,7 @@ pub struct SectionQuery {
     params(SectionQuery, PageQuery),
     responses((status = 200, body = Paginated<SectionView>)))]
 pub async fn list_sections(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     auth: AuthUser,
     query: web::Query<SectionQuery>,
     page: web::Query<PageQuery>,
@@ -79,7 +79,7 @@ pub async fn list_sections(
         }
         filter.status = Some(SectionStatus::Published);
     }
-    let (items, total) = store::list(&mut *state.conn().await?, &filter, page).await?;
+    let (items, total) = store::list(&mut *db.get().await?, &filter, page).await?;
     Ok(web::Json(Paginated { items, total }))
 }
 
@@ -88,11 +88,11 @@ pub async fn list_sections(
     params(("id" = i64, Path)),
     responses((status = 200, body = SectionView), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_section(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     auth: AuthUser,
     id: web::Path<i64>,
 ) -> Result<web::Json<SectionView>, AppError> {
-    let view = store::find_view(&mut *state.conn().await?, id.into_inner()).await?;
+    let view = store::find_view(&mut *db.get().await?, id.into_inner()).await?;
     if auth.role() == Role::Student && view.section.status != SectionStatus::Published {
         return Err(AppError::NotFound("section"));
     }
@@ -120,12 +120,12 @@ fn check_capacity(errors: &mut FieldErrors, capacity: i32) {
 
 /// Checks that the course exists and the teacher is an active teacher.
 async fn check_references(
-    state: &AppState,
+    db: &DbPool,
     errors: &mut FieldErrors,
     course_id: Option<i64>,
     teacher_id: Option<i64>,
 ) -> Result<(), AppError> {
-    let mut conn = state.conn().await?;
+    let mut conn = db.get().await?;
     if let Some(course_id) = course_id {
         match courses::find(&mut conn, course_id).await {
             Err(AppError::NotFound(_)) => errors.add("course_id", "no such course"),
@@ -150,7 +150,7 @@ async fn check_references(
         (status = 409, description = "course, term and section code already used", body = crate::error::ErrorBody),
     ))]
 pub async fn create_section(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     auth: AuthUser,
     body: web::Json<CreateSectionRequest>,
 ) -> Result<HttpResponse, AppError> {
@@ -162,7 +162,7 @@ pub async fn create_section(
     let capacity = body.capacity.unwrap_or(50);
     check_capacity(&mut errors, capacity);
     check_references(
-        &state,
+        &db,
         &mut errors,
         Some(body.course_id),
         Some(body.teacher_id),
@@ -170,7 +170,7 @@ pub async fn create_section(
     .await?;
     errors.into_result()?;
     let section = store::insert(
-        &mut *state.conn().await?,
+        &mut *db.get().await?,
         NewSection {
             course_id: body.course_id,
             section_code,
@@ -207,14 +207,14 @@ pub struct UpdateSectionRequest {
         (status = 409, body = crate::error::ErrorBody),
     ))]
 pub async fn update_section(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     auth: AuthUser,
     id: web::Path<i64>,
     body: web::Json<UpdateSectionRequest>,
 ) -> Result<web::Json<Section>, AppError> {
     let id = id.into_inner();
     let body = body.into_inner();
-    let current = store::find(&mut *state.conn().await?, id).await?;
+    let current = store::find(&mut *db.get().await?, id).await?;
     match auth.role() {
         role if role.is_staff() => {}
         Role::Teacher if current.teacher_id == auth.id() => {
@@ -238,7 +238,7 @@ pub async fn update_section(
     if let Some(capacity) = body.capacity {
         check_capacity(&mut errors, capacity);
     }
-    check_references(&state, &mut errors, body.course_id, body.teacher_id).await?;
+    check_references(&db, &mut errors, body.course_id, body.teacher_id).await?;
     errors.into_result()?;
     let changes = SectionChanges {
         course_id: body.course_id,
@@ -249,7 +249,7 @@ pub async fn update_section(
         status: body.status,
     };
     Ok(web::Json(
-        store::update(&mut *state.conn().await?, id, changes).await?,
+        store::update(&mut *db.get().await?, id, changes).await?,
     ))
 }
 
@@ -258,12 +258,12 @@ pub async fn update_section(
     params(("id" = i64, Path)),
     responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn delete_section(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     auth: AuthUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     auth.require_staff()?;
-    store::delete(&mut *state.conn().await?, id.into_inner()).await?;
+    store::delete(&mut *db.get().await?, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -272,13 +272,13 @@ pub async fn delete_section(
     params(("id" = i64, Path), PageQuery),
     responses((status = 200, body = Paginated<Enrollment>), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn list_enrollments(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     auth: AuthUser,
     id: web::Path<i64>,
     page: web::Query<PageQuery>,
 ) -> Result<web::Json<Paginated<Enrollment>>, AppError> {
     let page = page.into_inner().page()?;
-    let mut conn = state.conn().await?;
+    let mut conn = db.get().await?;
     let section = store::find(&mut conn, id.into_inner()).await?;
     if !(auth.role().is_staff() || section.teacher_id == auth.id()) {
         return Err(AppError::Forbidden(
@@ -306,14 +306,14 @@ pub struct EnrollRequest {
         (status = 409, description = "`already_enrolled`, `section_full` or `section_archived`", body = crate::error::ErrorBody),
     ))]
 pub async fn enroll(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     auth: AuthUser,
     id: web::Path<i64>,
     body: web::Json<EnrollRequest>,
 ) -> Result<HttpResponse, AppError> {
     auth.require_staff()?;
     let enrollment =
-        enrollments::enroll(&mut *state.conn().await?, id.into_inner(), body.student_id).await?;
+        enrollments::enroll(&mut *db.get().await?, id.into_inner(), body.student_id).await?;
     Ok(HttpResponse::Created().json(enrollment))
 }
 
@@ -322,13 +322,13 @@ pub async fn enroll(
     params(("id" = i64, Path), ("student_id" = i64, Path)),
     responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn withdraw(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     auth: AuthUser,
     path: web::Path<(i64, i64)>,
 ) -> Result<HttpResponse, AppError> {
     auth.require_staff()?;
     let (section_id, student_id) = path.into_inner();
-    enrollments::withdraw(&mut *state.conn().await?, section_id, student_id).await?;
+    enrollments::withdraw(&mut *db.get().await?, section_id, student_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -337,7 +337,7 @@ pub async fn withdraw(
     params(PageQuery),
     responses((status = 200, body = Paginated<SectionView>)))]
 pub async fn my_sections(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     auth: AuthUser,
     page: web::Query<PageQuery>,
 ) -> Result<web::Json<Paginated<SectionView>>, AppError> {
@@ -352,6 +352,6 @@ pub async fn my_sections(
             ..SectionFilter::default()
         },
     };
-    let (items, total) = store::list(&mut *state.conn().await?, &filter, page).await?;
+    let (items, total) = store::list(&mut *db.get().await?, &filter, page).await?;
     Ok(web::Json(Paginated { items, total }))
 }

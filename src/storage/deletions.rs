@@ -28,6 +28,21 @@ pub async fn queue(conn: &mut AsyncPgConnection, key: &str) -> Result<(), AppErr
     Ok(())
 }
 
+/// Removes an object a failed upload left behind, or queues it for the
+/// sweeper when the store cannot be reached now.
+pub async fn discard(db: &DbPool, storage: &Storage, key: &str) {
+    if let Err(error) = storage.delete(key).await {
+        tracing::warn!(%error, key, "could not remove the object of a failed upload; queueing it");
+        let queued = match db.get().await {
+            Ok(mut conn) => queue(&mut conn, key).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = queued {
+            tracing::error!(%error, key, "an uploaded object is orphaned");
+        }
+    }
+}
+
 /// Removes queued objects now; returns how many went. Failures are logged and
 /// left for the next round.
 pub async fn purge(db: &DbPool, storage: &Storage) -> usize {

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
-use super::{ByteStream, Download, StorageError};
+use super::object::{ByteStream, Download, StorageError};
 
 pub struct LocalStore {
     root: PathBuf,

@@ -4,51 +4,21 @@
 
 pub mod deletions;
 mod local;
+mod object;
 mod s3;
 
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use metrics::counter;
 
-use crate::config::{Settings, StorageBackend};
-use crate::error::AppError;
+use crate::config::{self, StorageBackend};
 
 pub use local::LocalStore;
+pub use object::{ByteStream, Download, StorageError};
 pub use s3::S3Store;
-
-/// Bytes on their way in or out; `Send` so either backend can carry them.
-pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    #[error("no such object")]
-    NotFound,
-    /// The upload's own stream failed (e.g. the client went away or sent too much).
-    #[error("upload interrupted: {0}")]
-    Interrupted(io::Error),
-    #[error("object storage failed: {0}")]
-    Backend(String),
-}
-
-impl From<StorageError> for AppError {
-    fn from(error: StorageError) -> Self {
-        match error {
-            StorageError::NotFound => AppError::NotFound("stored file"),
-            StorageError::Interrupted(e) => {
-                AppError::BadRequest(format!("upload interrupted: {e}"))
-            }
-            StorageError::Backend(e) => {
-                tracing::warn!(error = %e, "object storage failed");
-                AppError::unavailable("object storage")
-            }
-        }
-    }
-}
 
 /// The configured store. An enum rather than a trait object: two backends,
 /// async methods, no boxing of every call.
@@ -57,17 +27,11 @@ pub enum Storage {
     S3(S3Store),
 }
 
-/// A stored object on its way out.
-pub struct Download {
-    pub body: ByteStream,
-    pub size: Option<u64>,
-}
-
 impl Storage {
     /// Opens the configured store; for S3 the bucket is created if missing.
-    pub async fn open(settings: &Settings) -> Result<Arc<Self>, StorageError> {
-        let storage = match settings.storage {
-            StorageBackend::Local => Storage::Local(LocalStore::open(&settings.storage_dir)?),
+    pub async fn open(settings: &config::Storage) -> Result<Arc<Self>, StorageError> {
+        let storage = match settings.backend {
+            StorageBackend::Local => Storage::Local(LocalStore::open(&settings.dir)?),
             StorageBackend::S3 => Storage::S3(S3Store::open(settings).await?),
         };
         for operation in ["put", "get", "delete"] {

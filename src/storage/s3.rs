@@ -11,8 +11,8 @@ use minio::s3::http::BaseUrl;
 use minio::s3::types::minio_error_response::MinioErrorCode;
 use minio::s3::types::{ObjectKey, S3Api};
 
-use super::{ByteStream, Download, StorageError};
-use crate::config::Settings;
+use super::object::{ByteStream, Download, StorageError};
+use crate::config;
 
 /// Parts of a streamed upload (S3's minimum is 5 MiB).
 const PART_SIZE: u64 = 8 * 1024 * 1024;
@@ -35,7 +35,7 @@ fn is_missing(error: &MinioError) -> bool {
 }
 
 impl S3Store {
-    pub async fn open(settings: &Settings) -> Result<Self, StorageError> {
+    pub async fn open(settings: &config::Storage) -> Result<Self, StorageError> {
         let endpoint = settings.s3_endpoint.as_deref().ok_or_else(|| {
             backend("CLASSBELL_S3_ENDPOINT is required when CLASSBELL_STORAGE=s3")
         })?;

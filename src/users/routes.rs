@@ -8,11 +8,12 @@ use super::model::{Role, UserView};
 use super::store::{self, UserChanges, UserFilter};
 use crate::auth::AuthUser;
 use crate::auth::store as auth_store;
+use crate::db::DbPool;
 use crate::error::AppError;
 use crate::events::Event;
+use crate::events::EventBus;
 use crate::http::resource;
 use crate::pagination::{PageQuery, Paginated};
-use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/api/users").route(web::get().to(list_users)))
@@ -31,7 +32,7 @@ pub struct UserQuery {
     params(UserQuery, PageQuery),
     responses((status = 200, body = Paginated<UserView>), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn list_users(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
     auth: AuthUser,
     query: web::Query<UserQuery>,
     page: web::Query<PageQuery>,
@@ -43,7 +44,7 @@ pub async fn list_users(
         q: query.q,
         role: query.role,
     };
-    let (users, total) = store::list(&mut *state.conn().await?, &filter, page).await?;
+    let (users, total) = store::list(&mut *db.get().await?, &filter, page).await?;
     Ok(web::Json(Paginated {
         items: users.into_iter().map(UserView::from).collect(),
         total,
@@ -69,14 +70,15 @@ pub struct UpdateUserRequest {
         (status = 409, description = "would leave no active admin", body = crate::error::ErrorBody),
     ))]
 pub async fn update_user(
-    state: web::Data<AppState>,
+    db: web::Data<DbPool>,
+    bus: web::Data<EventBus>,
     auth: AuthUser,
     id: web::Path<i64>,
     body: web::Json<UpdateUserRequest>,
 ) -> Result<web::Json<UserView>, AppError> {
     auth.require(&[Role::Admin])?;
     let body = body.into_inner();
-    let mut conn = state.conn().await?;
+    let mut conn = db.get().await?;
     let changes = UserChanges {
         role: body.role,
         is_active: body.is_active,
@@ -84,7 +86,7 @@ pub async fn update_user(
     let user = store::update_access(&mut conn, id.into_inner(), changes).await?;
     if !user.is_active {
         auth_store::revoke_all_sessions(&mut conn, user.id).await?;
-        state.bus.publish(Event::SignedOut {
+        bus.publish(Event::SignedOut {
             user_id: user.id,
             session: None,
         });

@@ -203,7 +203,7 @@ async fn who_may_publish_to_what() {
     .await;
 
     // Schools may let teachers address everyone.
-    let open = TestApp::spawn_with(|s| s.teachers_may_announce_to_all = true).await;
+    let open = TestApp::spawn_with(|s| s.announcements.teachers_may_announce_to_all = true).await;
     let (_, teacher) = open.signed_in(Role::Teacher).await;
     let response = open
         .send(
@@ -370,8 +370,8 @@ async fn scheduled_announcements_publish_when_their_time_comes() {
 #[actix_web::test]
 async fn withdrawing_mid_fan_out_stops_it_and_hides_it() {
     let app = TestApp::spawn_with(|s| {
-        s.fanout_chunk = 5;
-        s.fanout_chunk_delay_ms = 150;
+        s.fanout.chunk = 5;
+        s.fanout.chunk_delay_ms = 150;
     })
     .await;
     let (_, admin) = app.signed_in(Role::Admin).await;
@@ -749,8 +749,8 @@ async fn stats_follow_a_scripted_mix() {
 async fn reminders_reach_the_unacknowledged_once_per_cooldown() {
     let (smtp_url, maildir) = smtp_server();
     let app = TestApp::spawn_with(|s| {
-        s.smtp_url = Some(smtp_url);
-        s.reminder_cooldown_secs = 2;
+        s.mail.smtp_url = Some(smtp_url);
+        s.announcements.reminder_cooldown_secs = 2;
     })
     .await;
     let (_, admin) = app.signed_in(Role::Admin).await;
@@ -870,8 +870,8 @@ async fn reminders_reach_the_unacknowledged_once_per_cooldown() {
 #[actix_web::test]
 async fn an_interrupted_fan_out_resumes_without_duplicates_or_gaps() {
     let app = TestApp::spawn_with(|s| {
-        s.fanout_chunk = 10;
-        s.fanout_poll_ms = 100;
+        s.fanout.chunk = 10;
+        s.fanout.poll_ms = 100;
     })
     .await;
     let (admin, _) = app.signed_in(Role::Admin).await;
@@ -936,7 +936,7 @@ async fn an_interrupted_fan_out_resumes_without_duplicates_or_gaps() {
 
 #[actix_web::test]
 async fn nodes_claim_disjoint_fan_outs() {
-    let app = TestApp::spawn_with(|s| s.fanout_poll_ms = 3_600_000).await;
+    let app = TestApp::spawn_with(|s| s.fanout.poll_ms = 3_600_000).await;
     let (admin, _) = app.signed_in(Role::Admin).await;
     let mut conn = app.db.get().await.unwrap();
     for n in 0..10 {
@@ -967,7 +967,7 @@ async fn nodes_claim_disjoint_fan_outs() {
 async fn a_killed_server_resumes_its_fan_out_on_restart() {
     use std::process::{Command, Stdio};
     // This process's own supervisor stays out of it: only the child fans out.
-    let app = TestApp::spawn_with(|s| s.fanout_poll_ms = 3_600_000).await;
+    let app = TestApp::spawn_with(|s| s.fanout.poll_ms = 3_600_000).await;
     let (admin, _) = app.signed_in(Role::Admin).await;
     app.bulk_students("pupil-k", 400).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -978,11 +978,11 @@ async fn a_killed_server_resumes_its_fan_out_on_restart() {
     let serve = || {
         Command::new(env!("CARGO_BIN_EXE_classbell"))
             .arg("serve")
-            .env("CLASSBELL_DATABASE_URL", &app.settings.database_url)
-            .env("CLASSBELL_REDIS_URL", &app.settings.redis_url)
-            .env("CLASSBELL_REDIS_PREFIX", &app.settings.redis_prefix)
+            .env("CLASSBELL_DATABASE_URL", &app.settings.database.url)
+            .env("CLASSBELL_REDIS_URL", &app.settings.redis.url)
+            .env("CLASSBELL_REDIS_PREFIX", &app.settings.redis.prefix)
             .env("CLASSBELL_MAIL_OUTBOX", app.outbox.path())
-            .env("CLASSBELL_STORAGE_DIR", &app.settings.storage_dir)
+            .env("CLASSBELL_STORAGE_DIR", &app.settings.storage.dir)
             .env("CLASSBELL_BIND", format!("127.0.0.1:{port}"))
             .env("CLASSBELL_FANOUT_CHUNK", "20")
             .env("CLASSBELL_FANOUT_CHUNK_DELAY_MS", "100")
@@ -1077,7 +1077,7 @@ async fn a_killed_server_resumes_its_fan_out_on_restart() {
 /// fan-out), the chunk is redone tolerantly: still one delivery each.
 #[actix_web::test]
 async fn a_fan_out_meeting_an_existing_delivery_still_writes_one_each() {
-    let app = TestApp::spawn_with(|s| s.fanout_chunk = 4).await;
+    let app = TestApp::spawn_with(|s| s.fanout.chunk = 4).await;
     let (_, admin) = app.signed_in(Role::Admin).await;
     let mut students = Vec::new();
     for _ in 0..10 {

@@ -59,16 +59,16 @@ fn s3(settings: &mut Settings) {
             panic!("{name} names the test S3 server; run the suite with ops/test")
         })
     };
-    settings.storage = StorageBackend::S3;
-    settings.s3_endpoint = Some(var("CLASSBELL_TEST_S3_ENDPOINT"));
-    settings.s3_access_key = var("CLASSBELL_TEST_S3_ACCESS_KEY");
-    settings.s3_secret_key = var("CLASSBELL_TEST_S3_SECRET_KEY");
-    settings.s3_bucket = format!("cb-test-{}", &Uuid::new_v4().simple().to_string()[..12]);
+    settings.storage.backend = StorageBackend::S3;
+    settings.storage.s3_endpoint = Some(var("CLASSBELL_TEST_S3_ENDPOINT"));
+    settings.storage.s3_access_key = var("CLASSBELL_TEST_S3_ACCESS_KEY");
+    settings.storage.s3_secret_key = var("CLASSBELL_TEST_S3_SECRET_KEY");
+    settings.storage.s3_bucket = format!("cb-test-{}", &Uuid::new_v4().simple().to_string()[..12]);
 }
 
 /// Every object the app's store holds, whichever backend it is.
 async fn stored_objects(app: &TestApp) -> Vec<String> {
-    match app.settings.storage {
+    match app.settings.storage.backend {
         StorageBackend::Local => {
             fn walk(root: &Path, dir: &Path, found: &mut Vec<String>) {
                 for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -87,8 +87,8 @@ async fn stored_objects(app: &TestApp) -> Vec<String> {
             }
             let mut found = Vec::new();
             walk(
-                &app.settings.storage_dir,
-                &app.settings.storage_dir,
+                &app.settings.storage.dir,
+                &app.settings.storage.dir,
                 &mut found,
             );
             found
@@ -96,18 +96,19 @@ async fn stored_objects(app: &TestApp) -> Vec<String> {
         StorageBackend::S3 => {
             use minio::s3::types::ToStream as _;
             let s = &app.settings;
-            let base: minio::s3::http::BaseUrl = s.s3_endpoint.as_deref().unwrap().parse().unwrap();
+            let base: minio::s3::http::BaseUrl =
+                s.storage.s3_endpoint.as_deref().unwrap().parse().unwrap();
             let client = minio::s3::client::MinioClientBuilder::new(base)
                 .provider(Some(minio::s3::creds::StaticProvider::new(
-                    &s.s3_access_key,
-                    &s.s3_secret_key,
+                    &s.storage.s3_access_key,
+                    &s.storage.s3_secret_key,
                     None,
                 )))
                 .skip_region_lookup(true)
                 .build()
                 .unwrap();
             let mut pages = client
-                .list_objects(s.s3_bucket.as_str())
+                .list_objects(s.storage.s3_bucket.as_str())
                 .unwrap()
                 .recursive(true)
                 .build()
@@ -310,7 +311,7 @@ async fn storage_suite(app: TestApp) {
         .text()
         .await
         .unwrap();
-    let backend = match app.settings.storage {
+    let backend = match app.settings.storage.backend {
         StorageBackend::Local => "local",
         StorageBackend::S3 => "s3",
     };
@@ -333,14 +334,14 @@ async fn storage_suite(app: TestApp) {
 
 #[actix_web::test]
 async fn local_storage_passes_the_suite() {
-    storage_suite(TestApp::spawn_with(|s| s.max_upload_bytes = 6 * MIB as u64).await).await;
+    storage_suite(TestApp::spawn_with(|s| s.storage.max_upload_bytes = 6 * MIB as u64).await).await;
 }
 
 #[actix_web::test]
 async fn s3_storage_passes_the_suite() {
     storage_suite(
         TestApp::spawn_with(|s| {
-            s.max_upload_bytes = 6 * MIB as u64;
+            s.storage.max_upload_bytes = 6 * MIB as u64;
             s3(s);
         })
         .await,
@@ -428,7 +429,7 @@ async fn a_failing_store_is_a_503_and_leaves_no_row() {
     let (_, admin) = app.signed_in(Role::Admin).await;
     let course = app.course("FAIL-1").await;
     // A plain file where the store wants a folder: every write fails.
-    std::fs::write(app.settings.storage_dir.join("attachments"), b"in the way").unwrap();
+    std::fs::write(app.settings.storage.dir.join("attachments"), b"in the way").unwrap();
     let response = upload(&app, &admin, form(course, "Doomed", "d.pdf", payload(MIB))).await;
     let body = error_body(response, 503, "unavailable").await;
     assert!(
@@ -439,7 +440,7 @@ async fn a_failing_store_is_a_503_and_leaves_no_row() {
     );
     let listed = json_body(app.get("/api/course_attachments", &admin).await).await;
     assert_eq!(listed["total"], 0);
-    let incoming = std::fs::read_dir(app.settings.storage_dir.join(".incoming"))
+    let incoming = std::fs::read_dir(app.settings.storage.dir.join(".incoming"))
         .unwrap()
         .count();
     assert_eq!(incoming, 0, "no half-written file is left");

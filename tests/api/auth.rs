@@ -302,14 +302,14 @@ async fn tampered_unsigned_foreign_and_expired_tokens_are_refused() {
     let now = Utc::now().timestamp();
     old["iat"] = json!(now - 3600);
     old["exp"] = json!(now - 60);
-    let expired = forge(&old, &app.settings.jwt_secret);
+    let expired = forge(&old, &app.settings.auth.jwt_secret);
     let body = error_body(app.get("/auth/me", &expired).await, 401, "unauthorized").await;
     assert_eq!(body["error"]["message"], "access token has expired");
 
     // Correctly signed but for a session that never existed.
     let mut stray = claims.clone();
     stray["sid"] = json!(Uuid::new_v4());
-    let stray = forge(&stray, &app.settings.jwt_secret);
+    let stray = forge(&stray, &app.settings.auth.jwt_secret);
     error_body(app.get("/auth/me", &stray).await, 401, "unauthorized").await;
 
     // The genuine token still works: nothing above harmed the session.
@@ -487,7 +487,7 @@ async fn deactivated_users_lose_their_tokens_and_cannot_sign_in() {
 
 #[actix_web::test]
 async fn repeated_failures_for_one_username_are_throttled() {
-    let app = TestApp::spawn_with(|s| s.login_max_failures = 3).await;
+    let app = TestApp::spawn_with(|s| s.auth.login_max_failures = 3).await;
     let student = app.user(Role::Student).await;
     let other = app.user(Role::Student).await;
     for _ in 0..3 {
@@ -518,7 +518,7 @@ async fn repeated_failures_for_one_username_are_throttled() {
 
 #[actix_web::test]
 async fn a_success_clears_the_username_failure_count() {
-    let app = TestApp::spawn_with(|s| s.login_max_failures = 3).await;
+    let app = TestApp::spawn_with(|s| s.auth.login_max_failures = 3).await;
     let student = app.user(Role::Student).await;
     for _ in 0..2 {
         app.login(&student.user.username, "Wrong-Password-1").await;
@@ -539,8 +539,8 @@ async fn a_success_clears_the_username_failure_count() {
 #[actix_web::test]
 async fn repeated_failures_from_one_address_are_throttled() {
     let app = TestApp::spawn_with(|s| {
-        s.login_max_failures_per_ip = 4;
-        s.trust_forwarded_for = true;
+        s.auth.login_max_failures_per_ip = 4;
+        s.auth.trust_forwarded_for = true;
     })
     .await;
     let student = app.user(Role::Student).await;

@@ -64,7 +64,7 @@ async fn a_body_that_is_not_json_is_refused() {
 
 #[actix_web::test]
 async fn an_oversized_body_is_refused_with_413() {
-    let app = TestApp::spawn_with(|s| s.max_json_bytes = 1024).await;
+    let app = TestApp::spawn_with(|s| s.server.max_json_bytes = 1024).await;
     let response = app
         .post(
             "/auth/password-policy",
@@ -142,8 +142,8 @@ async fn paths_work_with_a_trailing_slash() {
 #[actix_web::test]
 async fn an_unreachable_redis_is_a_503_not_a_crash() {
     let app = TestApp::spawn_with(|s| {
-        s.redis_url = "redis://127.0.0.1:1".into();
-        s.pool_timeout_secs = 1;
+        s.redis.url = "redis://127.0.0.1:1".into();
+        s.server.pool_timeout_secs = 1;
     })
     .await;
     let student = app.user(Role::Student).await;
@@ -164,8 +164,8 @@ async fn an_unreachable_redis_is_a_503_not_a_crash() {
 #[actix_web::test]
 async fn an_unreachable_database_is_a_503_naming_postgres() {
     let app = TestApp::spawn_with(|s| {
-        s.database_url = crate::helpers::database_url("classbell_test_does_not_exist");
-        s.pool_timeout_secs = 1;
+        s.database.url = crate::helpers::database_url("classbell_test_does_not_exist");
+        s.server.pool_timeout_secs = 1;
     })
     .await;
     let response = app.request(Method::GET, "/readyz", None, None).await;

@@ -32,14 +32,14 @@ struct DefaultSettings {
 /// The settings a fresh app starts from, before a test adjusts them.
 pub fn base_settings() -> Settings {
     let mut settings = DefaultSettings::parse_from(["classbell"]).settings;
-    settings.bind = "127.0.0.1:0".into();
-    settings.workers = 1;
-    settings.database_pool_size = 4;
-    settings.redis_pool_size = 2;
-    settings.pool_timeout_secs = 2;
-    settings.smtp_url = None;
-    settings.cors_origins = vec!["https://app.school.example".into()];
-    settings.fanout_poll_ms = 50;
+    settings.server.bind = "127.0.0.1:0".into();
+    settings.server.workers = 1;
+    settings.database.pool_size = 4;
+    settings.redis.pool_size = 2;
+    settings.server.pool_timeout_secs = 2;
+    settings.mail.smtp_url = None;
+    settings.server.cors_origins = vec!["https://app.school.example".into()];
+    settings.fanout.poll_ms = 50;
     settings
 }
 
@@ -53,8 +53,8 @@ pub struct TestApp {
     pub db: DbPool,
     pub settings: Settings,
     pub outbox: tempfile::TempDir,
-    /// The running app's shared state: its event bus and actors.
-    pub state: actix_web::web::Data<classbell::state::AppState>,
+    /// The running app's parts: its event bus and actors.
+    pub state: classbell::startup::Services,
     /// Held so the database lives exactly as long as the app.
     _database: TestDatabase,
 }
@@ -75,20 +75,20 @@ impl TestApp {
         let database = TestDatabase::migrated();
         let outbox = tempfile::tempdir().unwrap();
         let mut settings = base_settings();
-        settings.database_url = database.url();
-        settings.redis_url = redis_url();
-        settings.redis_prefix = format!("classbell-test:{}:", Uuid::new_v4().simple());
-        settings.mail_outbox = outbox.path().to_path_buf();
-        settings.storage_dir = outbox.path().join("storage");
+        settings.database.url = database.url();
+        settings.redis.url = redis_url();
+        settings.redis.prefix = format!("classbell-test:{}:", Uuid::new_v4().simple());
+        settings.mail.outbox = outbox.path().to_path_buf();
+        settings.storage.dir = outbox.path().join("storage");
         adjust(&mut settings);
 
         let app = Application::build(settings.clone())
             .await
             .expect("build the app");
         let address = format!("http://127.0.0.1:{}", app.port());
-        let state = app.state();
+        let state = app.services();
         actix_web::rt::spawn(app.run_until_stopped());
-        let db = db::pool(&settings.database_url, 2, Duration::from_secs(5));
+        let db = db::pool(&settings.database.url, 2, Duration::from_secs(5));
         TestApp {
             address,
             client: reqwest::Client::builder()
@@ -282,7 +282,7 @@ impl TestApp {
 
     /// Runs SQL on this test's database (to age a token, break a table, …).
     pub async fn sql(&self, statement: &str) {
-        let mut conn = AsyncPgConnection::establish(&self.settings.database_url)
+        let mut conn = AsyncPgConnection::establish(&self.settings.database.url)
             .await
             .unwrap();
         diesel::sql_query(statement)
@@ -379,11 +379,11 @@ impl TestApp {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_classbell"));
         command
             .arg("serve")
-            .env("CLASSBELL_DATABASE_URL", &self.settings.database_url)
-            .env("CLASSBELL_REDIS_URL", &self.settings.redis_url)
-            .env("CLASSBELL_REDIS_PREFIX", &self.settings.redis_prefix)
+            .env("CLASSBELL_DATABASE_URL", &self.settings.database.url)
+            .env("CLASSBELL_REDIS_URL", &self.settings.redis.url)
+            .env("CLASSBELL_REDIS_PREFIX", &self.settings.redis.prefix)
             .env("CLASSBELL_MAIL_OUTBOX", self.outbox.path())
-            .env("CLASSBELL_STORAGE_DIR", &self.settings.storage_dir)
+            .env("CLASSBELL_STORAGE_DIR", &self.settings.storage.dir)
             .env("CLASSBELL_BIND", format!("127.0.0.1:{port}"))
             .env("CLASSBELL_WORKERS", "1")
             .env("CLASSBELL_DATABASE_POOL_SIZE", "4")

@@ -387,7 +387,7 @@ async fn good_rows_are_imported_and_bad_ones_reported() {
 
 #[actix_web::test]
 async fn files_that_cannot_be_imported_are_refused_at_once() {
-    let app = TestApp::spawn_with(|s| s.max_import_bytes = 1024).await;
+    let app = TestApp::spawn_with(|s| s.jobs.max_import_bytes = 1024).await;
     let (_, manager) = app.signed_in(Role::Manager).await;
     let cases: [(&[u8], &str); 4] = [
         (
@@ -424,8 +424,8 @@ async fn files_that_cannot_be_imported_are_refused_at_once() {
 #[actix_web::test]
 async fn only_the_owner_and_admins_see_a_task_and_its_file() {
     let app = TestApp::spawn_with(|s| {
-        s.job_file_ttl_secs = 1;
-        s.job_poll_ms = 100;
+        s.jobs.file_ttl_secs = 1;
+        s.jobs.poll_ms = 100;
     })
     .await;
     let c = catalogue(&app).await;
@@ -494,7 +494,8 @@ async fn only_the_owner_and_admins_see_a_task_and_its_file() {
     // A day later (a second, here) the file is gone, from the store too.
     let stored = app
         .settings
-        .storage_dir
+        .storage
+        .dir
         .join(format!("jobs/{task}/courses.csv"));
     assert!(stored.exists());
     let mut status = 0;
@@ -564,7 +565,7 @@ async fn progress_reaches_the_owners_websocket() {
 #[actix_web::test]
 async fn a_job_interrupted_by_a_restart_finishes_exactly_once() {
     // Only the node runs jobs: this process's own runner never looks.
-    let app = TestApp::spawn_with(|s| s.job_poll_ms = 3_600_000).await;
+    let app = TestApp::spawn_with(|s| s.jobs.poll_ms = 3_600_000).await;
     let (_, manager) = app.signed_in(Role::Manager).await;
     let env = [
         ("CLASSBELL_JOB_CHUNK_DELAY_MS", "300"),
@@ -637,7 +638,7 @@ async fn a_job_interrupted_by_a_restart_finishes_exactly_once() {
 
 #[actix_web::test]
 async fn a_job_that_fails_says_why_and_is_not_retried() {
-    let app = TestApp::spawn_with(|s| s.job_poll_ms = 100).await;
+    let app = TestApp::spawn_with(|s| s.jobs.poll_ms = 100).await;
     let (manager, token) = app.signed_in(Role::Manager).await;
     // An import whose uploaded file went missing, and a job whose server
     // died under it three times already.

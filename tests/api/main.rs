@@ -9,6 +9,7 @@ mod databases;
 mod errors;
 mod helpers;
 mod jobs;
+mod layers;
 mod nodes;
 mod ops;
 mod passwords;

@@ -76,7 +76,7 @@ async fn receives(client: &mut WsClient, announcement: i64, wait: Duration) -> V
 async fn two_nodes_deliver_to_each_others_clients() {
     // Only A fans out (it is kicked when publishing; the others never look),
     // so what B's client hears crossed the bridge.
-    let app = TestApp::spawn_with(|s| s.fanout_poll_ms = 3_600_000).await;
+    let app = TestApp::spawn_with(|s| s.fanout.poll_ms = 3_600_000).await;
     let (teacher, section, student) = teacher_and_student(&app).await;
     let a = app.node(&[]).await;
     let b = app.node(&[QUIET_FANOUT]).await;
@@ -151,8 +151,8 @@ async fn a_redis_outage_is_caught_up_through_cursors() {
     let mut redis = OwnRedis::start().await;
     let url = redis.url();
     let app = TestApp::spawn_with(|s| {
-        s.redis_url = url;
-        s.fanout_poll_ms = 3_600_000;
+        s.redis.url = url;
+        s.fanout.poll_ms = 3_600_000;
     })
     .await;
     let (teacher, section, student) = teacher_and_student(&app).await;

@@ -140,7 +140,7 @@ async fn forgot_username_answers_the_same_and_mails_only_real_accounts() {
 /// reset link mailed to a fresh student.
 async fn reset_link_by_smtp() -> (TestApp, crate::helpers::TestUser, String) {
     let (smtp_url, maildir) = smtp_server();
-    let app = TestApp::spawn_with(|s| s.smtp_url = Some(smtp_url)).await;
+    let app = TestApp::spawn_with(|s| s.mail.smtp_url = Some(smtp_url)).await;
     let username = format!("reset-{}", &Uuid::new_v4().simple().to_string()[..10]);
     let student = {
         let email = format!("{username}@school.example");
@@ -165,7 +165,7 @@ async fn reset_link_by_smtp() -> (TestApp, crate::helpers::TestUser, String) {
     assert_eq!(mails.len(), 1, "the SMTP server received the reset mail");
     let mail = unfold_mail(&mails[0]);
     assert!(mail.contains("Subject: Reset your classbell password"));
-    let prefix = format!("{}/reset-password?token=", app.settings.public_url);
+    let prefix = format!("{}/reset-password?token=", app.settings.server.public_url);
     let start = mail.find(&prefix).expect("a reset link") + prefix.len();
     let token: String = mail[start..]
         .chars()

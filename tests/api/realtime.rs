@@ -498,8 +498,8 @@ async fn a_malformed_message_is_answered_with_an_error_and_the_session_stays_ope
 #[actix_web::test]
 async fn a_silent_client_is_closed_after_the_heartbeat_timeout() {
     let app = TestApp::spawn_with(|s| {
-        s.ws_heartbeat_secs = 1;
-        s.ws_timeout_secs = 2;
+        s.realtime.heartbeat_secs = 1;
+        s.realtime.timeout_secs = 2;
     })
     .await;
     let (_, token) = app.signed_in(Role::Student).await;
@@ -801,7 +801,7 @@ async fn get_text(app: &TestApp, url: &str) -> String {
 async fn pushes_go_through_the_hub_only_to_connected_users() {
     // The hub resolves a fan-out chunk with one query over the users it has:
     // a large audience with one connected student still reaches that student.
-    let app = TestApp::spawn_with(|s| s.fanout_chunk = 50).await;
+    let app = TestApp::spawn_with(|s| s.fanout.chunk = 50).await;
     let (_, admin) = app.signed_in(Role::Admin).await;
     app.bulk_students("crowd", 300).await;
     let (_, token) = app.signed_in(Role::Student).await;
@@ -831,7 +831,7 @@ async fn pushes_go_through_the_hub_only_to_connected_users() {
 
 #[actix_web::test]
 async fn a_lost_push_is_healed_at_the_next_checkpoint_and_the_cursor_moves_on() {
-    let app = TestApp::spawn_with(|s| s.ws_checkpoint_secs = 1).await;
+    let app = TestApp::spawn_with(|s| s.realtime.checkpoint_secs = 1).await;
     let class = class(&app).await;
     let (_, delivery) = published(&app, &class).await;
     let (mut client, hello) = open(&app, &class.enrolled[0].1).await;

@@ -658,7 +658,7 @@ async fn enrollment_rules_and_conflicts() {
 
 #[actix_web::test]
 async fn capacity_holds_under_concurrent_enrollment() {
-    let app = TestApp::spawn_with(|s| s.database_pool_size = 8).await;
+    let app = TestApp::spawn_with(|s| s.database.pool_size = 8).await;
     let (_, admin) = app.signed_in(Role::Admin).await;
     let teacher = app.user(Role::Teacher).await;
     let course = app.course("RUSH-1").await;

@@ -3,7 +3,7 @@
 use super::{CHUNK, Report, RowError, advance, checked, last_wins, optional, required_text};
 use crate::courses::model::{self, NewCourse};
 use crate::courses::store;
-use crate::jobs::runner::{JobContext, Stop};
+use crate::jobs::context::{JobContext, Stop};
 use crate::jobs::sheet::Sheet;
 
 pub const REQUIRED: &[&str] = &["code", "title"];

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{Report, RowError, advance, required_text};
-use crate::jobs::runner::{JobContext, Stop};
+use crate::jobs::context::{JobContext, Stop};
 use crate::jobs::sheet::Sheet;
 use crate::sections::enrollments::{self, Admission};
 use crate::sections::store;

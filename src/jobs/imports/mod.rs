@@ -13,8 +13,8 @@ use std::hash::Hash;
 use csv::ByteRecord;
 use serde_json::json;
 
+use super::context::{JobContext, Outcome, Stop};
 use super::model::JobKind;
-use super::runner::{JobContext, Outcome, Stop};
 use super::sheet::{CsvOut, Sheet};
 use crate::error::{AppError, FieldErrors};
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::{CHUNK, Report, RowError, advance, optional, required_text};
-use crate::jobs::runner::{JobContext, Stop};
+use crate::jobs::context::{JobContext, Stop};
 use crate::jobs::sheet::Sheet;
 use crate::sections::model::{NewSection, SectionStatus};
 use crate::sections::store;

@@ -19,21 +19,17 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web_actors::ws::CloseCode;
-use diesel_async::AsyncPgConnection;
 use futures_util::stream;
 use metrics::{counter, gauge};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::protocol::ServerMessage;
-use super::store;
-use crate::announcements::model::AnnouncementStats;
-use crate::announcements::store as announcements;
 use crate::db::DbPool;
-use crate::error::AppError;
-use crate::events::{Envelope, Event, EventBus};
-use crate::jobs::model::Progress;
+use crate::events::{Envelope, EventBus};
 use crate::telemetry::mailbox;
+
+mod events;
 
 /// The hub's name in actor metrics.
 pub const HUB: &str = "hub";
@@ -55,6 +51,15 @@ pub struct Push {
     pub message: Arc<ServerMessage>,
     /// When the event behind it was raised (ms since the epoch), for push latency.
     pub raised_at_ms: Option<i64>,
+}
+
+impl Push {
+    pub fn new(message: ServerMessage, raised_at_ms: Option<i64>) -> Self {
+        Push {
+            message: Arc::new(message),
+            raised_at_ms,
+        }
+    }
 }
 
 /// The hub (or the session itself) telling a session what to do.
@@ -245,202 +250,20 @@ impl Hub {
         );
     }
 
-    fn dispatch(&mut self, envelope: Arc<Envelope>, ctx: &mut Context<Self>) {
-        let raised = Some(envelope.raised_at_ms);
-        match envelope.event {
-            Event::DeliveriesCreated {
-                announcement_id,
-                first_user_id,
-                last_user_id,
-                ..
-            } => {
-                if first_user_id > last_user_id {
-                    return;
-                }
-                let users: Vec<i64> = self
-                    .by_user
-                    .range(first_user_id..=last_user_id)
-                    .map(|(user, _)| *user)
-                    .collect();
-                let query = async move |conn: &mut AsyncPgConnection, users: &[i64]| {
-                    store::created_for(conn, announcement_id, users).await
-                };
-                self.resolve_among(users, query, ctx, move |hub, items| {
-                    for (user, item) in items {
-                        let message = ServerMessage::DeliveryCreated { delivery: item };
-                        hub.push_user(user, push(message, raised));
-                        hub.unread_dirty.insert(user);
-                    }
-                });
-            }
-            Event::DeliveryUpdated {
-                delivery_id,
-                user_id,
-                announcement_id,
-                state,
-                delivered_at,
-                ack_at,
-            } => {
-                if self.by_user.contains_key(&user_id) {
-                    let message = ServerMessage::DeliveryUpdated {
-                        delivery_id,
-                        announcement_id,
-                        state,
-                        delivered_at,
-                        ack_at,
-                    };
-                    self.push_user(user_id, push(message, raised));
-                    self.unread_dirty.insert(user_id);
-                }
-            }
-            Event::AnnouncementWithdrawn { announcement_id } => {
-                let query = async move |conn: &mut AsyncPgConnection, users: &[i64]| {
-                    store::recipients_among(conn, announcement_id, users).await
-                };
-                let users = self.connected_users();
-                self.resolve_among(users, query, ctx, move |hub, recipients| {
-                    let message =
-                        Arc::new(ServerMessage::AnnouncementWithdrawn { announcement_id });
-                    for user in recipients {
-                        let push = Push {
-                            message: Arc::clone(&message),
-                            raised_at_ms: raised,
-                        };
-                        hub.push_user(user, push);
-                        hub.unread_dirty.insert(user);
-                    }
-                });
-            }
-            Event::AnnouncementStats { announcement_id } => {
-                if self.stats_watchers.contains_key(&announcement_id) {
-                    self.stats_dirty.insert(announcement_id);
-                }
-            }
-            Event::RemindersSent { announcement_id } => {
-                let query = async move |conn: &mut AsyncPgConnection, users: &[i64]| {
-                    store::unacked_among(conn, announcement_id, users).await
-                };
-                let users = self.connected_users();
-                self.resolve_among(users, query, ctx, move |hub, reminded| {
-                    for (user, delivery_id, retry_count) in reminded {
-                        let message = ServerMessage::Reminder {
-                            delivery_id,
-                            announcement_id,
-                            retry_count,
-                        };
-                        hub.push_user(user, push(message, raised));
-                    }
-                });
-            }
-            Event::JobProgress {
-                job_id,
-                owner_id,
-                kind,
-                state,
-                done,
-                total,
-            } => {
-                let message = ServerMessage::JobProgress {
-                    task_id: job_id,
-                    kind,
-                    state: state.task_state(),
-                    progress: Progress { done, total },
-                };
-                self.push_user(owner_id, push(message, raised));
-            }
-            Event::SignedOut { user_id, session } => {
-                let ids = self.by_user.get(&user_id).cloned().unwrap_or_default();
-                for id in ids {
-                    let Some(entry) = self.sessions.get_mut(&id) else {
-                        continue;
-                    };
-                    if session.is_none_or(|s| s == entry.link.auth_session) {
-                        entry.close(CloseCode::Policy, "signed out");
-                    }
-                }
-            }
+    /// Stops sending `announcement_id`'s figures to session `id`.
+    fn unwatch(&mut self, id: SessionId, announcement_id: i64) {
+        if let Some(entry) = self.sessions.get_mut(&id) {
+            entry.watching.remove(&announcement_id);
+            self.forget_watcher(id, announcement_id);
         }
     }
 
-    /// Runs a lookup off the hub's own thread of control and hands its result
-    /// back to the hub; a failure only costs live pushes (cursors catch up).
-    fn resolve<T: 'static>(
-        &mut self,
-        work: impl Future<Output = Result<T, AppError>> + 'static,
-        ctx: &mut Context<Self>,
-        then: impl FnOnce(&mut Hub, T) + 'static,
-    ) {
-        ctx.spawn(work.into_actor(self).map(|result, hub, _| match result {
-            Ok(value) => then(hub, value),
-            Err(error) => {
-                counter!("classbell_hub_events_lost_total").increment(1);
-                tracing::warn!(%error, "could not resolve an event for live sessions");
+    fn forget_watcher(&mut self, id: SessionId, announcement_id: i64) {
+        if let Some(watchers) = self.stats_watchers.get_mut(&announcement_id) {
+            watchers.remove(&id);
+            if watchers.is_empty() {
+                self.stats_watchers.remove(&announcement_id);
             }
-        }));
-    }
-
-    /// `resolve` for a query over some of the connected users (none: nothing to do).
-    fn resolve_among<T: 'static>(
-        &mut self,
-        users: Vec<i64>,
-        query: impl AsyncFnOnce(&mut AsyncPgConnection, &[i64]) -> Result<T, AppError> + 'static,
-        ctx: &mut Context<Self>,
-        then: impl FnOnce(&mut Hub, T) + 'static,
-    ) {
-        if users.is_empty() {
-            return;
-        }
-        let db = self.db.clone();
-        let work = async move {
-            let mut conn = db.get().await?;
-            query(&mut conn, &users).await
-        };
-        self.resolve(work, ctx, then);
-    }
-
-    fn flush_unread(&mut self, ctx: &mut Context<Self>) {
-        let users: Vec<i64> = self
-            .unread_dirty
-            .drain()
-            .filter(|user| self.by_user.contains_key(user))
-            .collect();
-        let query = async |conn: &mut AsyncPgConnection, users: &[i64]| {
-            let counts = store::unread_counts(conn, users).await?;
-            Ok((users.to_vec(), counts))
-        };
-        self.resolve_among(users, query, ctx, |hub, (users, counts)| {
-            for user in users {
-                let unread = counts.get(&user).copied().unwrap_or(0);
-                let message = ServerMessage::UnreadCount { unread };
-                hub.push_user(user, push(message, None));
-            }
-        });
-    }
-
-    fn flush_stats(&mut self, ctx: &mut Context<Self>) {
-        let dirty: Vec<i64> = self
-            .stats_dirty
-            .drain()
-            .filter(|id| self.stats_watchers.contains_key(id))
-            .collect();
-        for announcement_id in dirty {
-            let db = self.db.clone();
-            self.resolve(stats(db, announcement_id), ctx, move |hub, stats| {
-                let Some(watchers) = hub.stats_watchers.get(&announcement_id).cloned() else {
-                    return;
-                };
-                let message = Arc::new(ServerMessage::AnnouncementStats {
-                    announcement_id,
-                    stats,
-                });
-                for id in watchers {
-                    let push = Push {
-                        message: Arc::clone(&message),
-                        raised_at_ms: None,
-                    };
-                    hub.push_session(id, push);
-                }
-            });
         }
     }
 
@@ -452,19 +275,6 @@ impl Hub {
                 entry.link.control.do_send(Control::Resync);
             }
         }
-    }
-}
-
-async fn stats(db: DbPool, announcement_id: i64) -> Result<AnnouncementStats, AppError> {
-    let mut conn = db.get().await?;
-    let announcement = announcements::find(&mut conn, announcement_id).await?;
-    announcements::stats(&mut conn, &announcement).await
-}
-
-fn push(message: ServerMessage, raised_at_ms: Option<i64>) -> Push {
-    Push {
-        message: Arc::new(message),
-        raised_at_ms,
     }
 }
 
@@ -537,12 +347,7 @@ impl Handler<Disconnect> for Hub {
             }
         }
         for announcement_id in entry.watching {
-            if let Some(watchers) = self.stats_watchers.get_mut(&announcement_id) {
-                watchers.remove(&message.id);
-                if watchers.is_empty() {
-                    self.stats_watchers.remove(&announcement_id);
-                }
-            }
+            self.forget_watcher(message.id, announcement_id);
         }
         self.report();
     }
@@ -553,34 +358,10 @@ impl Handler<WatchStats> for Hub {
 
     fn handle(&mut self, message: WatchStats, ctx: &mut Self::Context) {
         mailbox::handled(HUB);
-        let Some(entry) = self.sessions.get_mut(&message.id) else {
-            return;
-        };
-        let announcement_id = message.announcement_id;
         if message.watch {
-            entry.watching.insert(announcement_id);
-            self.stats_watchers
-                .entry(announcement_id)
-                .or_default()
-                .insert(message.id);
-            // The current figures, to this session only.
-            let id = message.id;
-            let db = self.db.clone();
-            self.resolve(stats(db, announcement_id), ctx, move |hub, stats| {
-                let message = ServerMessage::AnnouncementStats {
-                    announcement_id,
-                    stats,
-                };
-                hub.push_session(id, push(message, None));
-            });
+            self.watch(message.id, message.announcement_id, ctx);
         } else {
-            entry.watching.remove(&announcement_id);
-            if let Some(watchers) = self.stats_watchers.get_mut(&announcement_id) {
-                watchers.remove(&message.id);
-                if watchers.is_empty() {
-                    self.stats_watchers.remove(&announcement_id);
-                }
-            }
+            self.unwatch(message.id, message.announcement_id);
         }
     }
 }

@@ -15,16 +15,16 @@ use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::announcements::audience::Audience;
-use crate::announcements::fanout::{self, FanoutSettings, Step};
-use crate::announcements::model::{AnnouncementStatus, NewAnnouncement};
-use crate::announcements::store as announcements;
-use crate::auth::store as sessions;
-use crate::config::Settings;
-use crate::db::{self, DbPool};
-use crate::events::EventBus;
-use crate::startup::Application;
-use crate::users::model::Role;
+use classbell::announcements::audience::Audience;
+use classbell::announcements::fanout::{self, FanoutSettings, Step};
+use classbell::announcements::model::{AnnouncementStatus, NewAnnouncement};
+use classbell::announcements::store as announcements;
+use classbell::auth::store as sessions;
+use classbell::config::Settings;
+use classbell::db::{self, DbPool};
+use classbell::events::EventBus;
+use classbell::startup::Application;
+use classbell::users::model::Role;
 
 type BenchResult<T> = Result<T, String>;
 
@@ -75,12 +75,12 @@ impl Scratch {
     /// free port, its own Redis prefix, files in a temporary folder.
     fn app_settings(&self, settings: &Settings) -> Settings {
         let mut app = settings.clone();
-        app.database_url = self.url();
-        app.bind = "127.0.0.1:0".into();
-        app.redis_prefix = format!("classbell-bench:{}:", Uuid::new_v4().simple());
-        app.mail_outbox = std::env::temp_dir().join(&self.name);
-        app.storage = crate::config::StorageBackend::Local;
-        app.storage_dir = std::env::temp_dir().join(&self.name);
+        app.database.url = self.url();
+        app.server.bind = "127.0.0.1:0".into();
+        app.redis.prefix = format!("classbell-bench:{}:", Uuid::new_v4().simple());
+        app.mail.outbox = std::env::temp_dir().join(&self.name);
+        app.storage.backend = classbell::config::StorageBackend::Local;
+        app.storage.dir = std::env::temp_dir().join(&self.name);
         app
     }
 
@@ -166,7 +166,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 /// statements) against the bare `INSERT … SELECT`, on the same data, each
 /// into an emptied deliveries table; medians of `rounds`.
 pub async fn fanout(settings: &Settings, students: i64, rounds: usize) -> BenchResult<()> {
-    let scratch = Scratch::create(&settings.database_url).await?;
+    let scratch = Scratch::create(&settings.database.url).await?;
     let result = fanout_on(settings, &scratch, students, rounds.max(1)).await;
     scratch.drop_database().await?;
     result
@@ -185,7 +185,7 @@ async fn fanout_on(
     let pool: DbPool = db::pool(&url, 4, Duration::from_secs(10));
     let bus = EventBus::new();
     let fanout_settings = FanoutSettings {
-        chunk: settings.fanout_chunk.max(1),
+        chunk: settings.fanout.chunk.max(1),
         workers: 1,
         lease_secs: 60,
         poll: Duration::from_secs(1),
@@ -274,7 +274,7 @@ async fn count(conn: &mut AsyncPgConnection, announcement: i64) -> BenchResult<i
 /// acknowledging `per_client` deliveries one request at a time, against the
 /// real server (started in this process on a free port).
 pub async fn acks(settings: &Settings, clients: usize, per_client: usize) -> BenchResult<()> {
-    let scratch = Scratch::create(&settings.database_url).await?;
+    let scratch = Scratch::create(&settings.database.url).await?;
     let result = acks_on(settings, &scratch, clients.max(1), per_client.max(1)).await;
     scratch.drop_database().await?;
     result
@@ -311,7 +311,7 @@ async fn acks_on(
         .await
         .map_err(fail)?;
     let base = format!("http://127.0.0.1:{}", app.port());
-    let state = app.state();
+    let state = app.services();
     actix_web::rt::spawn(app.run_until_stopped());
 
     // One signed-in student per client, with the ids of their deliveries.

@@ -9,12 +9,12 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 
 use super::{BenchResult, Scratch, fail, seed_students};
-use crate::config::Settings;
-use crate::startup::Application;
-use crate::users::model::Role;
+use classbell::config::Settings;
+use classbell::startup::Application;
+use classbell::users::model::Role;
 
 pub async fn import(settings: &Settings, rows: usize) -> BenchResult<()> {
-    let scratch = Scratch::create(&settings.database_url).await?;
+    let scratch = Scratch::create(&settings.database.url).await?;
     let result = import_on(settings, &scratch, rows.max(1)).await;
     scratch.drop_database().await?;
     result
@@ -25,14 +25,14 @@ async fn import_on(settings: &Settings, scratch: &Scratch, rows: usize) -> Bench
     let mut conn = AsyncPgConnection::establish(&url).await.map_err(fail)?;
     let admin = seed_students(&mut conn, 1).await?;
     let mut app_settings = scratch.app_settings(settings);
-    app_settings.max_import_bytes = 256 * 1024 * 1024;
-    app_settings.job_poll_ms = 50;
+    app_settings.jobs.max_import_bytes = 256 * 1024 * 1024;
+    app_settings.jobs.poll_ms = 50;
     let app = Application::build(app_settings).await.map_err(fail)?;
     let base = format!("http://127.0.0.1:{}", app.port());
-    let state = app.state();
+    let state = app.services();
     actix_web::rt::spawn(app.run_until_stopped());
     let (session, _) =
-        crate::auth::store::open_session(&mut conn, admin, chrono::Duration::hours(1))
+        classbell::auth::store::open_session(&mut conn, admin, chrono::Duration::hours(1))
             .await
             .map_err(fail)?;
     let token = state.jwt.issue(admin, Role::Admin, session).map_err(fail)?;

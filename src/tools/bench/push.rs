@@ -16,15 +16,15 @@ use futures_util::{SinkExt, StreamExt};
 use uuid::Uuid;
 
 use super::{BenchResult, Scratch, exec, fail, seed_students};
-use crate::auth::jwt::JwtKeys;
-use crate::config::Settings;
-use crate::users::model::Role;
+use classbell::auth::jwt::JwtKeys;
+use classbell::config::Settings;
+use classbell::users::model::Role;
 
 /// Clients that open their websockets at once.
 const CONNECT_CONCURRENCY: usize = 200;
 
 pub async fn push(settings: &Settings, sessions: usize) -> BenchResult<()> {
-    let scratch = Scratch::create(&settings.database_url).await?;
+    let scratch = Scratch::create(&settings.database.url).await?;
     let result = push_on(settings, &scratch, sessions.max(1)).await;
     scratch.drop_database().await?;
     result
@@ -38,7 +38,7 @@ async fn push_on(settings: &Settings, scratch: &Scratch, sessions: usize) -> Ben
         scratch.name
     );
     let admin = seed_students(&mut conn, sessions as i64).await?;
-    let keys = JwtKeys::new(&settings.jwt_secret, 3600);
+    let keys = JwtKeys::new(&settings.auth.jwt_secret, 3600);
     let students = sign_in_students(&mut conn, &keys).await?;
     let admin_token = sign_in(&mut conn, &keys, admin, Role::Admin).await?;
     let mut rounds = Vec::new();
@@ -98,7 +98,7 @@ async fn sign_in(
     user: i64,
     role: Role,
 ) -> BenchResult<String> {
-    let (session, _) = crate::auth::store::open_session(conn, user, chrono::Duration::hours(1))
+    let (session, _) = classbell::auth::store::open_session(conn, user, chrono::Duration::hours(1))
         .await
         .map_err(fail)?;
     keys.issue(user, role, session).map_err(fail)
@@ -128,9 +128,9 @@ impl Server {
         let child = Command::new(std::env::current_exe().map_err(fail)?)
             .arg("serve")
             .env("CLASSBELL_DATABASE_URL", database_url)
-            .env("CLASSBELL_REDIS_URL", &settings.redis_url)
+            .env("CLASSBELL_REDIS_URL", &settings.redis.url)
             .env("CLASSBELL_REDIS_PREFIX", prefix)
-            .env("CLASSBELL_JWT_SECRET", &settings.jwt_secret)
+            .env("CLASSBELL_JWT_SECRET", &settings.auth.jwt_secret)
             .env("CLASSBELL_BIND", format!("127.0.0.1:{port}"))
             .env("CLASSBELL_MAIL_OUTBOX", &files)
             .env("CLASSBELL_STORAGE", "local")

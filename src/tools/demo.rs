@@ -1,22 +1,22 @@
 //! `classbell demo`: a small school to try classbell with. Safe to run again:
 //! accounts that exist are left as they are.
 
-use crate::announcements::audience::Audience;
-use crate::announcements::fanout::{self, FanoutSettings};
-use crate::announcements::model::{AnnouncementStatus, NewAnnouncement};
-use crate::announcements::store as announcement_store;
-use crate::courses::credits::Credits;
-use crate::courses::model::NewCourse;
-use crate::courses::store as courses;
-use crate::db::DbPool;
-use crate::deliveries::store as delivery_store;
-use crate::error::AppError;
-use crate::pagination::Page;
-use crate::sections::enrollments;
-use crate::sections::model::{NewSection, SectionStatus};
-use crate::sections::store as sections;
-use crate::users::model::Role;
-use crate::users::{accounts, store};
+use classbell::announcements::audience::Audience;
+use classbell::announcements::fanout::{self, FanoutSettings};
+use classbell::announcements::model::{AnnouncementStatus, NewAnnouncement};
+use classbell::announcements::store as announcement_store;
+use classbell::courses::credits::Credits;
+use classbell::courses::model::NewCourse;
+use classbell::courses::store as courses;
+use classbell::db::DbPool;
+use classbell::deliveries::store as delivery_store;
+use classbell::error::AppError;
+use classbell::pagination::Page;
+use classbell::sections::enrollments;
+use classbell::sections::model::{NewSection, SectionStatus};
+use classbell::sections::store as sections;
+use classbell::users::model::Role;
+use classbell::users::{accounts, store};
 
 /// Every demo account signs in with this password.
 pub const DEMO_PASSWORD: &str = "Bell-Demo-2026!";
@@ -171,7 +171,7 @@ async fn seed_announcements(db: &DbPool) -> Result<usize, AppError> {
             11..=13,
         ),
     ];
-    let bus = crate::events::EventBus::new();
+    let bus = classbell::events::EventBus::new();
     for (publisher, title, body, audience, acknowledging) in plan {
         let publisher = store::find_by_login(&mut conn, publisher)
             .await?

@@ -1,0 +1,202 @@
+//! Queries on `announcements`: this file the rows themselves (create, read,
+//! edit, publish, withdraw); `stats` the publisher's figures, `reminders`
+//! the cooldown-guarded reminder, `fanouts` the lease queue fan-out claims
+//! from. What touches deliveries goes through the delivery store.
+
+mod fanouts;
+mod reminders;
+mod stats;
+
+pub use fanouts::{
+    Claimed, claim_fanouts, fanout_attempts, fanout_backlog, fanout_failed, fanout_finished_at,
+    release_fanout, set_fanout_target,
+};
+pub use reminders::{RemindRefused, remind_unacked};
+pub use stats::stats;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::model::{Announcement, AnnouncementStatus, NewAnnouncement};
+use crate::db::schema::announcements;
+use crate::error::{AppError, FieldErrors};
+use crate::pagination::Page;
+
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    new: NewAnnouncement,
+) -> Result<Announcement, AppError> {
+    Ok(diesel::insert_into(announcements::table)
+        .values(&new)
+        .returning(Announcement::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<Announcement, AppError> {
+    announcements::table
+        .find(id)
+        .select(Announcement::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(AppError::NotFound("announcement"))
+}
+
+/// The announcement, if `user` published it or `staff` is set; 404 otherwise,
+/// so nobody learns what others publish.
+pub async fn find_visible(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    user: i64,
+    staff: bool,
+) -> Result<Announcement, AppError> {
+    let announcement = find(conn, id).await?;
+    if staff || announcement.publisher_id == user {
+        Ok(announcement)
+    } else {
+        Err(AppError::NotFound("announcement"))
+    }
+}
+
+/// Announcements, newest first; only `publisher`'s when given.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    publisher: Option<i64>,
+    status: Option<AnnouncementStatus>,
+    page: Page,
+) -> Result<(Vec<Announcement>, i64), AppError> {
+    let filtered = || {
+        let mut query = announcements::table.into_boxed();
+        if let Some(publisher) = publisher {
+            query = query.filter(announcements::publisher_id.eq(publisher));
+        }
+        if let Some(status) = status {
+            query = query.filter(announcements::status.eq(status));
+        }
+        query
+    };
+    let total = filtered().count().get_result(conn).await?;
+    let items = filtered()
+        .select(Announcement::as_select())
+        .order(announcements::id.desc())
+        .limit(page.limit)
+        .offset(page.offset)
+        .load(conn)
+        .await?;
+    Ok((items, total))
+}
+
+/// What an edit may change while the announcement is a draft or scheduled.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = announcements)]
+pub struct AnnouncementChanges {
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub audience_kind: Option<&'static str>,
+    pub audience_id: Option<Option<i64>>,
+    pub status: Option<AnnouncementStatus>,
+    pub publish_at: Option<Option<DateTime<Utc>>>,
+}
+
+fn not_editable() -> AppError {
+    AppError::conflict(
+        "not_editable",
+        "only draft and scheduled announcements can be edited or published",
+        FieldErrors::new(),
+    )
+}
+
+/// Applies `changes` if the announcement is still a draft or scheduled.
+pub async fn update_unpublished(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    changes: AnnouncementChanges,
+) -> Result<Announcement, AppError> {
+    diesel::update(announcements::table.find(id))
+        .filter(
+            announcements::status
+                .eq_any([AnnouncementStatus::Draft, AnnouncementStatus::Scheduled]),
+        )
+        .set((&changes, announcements::updated_at.eq(Utc::now())))
+        .returning(Announcement::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?
+        .ok_or_else(not_editable)
+}
+
+/// Publishes a draft or scheduled announcement now; publishing a published
+/// one again changes nothing.
+pub async fn publish(conn: &mut AsyncPgConnection, id: i64) -> Result<Announcement, AppError> {
+    let now = Utc::now();
+    let published = diesel::update(announcements::table.find(id))
+        .filter(
+            announcements::status
+                .eq_any([AnnouncementStatus::Draft, AnnouncementStatus::Scheduled]),
+        )
+        .set((
+            announcements::status.eq(AnnouncementStatus::Published),
+            announcements::published_at.eq(now),
+            announcements::updated_at.eq(now),
+        ))
+        .returning(Announcement::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    match published {
+        Some(announcement) => Ok(announcement),
+        None => {
+            let current = find(conn, id).await?;
+            if current.status == AnnouncementStatus::Published {
+                Ok(current)
+            } else {
+                Err(not_editable())
+            }
+        }
+    }
+}
+
+/// Withdraws the announcement (idempotent); `true` when this call did it.
+/// A running fan-out sees the status at its next chunk and stops.
+pub async fn withdraw(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+) -> Result<(Announcement, bool), AppError> {
+    let now = Utc::now();
+    let withdrawn = diesel::update(announcements::table.find(id))
+        .filter(announcements::status.ne(AnnouncementStatus::Withdrawn))
+        .set((
+            announcements::status.eq(AnnouncementStatus::Withdrawn),
+            announcements::withdrawn_at.eq(now),
+            announcements::withdrawn_tx.eq(crate::db::current_tx::<Nullable<BigInt>>()),
+            announcements::updated_at.eq(now),
+        ))
+        .returning(Announcement::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    match withdrawn {
+        Some(announcement) => Ok((announcement, true)),
+        None => Ok((find(conn, id).await?, false)),
+    }
+}
+
+/// Scheduled announcements whose time has come become published, each by
+/// exactly one node (the UPDATE takes the row).
+pub async fn publish_due(conn: &mut AsyncPgConnection) -> Result<Vec<i64>, AppError> {
+    let now = Utc::now();
+    Ok(diesel::update(announcements::table)
+        .filter(announcements::status.eq(AnnouncementStatus::Scheduled))
+        .filter(announcements::publish_at.le(now))
+        .set((
+            announcements::status.eq(AnnouncementStatus::Published),
+            announcements::published_at.eq(now),
+            announcements::updated_at.eq(now),
+        ))
+        .returning(announcements::id)
+        .get_results(conn)
+        .await?)
+}

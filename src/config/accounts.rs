@@ -1,0 +1,89 @@
+//! Accounts: tokens, sign-in throttling, and the mail that reaches people.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// The JWT secret the defaults ship with; production refuses to start with it.
+pub const DEFAULT_JWT_SECRET: &str = "classbell-development-secret-change-me";
+
+/// Tokens, password resets and sign-in throttling.
+#[derive(Debug, Clone, Args)]
+pub struct Auth {
+    /// HS256 signing secret for access tokens (at least 32 bytes in production).
+    #[arg(
+        long,
+        env = "CLASSBELL_JWT_SECRET",
+        default_value = DEFAULT_JWT_SECRET,
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub jwt_secret: String,
+
+    #[arg(long, env = "CLASSBELL_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub access_token_ttl_secs: u64,
+
+    #[arg(long, env = "CLASSBELL_REFRESH_TOKEN_TTL_SECS", default_value_t = 14 * 24 * 3600)]
+    pub refresh_token_ttl_secs: u64,
+
+    #[arg(long, env = "CLASSBELL_RESET_TOKEN_TTL_SECS", default_value_t = 30 * 60)]
+    pub reset_token_ttl_secs: u64,
+
+    /// Failed logins for one username before it is throttled.
+    #[arg(long, env = "CLASSBELL_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    pub login_max_failures: u32,
+
+    /// Failed logins from one client address before it is throttled.
+    #[arg(
+        long,
+        env = "CLASSBELL_LOGIN_MAX_FAILURES_PER_IP",
+        default_value_t = 50
+    )]
+    pub login_max_failures_per_ip: u32,
+
+    /// Window (seconds) over which failed logins are counted.
+    #[arg(
+        long,
+        env = "CLASSBELL_LOGIN_THROTTLE_WINDOW_SECS",
+        default_value_t = 900
+    )]
+    pub login_throttle_window_secs: u64,
+
+    /// Use the first `X-Forwarded-For` address as the client address (only behind a proxy you run).
+    #[arg(long, env = "CLASSBELL_TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Mail {
+    /// SMTP relay, e.g. smtp://127.0.0.1:1025 or smtps://user:pass@mail.example:465.
+    /// Unset: mail is written to the outbox folder.
+    #[arg(long, env = "CLASSBELL_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    #[arg(
+        id = "mail_from",
+        long = "mail-from",
+        env = "CLASSBELL_MAIL_FROM",
+        default_value = "classbell <noreply@classbell.localhost>"
+    )]
+    pub from: String,
+
+    /// Folder that receives one `.eml` per message when no SMTP relay is set.
+    #[arg(
+        id = "mail_outbox",
+        long = "mail-outbox",
+        env = "CLASSBELL_MAIL_OUTBOX",
+        default_value = "var/outbox"
+    )]
+    pub outbox: PathBuf,
+
+    /// Messages sent to the relay at once.
+    #[arg(
+        id = "mail_concurrency",
+        long = "mail-concurrency",
+        env = "CLASSBELL_MAIL_CONCURRENCY",
+        default_value_t = 4
+    )]
+    pub concurrency: usize,
+}

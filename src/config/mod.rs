@@ -1,0 +1,147 @@
+//! Configuration: every setting is a `CLASSBELL_*` environment variable (or the
+//! matching `--flag`), with defaults that run on one machine with nothing set.
+//! Every subcommand reads the same settings.
+//!
+//! This module only parses: it holds plain groups, one per concern, and knows
+//! nothing of the domains. Each domain turns its group into what it needs
+//! (`realtime::session::SessionSettings::from(&settings.realtime)`, …), and
+//! `startup` hands each group to the part that owns it.
+
+mod accounts;
+mod server;
+mod stores;
+mod work;
+
+use clap::Args;
+
+pub use accounts::{Auth, DEFAULT_JWT_SECRET, Mail};
+pub use server::{Environment, LogFormat, Server, Telemetry};
+pub use stores::{Database, Redis, Storage, StorageBackend};
+pub use work::{Announcements, Deliveries, Fanout, Jobs, Realtime};
+
+/// Every setting, grouped by the concern that reads it.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    #[command(flatten)]
+    pub server: Server,
+    #[command(flatten)]
+    pub database: Database,
+    #[command(flatten)]
+    pub redis: Redis,
+    #[command(flatten)]
+    pub auth: Auth,
+    #[command(flatten)]
+    pub mail: Mail,
+    #[command(flatten)]
+    pub storage: Storage,
+    #[command(flatten)]
+    pub announcements: Announcements,
+    #[command(flatten)]
+    pub fanout: Fanout,
+    #[command(flatten)]
+    pub deliveries: Deliveries,
+    #[command(flatten)]
+    pub jobs: Jobs,
+    #[command(flatten)]
+    pub realtime: Realtime,
+    #[command(flatten)]
+    pub telemetry: Telemetry,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "CLASSBELL_JWT_SECRET must be set to a secret of at least 32 bytes when CLASSBELL_ENV=production"
+    )]
+    InsecureJwtSecret,
+    #[error("CLASSBELL_PUBLIC_URL must start with http:// or https://")]
+    PublicUrl,
+}
+
+impl Settings {
+    /// Refuses settings that are unsafe for the chosen environment.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let public_url = &self.server.public_url;
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(ConfigError::PublicUrl);
+        }
+        let secret = &self.auth.jwt_secret;
+        if self.server.env == Environment::Production
+            && (secret == DEFAULT_JWT_SECRET || secret.len() < 32)
+        {
+            return Err(ConfigError::InsecureJwtSecret);
+        }
+        Ok(())
+    }
+}
+
+/// Seconds from configuration as a `chrono::Duration`, saturating instead of overflowing.
+pub fn seconds(secs: u64) -> chrono::Duration {
+    chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    fn parse(args: &[&str]) -> Settings {
+        Cli::try_parse_from(std::iter::once("classbell").chain(args.iter().copied()))
+            .expect("parse")
+            .settings
+    }
+
+    #[test]
+    fn flags_keep_their_names_across_groups() {
+        let settings = parse(&[
+            "--database-url",
+            "postgres://db/school",
+            "--redis-url",
+            "redis://cache",
+            "--redis-prefix",
+            "school:",
+            "--fanout-workers",
+            "7",
+            "--job-workers",
+            "3",
+            "--ws-outbound-queue",
+            "9",
+            "--storage",
+            "s3",
+            "--mail-from",
+            "Bell <bell@school.example>",
+        ]);
+        assert_eq!(settings.database.url, "postgres://db/school");
+        assert_eq!(settings.redis.url, "redis://cache");
+        assert_eq!(settings.redis.prefix, "school:");
+        assert_eq!(settings.fanout.workers, 7);
+        assert_eq!(settings.jobs.workers, 3);
+        assert_eq!(settings.realtime.outbound_queue, 9);
+        assert_eq!(settings.storage.backend, StorageBackend::S3);
+        assert_eq!(settings.mail.from, "Bell <bell@school.example>");
+    }
+
+    #[test]
+    fn production_refuses_the_shipped_secret() {
+        let development = parse(&[]);
+        assert!(development.validate().is_ok());
+        let production = parse(&["--env", "production"]);
+        assert!(matches!(
+            production.validate(),
+            Err(ConfigError::InsecureJwtSecret)
+        ));
+        let secret = "s".repeat(32);
+        assert!(
+            parse(&["--env", "production", "--jwt-secret", &secret])
+                .validate()
+                .is_ok()
+        );
+    }
+}

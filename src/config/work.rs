@@ -1,0 +1,195 @@
+//! The work classbell does: publishing, fan-out, the delivery writer,
+//! background jobs and websocket sessions.
+
+use clap::Args;
+
+/// Who may publish what, and how often reminders may go out.
+#[derive(Debug, Clone, Args)]
+pub struct Announcements {
+    /// Let teachers publish to all students (otherwise only staff may).
+    #[arg(
+        long,
+        env = "CLASSBELL_TEACHERS_MAY_ANNOUNCE_TO_ALL",
+        default_value_t = false
+    )]
+    pub teachers_may_announce_to_all: bool,
+
+    /// Seconds before an announcement's unacknowledged recipients may be reminded again.
+    #[arg(long, env = "CLASSBELL_REMINDER_COOLDOWN_SECS", default_value_t = 600)]
+    pub reminder_cooldown_secs: u64,
+}
+
+/// Turning a published announcement into deliveries.
+#[derive(Debug, Clone, Args)]
+pub struct Fanout {
+    /// Recipients per fan-out chunk (one statement each).
+    #[arg(
+        id = "fanout_chunk",
+        long = "fanout-chunk",
+        env = "CLASSBELL_FANOUT_CHUNK",
+        default_value_t = 10_000
+    )]
+    pub chunk: i64,
+
+    /// Fan-outs one node runs at once.
+    #[arg(
+        id = "fanout_workers",
+        long = "fanout-workers",
+        env = "CLASSBELL_FANOUT_WORKERS",
+        default_value_t = 4
+    )]
+    pub workers: usize,
+
+    /// Seconds a node's claim on a fan-out lasts without progress.
+    #[arg(
+        id = "fanout_lease_secs",
+        long = "fanout-lease-secs",
+        env = "CLASSBELL_FANOUT_LEASE_SECS",
+        default_value_t = 30
+    )]
+    pub lease_secs: u64,
+
+    /// Milliseconds between looks for unclaimed fan-outs and due scheduled announcements.
+    #[arg(
+        id = "fanout_poll_ms",
+        long = "fanout-poll-ms",
+        env = "CLASSBELL_FANOUT_POLL_MS",
+        default_value_t = 1000
+    )]
+    pub poll_ms: u64,
+
+    /// Milliseconds to pause between fan-out chunks (spreads load; 0 = none).
+    #[arg(
+        id = "fanout_chunk_delay_ms",
+        long = "fanout-chunk-delay-ms",
+        env = "CLASSBELL_FANOUT_CHUNK_DELAY_MS",
+        default_value_t = 0
+    )]
+    pub chunk_delay_ms: u64,
+}
+
+/// The group-committing delivery writer.
+#[derive(Debug, Clone, Args)]
+pub struct Deliveries {
+    /// Delivery-state batches at the database at once (one makes the largest batches).
+    #[arg(long, env = "CLASSBELL_WRITER_CONCURRENCY", default_value_t = 1)]
+    pub writer_concurrency: usize,
+
+    /// Most transitions in one batch.
+    #[arg(long, env = "CLASSBELL_WRITER_MAX_BATCH", default_value_t = 1000)]
+    pub writer_max_batch: usize,
+}
+
+/// Background jobs: exports and imports.
+#[derive(Debug, Clone, Args)]
+pub struct Jobs {
+    /// Background jobs (exports, imports) one node runs at once.
+    #[arg(
+        id = "job_workers",
+        long = "job-workers",
+        env = "CLASSBELL_JOB_WORKERS",
+        default_value_t = 2
+    )]
+    pub workers: usize,
+
+    /// Milliseconds between looks for queued jobs and for jobs whose node died.
+    #[arg(
+        id = "job_poll_ms",
+        long = "job-poll-ms",
+        env = "CLASSBELL_JOB_POLL_MS",
+        default_value_t = 1000
+    )]
+    pub poll_ms: u64,
+
+    /// Seconds a node's claim on a job lasts without progress.
+    #[arg(
+        id = "job_lease_secs",
+        long = "job-lease-secs",
+        env = "CLASSBELL_JOB_LEASE_SECS",
+        default_value_t = 30
+    )]
+    pub lease_secs: u64,
+
+    /// Seconds a job's file (an export, an error report) stays downloadable.
+    #[arg(
+        id = "job_file_ttl_secs",
+        long = "job-file-ttl-secs",
+        env = "CLASSBELL_JOB_FILE_TTL_SECS",
+        default_value_t = 24 * 3600
+    )]
+    pub file_ttl_secs: u64,
+
+    /// Milliseconds to pause after each chunk of a job's rows (spreads load; 0 = none).
+    #[arg(
+        id = "job_chunk_delay_ms",
+        long = "job-chunk-delay-ms",
+        env = "CLASSBELL_JOB_CHUNK_DELAY_MS",
+        default_value_t = 0
+    )]
+    pub chunk_delay_ms: u64,
+
+    /// Largest CSV file an import accepts, in bytes (larger: 413).
+    #[arg(long, env = "CLASSBELL_MAX_IMPORT_BYTES", default_value_t = 20 * 1024 * 1024)]
+    pub max_import_bytes: usize,
+}
+
+/// Websocket sessions.
+#[derive(Debug, Clone, Args)]
+pub struct Realtime {
+    /// Seconds between the server's websocket pings.
+    #[arg(
+        id = "ws_heartbeat_secs",
+        long = "ws-heartbeat-secs",
+        env = "CLASSBELL_WS_HEARTBEAT_SECS",
+        default_value_t = 10
+    )]
+    pub heartbeat_secs: u64,
+
+    /// Seconds of silence after which a websocket is closed.
+    #[arg(
+        id = "ws_timeout_secs",
+        long = "ws-timeout-secs",
+        env = "CLASSBELL_WS_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
+    pub timeout_secs: u64,
+
+    /// Messages that may wait for one websocket client; past that it is closed as not reading.
+    #[arg(
+        id = "ws_outbound_queue",
+        long = "ws-outbound-queue",
+        env = "CLASSBELL_WS_OUTBOUND_QUEUE",
+        default_value_t = 256
+    )]
+    pub outbound_queue: usize,
+
+    /// Kernel send buffer of each websocket, in bytes (bounds what a stalled client holds).
+    #[arg(
+        id = "ws_send_buffer_bytes",
+        long = "ws-send-buffer-bytes",
+        env = "CLASSBELL_WS_SEND_BUFFER_BYTES",
+        default_value_t = 64 * 1024
+    )]
+    pub send_buffer_bytes: usize,
+
+    /// Seconds between a busy websocket's checks of what it sent against the
+    /// database (which heal lost pushes and move its cursor on).
+    #[arg(
+        id = "ws_checkpoint_secs",
+        long = "ws-checkpoint-secs",
+        env = "CLASSBELL_WS_CHECKPOINT_SECS",
+        default_value_t = 10
+    )]
+    pub checkpoint_secs: u64,
+
+    /// Seconds a websocket's data may sit unread or unacknowledged before the
+    /// kernel drops the connection (TCP_USER_TIMEOUT): how long a client that
+    /// stopped reading lingers.
+    #[arg(
+        id = "ws_stall_timeout_secs",
+        long = "ws-stall-timeout-secs",
+        env = "CLASSBELL_WS_STALL_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
+    pub stall_timeout_secs: u64,
+}

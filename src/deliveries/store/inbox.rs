@@ -1,0 +1,234 @@
+//! A recipient's deliveries: the inbox, its unread counts, and what the live
+//! inbox resolves events and catches clients up with.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::rules::{live, unread};
+use crate::db::schema::{announcements, deliveries, users};
+use crate::deliveries::model::{DeliveryState, InboxAnnouncement, InboxItem};
+use crate::error::AppError;
+use crate::pagination::Page;
+
+/// The columns of an inbox item, for every query that shows one.
+pub const INBOX_COLUMNS: (
+    deliveries::id,
+    deliveries::state,
+    deliveries::delivered_at,
+    deliveries::ack_at,
+    deliveries::retry_count,
+    announcements::id,
+    announcements::title,
+    announcements::body,
+    users::username,
+    announcements::published_at,
+) = (
+    deliveries::id,
+    deliveries::state,
+    deliveries::delivered_at,
+    deliveries::ack_at,
+    deliveries::retry_count,
+    announcements::id,
+    announcements::title,
+    announcements::body,
+    users::username,
+    announcements::published_at,
+);
+
+/// A row of `INBOX_COLUMNS`.
+pub type InboxRow = (
+    i64,
+    DeliveryState,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    i32,
+    i64,
+    String,
+    String,
+    String,
+    Option<DateTime<Utc>>,
+);
+
+pub fn inbox_item(row: InboxRow) -> InboxItem {
+    let (id, state, delivered_at, ack_at, retry_count, a_id, title, body, publisher, published_at) =
+        row;
+    InboxItem {
+        id,
+        state,
+        delivered_at,
+        ack_at,
+        retry_count,
+        announcement: InboxAnnouncement {
+            id: a_id,
+            title,
+            body,
+            publisher,
+            published_at,
+        },
+    }
+}
+
+/// `user`'s live deliveries, newest first.
+pub async fn inbox(
+    conn: &mut AsyncPgConnection,
+    user: i64,
+    state: Option<DeliveryState>,
+    page: Page,
+) -> Result<(Vec<InboxItem>, i64), AppError> {
+    let filtered = || {
+        let mut query = deliveries::table
+            .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))
+            .inner_join(users::table.on(users::id.eq(announcements::publisher_id)))
+            .filter(deliveries::user_id.eq(user))
+            .filter(live())
+            .into_boxed();
+        if let Some(state) = state {
+            query = query.filter(deliveries::state.eq(state));
+        }
+        query
+    };
+    let total = filtered().count().get_result(conn).await?;
+    let rows: Vec<InboxRow> = filtered()
+        .select(INBOX_COLUMNS)
+        .order(deliveries::id.desc())
+        .limit(page.limit)
+        .offset(page.offset)
+        .load(conn)
+        .await?;
+    Ok((rows.into_iter().map(inbox_item).collect(), total))
+}
+
+/// `user`'s unread deliveries.
+pub async fn unread_count(conn: &mut AsyncPgConnection, user: i64) -> Result<i64, AppError> {
+    Ok(unread_counts(conn, &[user])
+        .await?
+        .get(&user)
+        .copied()
+        .unwrap_or(0))
+}
+
+/// Unread counts of `users`; a user with none is absent from the map.
+pub async fn unread_counts(
+    conn: &mut AsyncPgConnection,
+    users: &[i64],
+) -> Result<HashMap<i64, i64>, AppError> {
+    let rows: Vec<(i64, i64)> = deliveries::table
+        .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))
+        .filter(deliveries::user_id.eq_any(users))
+        .filter(unread())
+        .group_by(deliveries::user_id)
+        .select((deliveries::user_id, diesel::dsl::count_star()))
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// A live delivery of a user's that changed at or after a cursor: the item as
+/// it stands, and the transactions that created and last changed it.
+pub struct Change {
+    pub item: InboxItem,
+    pub created_tx: i64,
+    pub changed_tx: i64,
+}
+
+/// `user`'s live deliveries changed in transaction `since` or later.
+pub async fn changes_since(
+    conn: &mut AsyncPgConnection,
+    user: i64,
+    since: i64,
+) -> Result<Vec<Change>, AppError> {
+    let rows: Vec<(InboxRow, i64, i64)> = deliveries::table
+        .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))
+        .inner_join(users::table.on(users::id.eq(announcements::publisher_id)))
+        .filter(deliveries::user_id.eq(user))
+        .filter(deliveries::changed_tx.ge(since))
+        .filter(live())
+        .select((
+            INBOX_COLUMNS,
+            deliveries::created_tx,
+            deliveries::changed_tx,
+        ))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(row, created_tx, changed_tx)| Change {
+            item: inbox_item(row),
+            created_tx,
+            changed_tx,
+        })
+        .collect())
+}
+
+/// Announcements `user` received that were withdrawn in transaction `since`
+/// or later, with that transaction.
+pub async fn withdrawn_since(
+    conn: &mut AsyncPgConnection,
+    user: i64,
+    since: i64,
+) -> Result<Vec<(i64, Option<i64>)>, AppError> {
+    Ok(announcements::table
+        .inner_join(deliveries::table.on(deliveries::announcement_id.eq(announcements::id)))
+        .filter(deliveries::user_id.eq(user))
+        .filter(announcements::withdrawn_tx.ge(since))
+        .select((announcements::id, announcements::withdrawn_tx))
+        .load(conn)
+        .await?)
+}
+
+/// The new inbox items of `announcement` for those of `users` it reached.
+pub async fn created_for(
+    conn: &mut AsyncPgConnection,
+    announcement: i64,
+    users: &[i64],
+) -> Result<Vec<(i64, InboxItem)>, AppError> {
+    let rows: Vec<(i64, InboxRow)> = deliveries::table
+        .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))
+        .inner_join(users::table.on(users::id.eq(announcements::publisher_id)))
+        .filter(deliveries::announcement_id.eq(announcement))
+        .filter(deliveries::user_id.eq_any(users))
+        .filter(live())
+        .select((deliveries::user_id, INBOX_COLUMNS))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(user, row)| (user, inbox_item(row)))
+        .collect())
+}
+
+/// Those of `users` who received `announcement`.
+pub async fn recipients_among(
+    conn: &mut AsyncPgConnection,
+    announcement: i64,
+    users: &[i64],
+) -> Result<Vec<i64>, AppError> {
+    Ok(deliveries::table
+        .filter(deliveries::announcement_id.eq(announcement))
+        .filter(deliveries::user_id.eq_any(users))
+        .select(deliveries::user_id)
+        .load(conn)
+        .await?)
+}
+
+/// An unread delivery of one announcement: (user, delivery, retry count).
+pub type Unacknowledged = (i64, i64, i32);
+
+/// Those of `users` for whom `announcement` is unread.
+pub async fn unacked_among(
+    conn: &mut AsyncPgConnection,
+    announcement: i64,
+    users: &[i64],
+) -> Result<Vec<Unacknowledged>, AppError> {
+    Ok(deliveries::table
+        .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))
+        .filter(deliveries::announcement_id.eq(announcement))
+        .filter(deliveries::user_id.eq_any(users))
+        .filter(unread())
+        .select((deliveries::user_id, deliveries::id, deliveries::retry_count))
+        .load(conn)
+        .await?)
+}

@@ -1,0 +1,149 @@
+//! The delivery writer's statements: one batch of transitions, checked
+//! against each caller's session and moved forward only (see `writer.rs`).
+
+use chrono::{DateTime, Utc};
+use diesel::QueryResult;
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{
+    Array, BigInt, Bool, Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid,
+};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::rules::live_sql;
+use crate::error::AppError;
+
+/// How one request of a batch came out, in request order (`n` from 1).
+#[derive(diesel::QueryableByName)]
+pub struct TransitionRow {
+    #[diesel(sql_type = BigInt)]
+    pub n: i64,
+    #[diesel(sql_type = Bool)]
+    pub session_live: bool,
+    #[diesel(sql_type = Bool)]
+    pub found: bool,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub announcement_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub state: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub delivered_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub ack_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Bool)]
+    pub changed: bool,
+}
+
+/// The batch statement as a query of its own: `sql_query` text is planned
+/// afresh on every call (diesel will not cache it), and planning this
+/// statement costs as much as running it. A static query id lets
+/// diesel-async keep it prepared on each pooled connection.
+struct TransitionBatch<'a> {
+    ids: &'a [i64],
+    users: &'a [i64],
+    sessions: &'a [Uuid],
+    targets: &'a [&'static str],
+}
+
+impl QueryId for TransitionBatch<'_> {
+    type QueryId = TransitionBatch<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for TransitionBatch<'_> {
+    type SqlType = Untyped;
+}
+
+impl QueryFragment<Pg> for TransitionBatch<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("WITH v AS (SELECT * FROM unnest(");
+        out.push_bind_param::<Array<BigInt>, _>(&self.ids)?;
+        out.push_sql("::bigint[], ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.users)?;
+        out.push_sql("::bigint[], ");
+        out.push_bind_param::<Array<SqlUuid>, _>(&self.sessions)?;
+        out.push_sql("::uuid[], ");
+        out.push_bind_param::<Array<Text>, _>(&self.targets)?;
+        out.push_sql("::text[])");
+        out.push_sql(BATCH_SQL_AFTER_BINDS);
+        Ok(())
+    }
+}
+
+/// One statement for the whole batch. `ok` keeps the requests of live
+/// sessions for their own live deliveries; `want` merges them per delivery;
+/// `upd` moves each delivery forward once. The
+/// final SELECT answers every request in order (PostgreSQL evaluates the
+/// snapshot before `upd`, hence the COALESCEs).
+const BATCH_SQL_AFTER_BINDS: &str = concat!(
+    "
+        WITH ORDINALITY AS v(id, user_id, session_id, target, n)
+), ok AS (
+    SELECT v.n, v.id, v.target FROM v
+    JOIN auth_sessions s ON s.id = v.session_id AND s.user_id = v.user_id AND s.revoked_at IS NULL
+    JOIN users u ON u.id = v.user_id AND u.is_active
+    JOIN deliveries ON deliveries.id = v.id AND deliveries.user_id = v.user_id
+    JOIN announcements ON announcements.id = deliveries.announcement_id AND ",
+    live_sql!(),
+    "
+), want AS (
+    SELECT id, max(CASE target WHEN 'acknowledged' THEN 2 ELSE 1 END) AS rank FROM ok GROUP BY id
+), upd AS (
+    UPDATE deliveries d SET
+        state = CASE WHEN w.rank = 2 THEN 'acknowledged' ELSE 'delivered' END,
+        delivered_at = COALESCE(d.delivered_at, now()),
+        ack_at = CASE WHEN w.rank = 2 THEN now() ELSE d.ack_at END,
+        changed_tx = pg_current_xact_id()::text::bigint
+    FROM want w
+    WHERE d.id = w.id
+      AND (CASE d.state WHEN 'queued' THEN 0 WHEN 'delivered' THEN 1 ELSE 2 END) < w.rank
+    RETURNING d.id, d.state, d.delivered_at, d.ack_at
+)
+SELECT v.n,
+       (s.id IS NOT NULL AND u.id IS NOT NULL) AS session_live,
+       (ok.n IS NOT NULL) AS found,
+       d.announcement_id,
+       COALESCE(upd.state, d.state) AS state,
+       COALESCE(upd.delivered_at, d.delivered_at) AS delivered_at,
+       CASE WHEN upd.id IS NOT NULL THEN upd.ack_at ELSE d.ack_at END AS ack_at,
+       (upd.id IS NOT NULL) AS changed
+FROM v
+LEFT JOIN auth_sessions s ON s.id = v.session_id AND s.user_id = v.user_id AND s.revoked_at IS NULL
+LEFT JOIN users u ON u.id = v.user_id AND u.is_active
+LEFT JOIN ok ON ok.n = v.n
+LEFT JOIN deliveries d ON d.id = v.id AND ok.n IS NOT NULL
+LEFT JOIN upd ON upd.id = v.id
+ORDER BY v.n"
+);
+
+/// Re-reads rows another node moved while this batch ran.
+const REREAD_SQL: &str = "
+SELECT 0::bigint AS n, true AS session_live, true AS found, announcement_id, state, delivered_at, ack_at,
+       false AS changed
+FROM deliveries WHERE id = $1";
+
+/// Runs one batch: the requests are the parallel slices, answered in order.
+pub async fn transition_batch(
+    conn: &mut AsyncPgConnection,
+    ids: &[i64],
+    users: &[i64],
+    sessions: &[Uuid],
+    targets: &[&'static str],
+) -> Result<Vec<TransitionRow>, AppError> {
+    let batch = TransitionBatch {
+        ids,
+        users,
+        sessions,
+        targets,
+    };
+    Ok(batch.load(conn).await?)
+}
+
+/// The delivery as it stands now (another node moved it while a batch ran).
+pub async fn reread(conn: &mut AsyncPgConnection, id: i64) -> Result<TransitionRow, AppError> {
+    Ok(diesel::sql_query(REREAD_SQL)
+        .bind::<BigInt, _>(id)
+        .get_result(conn)
+        .await?)
+}

@@ -1,0 +1,306 @@
+//! What each bus event means for the sessions connected here. Events that
+//! reach many people are resolved with one query over the connected users
+//! only; figures are coalesced and flushed on the hub's intervals.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use actix_web_actors::ws::CloseCode;
+use diesel_async::AsyncPgConnection;
+use metrics::counter;
+use uuid::Uuid;
+
+use super::{Hub, Push, SessionId};
+use crate::announcements::model::AnnouncementStats;
+use crate::announcements::store as announcements;
+use crate::db::DbPool;
+use crate::deliveries::store as deliveries;
+use crate::error::AppError;
+use crate::events::{Envelope, Event};
+use crate::jobs::model::{JobKind, JobState, Progress};
+use crate::realtime::protocol::ServerMessage;
+
+/// When the event behind a push was raised (ms since the epoch).
+type Raised = Option<i64>;
+
+impl Hub {
+    /// What a bus event means for the sessions here: one small step per kind.
+    pub(super) fn dispatch(&mut self, envelope: Arc<Envelope>, ctx: &mut Context<Self>) {
+        let raised = Some(envelope.raised_at_ms);
+        match envelope.event {
+            Event::DeliveriesCreated {
+                announcement_id,
+                first_user_id,
+                last_user_id,
+                ..
+            } => {
+                self.deliveries_created(announcement_id, first_user_id..=last_user_id, raised, ctx)
+            }
+            Event::DeliveryUpdated {
+                delivery_id,
+                user_id,
+                announcement_id,
+                state,
+                delivered_at,
+                ack_at,
+            } => {
+                let message = ServerMessage::DeliveryUpdated {
+                    delivery_id,
+                    announcement_id,
+                    state,
+                    delivered_at,
+                    ack_at,
+                };
+                self.delivery_updated(user_id, message, raised);
+            }
+            Event::AnnouncementWithdrawn { announcement_id } => {
+                self.announcement_withdrawn(announcement_id, raised, ctx)
+            }
+            Event::AnnouncementStats { announcement_id } => self.stats_changed(announcement_id),
+            Event::RemindersSent { announcement_id } => {
+                self.reminders_sent(announcement_id, raised, ctx)
+            }
+            Event::JobProgress {
+                job_id,
+                owner_id,
+                kind,
+                state,
+                done,
+                total,
+            } => self.job_progress(
+                owner_id,
+                job_id,
+                kind,
+                state,
+                Progress { done, total },
+                raised,
+            ),
+            Event::SignedOut { user_id, session } => self.signed_out(user_id, session),
+        }
+    }
+
+    /// A fan-out chunk wrote deliveries for a user-id range: the new items
+    /// go to whoever in that range is connected here.
+    fn deliveries_created(
+        &mut self,
+        announcement_id: i64,
+        users: std::ops::RangeInclusive<i64>,
+        raised: Raised,
+        ctx: &mut Context<Self>,
+    ) {
+        if users.is_empty() {
+            return;
+        }
+        let users: Vec<i64> = self.by_user.range(users).map(|(user, _)| *user).collect();
+        let query = async move |conn: &mut AsyncPgConnection, users: &[i64]| {
+            deliveries::created_for(conn, announcement_id, users).await
+        };
+        self.resolve_among(users, query, ctx, move |hub, items| {
+            for (user, item) in items {
+                let message = ServerMessage::DeliveryCreated { delivery: item };
+                hub.push_user(user, Push::new(message, raised));
+                hub.unread_dirty.insert(user);
+            }
+        });
+    }
+
+    /// One delivery moved: its recipient's sessions (every device) hear it.
+    fn delivery_updated(&mut self, user_id: i64, message: ServerMessage, raised: Raised) {
+        if self.by_user.contains_key(&user_id) {
+            self.push_user(user_id, Push::new(message, raised));
+            self.unread_dirty.insert(user_id);
+        }
+    }
+
+    /// The connected recipients of a withdrawn announcement drop it.
+    fn announcement_withdrawn(
+        &mut self,
+        announcement_id: i64,
+        raised: Raised,
+        ctx: &mut Context<Self>,
+    ) {
+        let query = async move |conn: &mut AsyncPgConnection, users: &[i64]| {
+            deliveries::recipients_among(conn, announcement_id, users).await
+        };
+        let users = self.connected_users();
+        self.resolve_among(users, query, ctx, move |hub, recipients| {
+            let message = Arc::new(ServerMessage::AnnouncementWithdrawn { announcement_id });
+            for user in recipients {
+                let push = Push {
+                    message: Arc::clone(&message),
+                    raised_at_ms: raised,
+                };
+                hub.push_user(user, push);
+                hub.unread_dirty.insert(user);
+            }
+        });
+    }
+
+    /// Figures changed: sent with the next flush, if anyone here watches them.
+    fn stats_changed(&mut self, announcement_id: i64) {
+        if self.stats_watchers.contains_key(&announcement_id) {
+            self.stats_dirty.insert(announcement_id);
+        }
+    }
+
+    /// A reminder went out: the connected recipients who have not
+    /// acknowledged are nudged.
+    fn reminders_sent(&mut self, announcement_id: i64, raised: Raised, ctx: &mut Context<Self>) {
+        let query = async move |conn: &mut AsyncPgConnection, users: &[i64]| {
+            deliveries::unacked_among(conn, announcement_id, users).await
+        };
+        let users = self.connected_users();
+        self.resolve_among(users, query, ctx, move |hub, reminded| {
+            for (user, delivery_id, retry_count) in reminded {
+                let message = ServerMessage::Reminder {
+                    delivery_id,
+                    announcement_id,
+                    retry_count,
+                };
+                hub.push_user(user, Push::new(message, raised));
+            }
+        });
+    }
+
+    fn job_progress(
+        &mut self,
+        owner_id: i64,
+        task_id: Uuid,
+        kind: JobKind,
+        state: JobState,
+        progress: Progress,
+        raised: Raised,
+    ) {
+        let message = ServerMessage::JobProgress {
+            task_id,
+            kind,
+            state: state.task_state(),
+            progress,
+        };
+        self.push_user(owner_id, Push::new(message, raised));
+    }
+
+    /// A login session ended (or all of a user's): its websockets close.
+    fn signed_out(&mut self, user_id: i64, session: Option<Uuid>) {
+        let ids = self.by_user.get(&user_id).cloned().unwrap_or_default();
+        for id in ids {
+            let Some(entry) = self.sessions.get_mut(&id) else {
+                continue;
+            };
+            if session.is_none_or(|s| s == entry.link.auth_session) {
+                entry.close(CloseCode::Policy, "signed out");
+            }
+        }
+    }
+
+    /// Starts sending `announcement_id`'s figures to session `id` (whose
+    /// right to see them the session has checked), the current ones at once.
+    pub(super) fn watch(&mut self, id: SessionId, announcement_id: i64, ctx: &mut Context<Self>) {
+        let Some(entry) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        entry.watching.insert(announcement_id);
+        self.stats_watchers
+            .entry(announcement_id)
+            .or_default()
+            .insert(id);
+        let db = self.db.clone();
+        self.resolve(stats(db, announcement_id), ctx, move |hub, stats| {
+            let message = ServerMessage::AnnouncementStats {
+                announcement_id,
+                stats,
+            };
+            hub.push_session(id, Push::new(message, None));
+        });
+    }
+
+    /// Runs a lookup off the hub's own thread of control and hands its result
+    /// back to the hub; a failure only costs live pushes (cursors catch up).
+    fn resolve<T: 'static>(
+        &mut self,
+        work: impl Future<Output = Result<T, AppError>> + 'static,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Hub, T) + 'static,
+    ) {
+        ctx.spawn(work.into_actor(self).map(|result, hub, _| match result {
+            Ok(value) => then(hub, value),
+            Err(error) => {
+                counter!("classbell_hub_events_lost_total").increment(1);
+                tracing::warn!(%error, "could not resolve an event for live sessions");
+            }
+        }));
+    }
+
+    /// `resolve` for a query over some of the connected users (none: nothing to do).
+    fn resolve_among<T: 'static>(
+        &mut self,
+        users: Vec<i64>,
+        query: impl AsyncFnOnce(&mut AsyncPgConnection, &[i64]) -> Result<T, AppError> + 'static,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Hub, T) + 'static,
+    ) {
+        if users.is_empty() {
+            return;
+        }
+        let db = self.db.clone();
+        let work = async move {
+            let mut conn = db.get().await?;
+            query(&mut conn, &users).await
+        };
+        self.resolve(work, ctx, then);
+    }
+
+    /// Sends the changed unread counts, with one query for all who changed.
+    pub(super) fn flush_unread(&mut self, ctx: &mut Context<Self>) {
+        let users: Vec<i64> = self
+            .unread_dirty
+            .drain()
+            .filter(|user| self.by_user.contains_key(user))
+            .collect();
+        let query = async |conn: &mut AsyncPgConnection, users: &[i64]| {
+            let counts = deliveries::unread_counts(conn, users).await?;
+            Ok((users.to_vec(), counts))
+        };
+        self.resolve_among(users, query, ctx, |hub, (users, counts)| {
+            for user in users {
+                let unread = counts.get(&user).copied().unwrap_or(0);
+                let message = ServerMessage::UnreadCount { unread };
+                hub.push_user(user, Push::new(message, None));
+            }
+        });
+    }
+
+    /// Sends the changed figures of watched announcements.
+    pub(super) fn flush_stats(&mut self, ctx: &mut Context<Self>) {
+        let dirty: Vec<i64> = self
+            .stats_dirty
+            .drain()
+            .filter(|id| self.stats_watchers.contains_key(id))
+            .collect();
+        for announcement_id in dirty {
+            let db = self.db.clone();
+            self.resolve(stats(db, announcement_id), ctx, move |hub, stats| {
+                let Some(watchers) = hub.stats_watchers.get(&announcement_id).cloned() else {
+                    return;
+                };
+                let message = Arc::new(ServerMessage::AnnouncementStats {
+                    announcement_id,
+                    stats,
+                });
+                for id in watchers {
+                    let push = Push {
+                        message: Arc::clone(&message),
+                        raised_at_ms: None,
+                    };
+                    hub.push_session(id, push);
+                }
+            });
+        }
+    }
+}
+
+async fn stats(db: DbPool, announcement_id: i64) -> Result<AnnouncementStats, AppError> {
+    let mut conn = db.get().await?;
+    let announcement = announcements::find(&mut conn, announcement_id).await?;
+    announcements::stats(&mut conn, &announcement).await
+}
