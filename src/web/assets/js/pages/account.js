@@ -37,14 +37,14 @@ function countdown(box, text, go) {
   return () => clearTimeout(timer);
 }
 
-export async function home(main, { user }) {
+export async function home(main, { allowed }) {
   const me = await api("GET", "/auth/me");
   replace(
     main,
     h("h1", {}, `Hello, ${me.username}`),
     h("p", {}, "You are signed in as ", h("b", { id: "role" }, me.role), "."),
     h("p", {}, h("a", { class: "button", href: "/inbox", "data-link": true }, "Open your inbox"),
-      " ", user.role !== "student" && h("a", { class: "button secondary", href: "/announcements", "data-link": true }, "Your announcements")),
+      " ", allowed("/announcements") && h("a", { class: "button secondary", href: "/announcements", "data-link": true }, "Your announcements")),
   );
 }
 
