@@ -134,8 +134,10 @@ export function resetPassword(main, { go }) {
   history.replaceState({}, "", "/reset-password");
   const box = h("div");
   if (!token) {
+    // Not an error: the token leaves the address as soon as the page reads it,
+    // so a reload, the history or a bookmark brings the visitor here without one.
     replace(main, h("h1", {}, "Set a new password"),
-      notice("This link is incomplete. Ask for a new one.", "bad"),
+      notice("To set a new password, open the link in the mail we sent you, or ask for a new one."),
       h("a", { href: "/forgot-password", "data-link": true }, "Send me a new link"));
     return;
   }
