@@ -1,6 +1,7 @@
 // classbell's browser app, end to end, in headless Chromium: a teacher and
-// two students in separate browser contexts, the register page's rules, and
-// the password-reset flow from the mail the SMTP server received.
+// two students in separate browser contexts, the register page's rules, the
+// password-reset flow from the mail the SMTP server received, and a walk
+// through every page of the app's page list as each demo role and signed out.
 //
 // Run by ops/test against a real `classbell serve` with the demo school:
 //   CLASSBELL_E2E_BASE=http://127.0.0.1:PORT CLASSBELL_E2E_MAILDIR=…/new node run.mjs
@@ -88,6 +89,106 @@ function resetLink(address) {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
   }
   throw new Error(`no reset mail reached ${address}`);
+}
+
+// ---------------------------------------------------------------------------
+// The page walk: every page of the app's page list (the file the server and
+// the router read), as each demo role and signed out. A page fails the walk
+// on a script error, a console error (a failed request included) or an error
+// banner (`.notice.bad`, role=alert).
+
+const PAGES = JSON.parse(readFileSync(new URL("../../src/web/assets/js/pages.json", import.meta.url), "utf8"));
+const DEMO_USERS = ["student01", "ms.rivera", "manager", "registrar", "admin"];
+
+/** Real ids for the list's `:id` patterns: a course and a section the user sees (their own when they have some). */
+async function demoIds(access) {
+  const own = (await call("GET", "/api/me/sections?limit=1", access)).items[0];
+  const section = own ?? (await call("GET", "/api/sections?limit=1", access)).items[0];
+  const course = own ? { id: own.course_id } : (await call("GET", "/api/courses?limit=1", access)).items[0];
+  assert.ok(section && course, "the demo school shows a course and a section");
+  return { "/courses/:id": course.id, "/sections/:id": section.id };
+}
+
+function address(path, ids) {
+  if (!path.includes(":")) return path;
+  assert.ok(ids[path] !== undefined, `the walk has an id for ${path}`);
+  return path.replace(/:\w+/, ids[path]);
+}
+
+/** A tab that files every script and console error under the page it is on. */
+async function walker(browser, problems) {
+  const page = await (await browser.newContext({ viewport: { width: 1100, height: 800 } })).newPage();
+  const where = { label: "" };
+  page.on("pageerror", (error) => problems.push(`${where.label}: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(`${where.label}: console: ${message.text()}`);
+  });
+  return { page, where };
+}
+
+/** Opens `path` and waits until the app has rendered it (the title names the page) and the network is quiet. */
+async function visit({ page, where }, label, path, problems) {
+  where.label = label;
+  await page.goto(`${BASE}${path}`);
+  try {
+    await page.waitForFunction(() => document.title.includes(" · "), null, { timeout: 5000 });
+    await page.waitForLoadState("networkidle", { timeout: 5000 });
+  } catch {
+    problems.push(`${label}: the page did not finish rendering`);
+  }
+  for (const text of await page.locator(".notice.bad, [role=alert]").allTextContents()) {
+    problems.push(`${label}: error banner: ${text.trim()}`);
+  }
+  return page;
+}
+
+/** Every page as one demo user: a page for other roles says so plainly instead. */
+async function walkAs(browser, username, problems) {
+  const access = await token(username, DEMO_PASSWORD);
+  const { role } = await call("GET", "/auth/me", access);
+  const ids = await demoIds(access);
+  const tab = await walker(browser, problems);
+  await visit(tab, `${username} signing in`, "/login", problems);
+  await tab.page.getByLabel("Username or email").fill(username);
+  await tab.page.getByLabel("Password").fill(DEMO_PASSWORD);
+  await tab.page.getByRole("button", { name: "Sign in" }).click();
+  await tab.page.waitForURL(/\/(inbox|announcements)$/);
+  for (const entry of PAGES) {
+    const label = `${username} (${role}) ${entry.path}`;
+    const page = await visit(tab, label, address(entry.path, ids), problems);
+    const forRole = !entry.roles || entry.roles.includes(role);
+    const note = await page.locator("#not-for-role").count();
+    if (forRole && note) problems.push(`${label}: says it is not for this role`);
+    if (!forRole && !note) problems.push(`${label}: does not say it is for other roles`);
+    if (!(await page.locator("main h1").count())) problems.push(`${label}: no heading`);
+  }
+  await tab.page.context().close();
+}
+
+/** Signed out: the pages that need no account render; the others lead to the sign-in page. */
+async function walkSignedOut(browser, problems) {
+  const tab = await walker(browser, problems);
+  for (const entry of PAGES) {
+    const label = `signed out ${entry.path}`;
+    const page = await visit(tab, label, address(entry.path, { "/courses/:id": 1, "/sections/:id": 1 }), problems);
+    const at = new URL(page.url()).pathname;
+    if (entry.signed_in && at !== "/login") problems.push(`${label}: shown at ${at}, not sent to sign in`);
+    if (!entry.signed_in && at !== entry.path) problems.push(`${label}: moved to ${at}`);
+  }
+  // Without a token (the page drops it from the address once read, so a reload
+  // comes back without one) /reset-password says where to get a link: a note,
+  // not an error banner, which the walk above would have reported.
+  const reset = await visit(tab, "signed out /reset-password (no token)", "/reset-password", problems);
+  await reset.locator("main .notice:not(.bad)", { hasText: "open the link in the mail" }).waitFor({ timeout: 2000 });
+  await tab.page.context().close();
+}
+
+async function walkEveryPage(browser) {
+  const problems = [];
+  await Promise.all([walkSignedOut(browser, problems), ...DEMO_USERS.map((name) => walkAs(browser, name, problems))]);
+  const visits = PAGES.length * (DEMO_USERS.length + 1);
+  assert.deepEqual(problems, [], `the page walk (${visits} visits) found problems`);
+  console.log(`    (${PAGES.length} pages × ${DEMO_USERS.length} demo roles and signed out)`);
 }
 
 async function main() {
@@ -236,6 +337,9 @@ async function main() {
     await phone.goto(`${BASE}/login`);
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `no sideways scrolling (${overflow}px)`);
+
+    step("every page of the page list renders as each demo role and signed out, without errors");
+    await walkEveryPage(browser);
 
     assert.deepEqual(errors, [], "no script errors in any page");
     console.log(`browser tests passed; screenshots in ${SHOTS}`);

@@ -9,39 +9,37 @@ import * as inbox from "./pages/inbox.js";
 import * as announcements from "./pages/announcements.js";
 import * as school from "./pages/school.js";
 import * as admin from "./pages/admin.js";
+// The app's pages, each `{path, module, view, signed_in, roles?}`; the server
+// reads the same list to answer each path with this app.
+import pages from "./pages.json" with { type: "json" };
 
 const STAFF = ["manager", "registrar", "admin"];
+const modules = { account, inbox, announcements, school, admin };
 
-const routes = [
-  ["/", account.home, true],
-  ["/login", account.login, false],
-  ["/register", account.register, false],
-  ["/forgot-username", account.forgotUsername, false],
-  ["/forgot-password", account.forgotPassword, false],
-  ["/reset-password", account.resetPassword, false],
-  ["/change-password", account.changePassword, true],
-  ["/inbox", inbox.page, true],
-  ["/announcements", announcements.mine, true],
-  ["/announcements/new", announcements.compose, true],
-  ["/courses", school.courses, true],
-  ["/courses/:id", school.course, true],
-  ["/sections", school.sections, true],
-  ["/sections/:id", school.section, true],
-  ["/admin/users", admin.users, true],
-];
+const routes = pages.map(({ path, module, view, signed_in: signedIn, roles = [] }) => {
+  const page = modules[module]?.[view];
+  if (typeof page !== "function") throw new Error(`pages.json: ${path} names no view ${module}.${view}`);
+  const names = [];
+  const regex = new RegExp(`^${path.replace(/:(\w+)/g, (_, name) => (names.push(name), "([^/]+)"))}$`);
+  return { path, page, signedIn, roles, regex, names };
+});
 
 const live = new Live();
 const main = document.getElementById("main");
 let leave = null;
 
 function match(path) {
-  for (const [pattern, page, signedIn] of routes) {
-    const names = [];
-    const regex = new RegExp(`^${pattern.replace(/:(\w+)/g, (_, name) => (names.push(name), "([^/]+)"))}$`);
-    const found = regex.exec(path);
-    if (found) return { page, signedIn, params: Object.fromEntries(names.map((n, i) => [n, found[i + 1]])) };
+  for (const route of routes) {
+    const found = route.regex.exec(path);
+    if (found) return { ...route, params: Object.fromEntries(route.names.map((n, i) => [n, found[i + 1]])) };
   }
   return null;
+}
+
+/** Whether the page at `path` (as pages.json lists it) is for the signed-in user's role. */
+function allowed(path, u = user()) {
+  const roles = routes.find((route) => route.path === path)?.roles ?? [];
+  return roles.length === 0 || roles.includes(u?.role);
 }
 
 export function go(path, { replace: swap = false } = {}) {
@@ -75,10 +73,10 @@ function navigation() {
   replace(
     nav,
     link("/inbox", "Inbox"),
-    u.role !== "student" && link("/announcements", "Announcements"),
+    allowed("/announcements", u) && link("/announcements", "Announcements"),
     link("/courses", "Courses"),
     link("/sections", "Sections"),
-    u.role === "admin" && link("/admin/users", "Users"),
+    allowed("/admin/users", u) && link("/admin/users", "Users"),
     link("/change-password", "Password"),
     h("button", { type: "button", onclick: signOut }, `Sign out (${u.username})`),
   );
@@ -103,21 +101,29 @@ live.addEventListener("unread_count", (e) => setBadge(e.detail.unread));
 live.addEventListener("connection", (e) => status(e.detail.connected ? "" : "Reconnecting to live updates…"));
 window.addEventListener("signed-out", () => { live.stop(); go("/login", { replace: true }); });
 
+function notFound(main) {
+  replace(main, h("h1", {}, "Not found"), h("p", {}, h("a", { href: "/", "data-link": true }, "Home")));
+}
+
+/** A page the user's role has no use for: said plainly, not as an error. */
+function notForRole(roles) {
+  return (main) => replace(main, h("h1", {}, "Not available"),
+    h("div", { id: "not-for-role", class: "notice", role: "status" }, `This page is for: ${roles.join(", ")}.`),
+    h("p", {}, h("a", { href: "/", "data-link": true }, "Home")));
+}
+
 async function render() {
   leave?.();
   leave = null;
   const found = match(location.pathname);
   navigation();
-  if (!found) {
-    replace(main, h("h1", {}, "Not found"), h("p", {}, h("a", { href: "/", "data-link": true }, "Home")));
-    return;
-  }
-  if (found.signedIn && !user()) return go("/login", { replace: true });
+  if (found?.signedIn && !user()) return go("/login", { replace: true });
   if (user()) live.start();
-  const ctx = { user: user(), live, go, status, isStaff: isStaff(), params: found.params };
+  const ctx = { user: user(), live, go, status, isStaff: isStaff(), allowed, params: found?.params ?? {} };
+  const page = !found ? notFound : allowed(found.path) ? found.page : notForRole(found.roles);
   replace(main);
   try {
-    leave = (await found.page(main, ctx)) ?? null;
+    leave = (await page(main, ctx)) ?? null;
   } catch (error) {
     replace(main, h("div", { class: "notice bad", role: "alert" }, error.message));
   }

@@ -37,14 +37,14 @@ function countdown(box, text, go) {
   return () => clearTimeout(timer);
 }
 
-export async function home(main, { user }) {
+export async function home(main, { allowed }) {
   const me = await api("GET", "/auth/me");
   replace(
     main,
     h("h1", {}, `Hello, ${me.username}`),
     h("p", {}, "You are signed in as ", h("b", { id: "role" }, me.role), "."),
     h("p", {}, h("a", { class: "button", href: "/inbox", "data-link": true }, "Open your inbox"),
-      " ", user.role !== "student" && h("a", { class: "button secondary", href: "/announcements", "data-link": true }, "Your announcements")),
+      " ", allowed("/announcements") && h("a", { class: "button secondary", href: "/announcements", "data-link": true }, "Your announcements")),
   );
 }
 
@@ -134,8 +134,10 @@ export function resetPassword(main, { go }) {
   history.replaceState({}, "", "/reset-password");
   const box = h("div");
   if (!token) {
+    // Not an error: the token leaves the address as soon as the page reads it,
+    // so a reload, the history or a bookmark brings the visitor here without one.
     replace(main, h("h1", {}, "Set a new password"),
-      notice("This link is incomplete. Ask for a new one.", "bad"),
+      notice("To set a new password, open the link in the mail we sent you, or ask for a new one."),
       h("a", { href: "/forgot-password", "data-link": true }, "Send me a new link"));
     return;
   }

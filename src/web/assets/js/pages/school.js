@@ -37,13 +37,14 @@ export async function courses(main, { isStaff }) {
           },
         }, "Delete")))))));
   }
-  const create = isStaff && h("form", { class: "stack card" },
+  // A form the user may not use is null, not false: `?.` skips null and undefined only.
+  const create = isStaff ? h("form", { class: "stack card" },
     h("h2", {}, "New course"),
     field("Code", { name: "code", required: true }),
     field("Title", { name: "title", required: true }),
     field("Credits", { name: "credits", type: "number", step: "0.1", min: "0", max: "99.9" }),
     field("Description", { name: "description" }, "textarea"),
-    h("button", { type: "submit" }, "Create course"));
+    h("button", { type: "submit" }, "Create course")) : null;
   create?.addEventListener("submit", async (event) => {
     event.preventDefault();
     const v = values(create);
@@ -82,11 +83,11 @@ export async function course(main, { params, user, isStaff }) {
           },
         }, "Delete")))));
   }
-  const upload = mayFile && h("form", { class: "stack card" },
+  const upload = mayFile ? h("form", { class: "stack card" },
     h("h2", {}, "Add a file"),
     field("Title", { name: "title", required: true }),
     field("File", { name: "file", type: "file", required: true }),
-    h("button", { type: "submit" }, "Upload"));
+    h("button", { type: "submit" }, "Upload")) : null;
   upload?.addEventListener("submit", async (event) => {
     event.preventDefault();
     const form = new FormData();
@@ -99,11 +100,11 @@ export async function course(main, { params, user, isStaff }) {
       await load();
     } catch (e) { failure(box, e); }
   });
-  const edit = mayEdit && h("form", { class: "stack card" },
+  const edit = mayEdit ? h("form", { class: "stack card" },
     h("h2", {}, "Edit"),
     field("Title", { name: "title", value: c.title, required: true }),
     field("Credits", { name: "credits", type: "number", step: "0.1", value: c.credits }),
-    h("button", { type: "submit" }, "Save"));
+    h("button", { type: "submit" }, "Save")) : null;
   edit?.addEventListener("submit", async (event) => {
     event.preventDefault();
     const v = values(edit);
