@@ -12,6 +12,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::deliveries::model::DeliveryState;
+use crate::ids::{AnnouncementId, DeliveryId, JobId, UserId};
 use crate::jobs::model::{JobKind, JobState};
 
 /// Events kept for slow listeners before the oldest are dropped.
@@ -29,37 +30,40 @@ pub enum Event {
     /// not a list: listeners look up only the users they serve.
     #[serde(rename = "deliveries.created")]
     DeliveriesCreated {
-        announcement_id: i64,
-        first_user_id: i64,
-        last_user_id: i64,
+        announcement_id: AnnouncementId,
+        first_user_id: UserId,
+        last_user_id: UserId,
         count: i64,
     },
     #[serde(rename = "delivery.updated")]
     DeliveryUpdated {
-        delivery_id: i64,
-        user_id: i64,
-        announcement_id: i64,
+        delivery_id: DeliveryId,
+        user_id: UserId,
+        announcement_id: AnnouncementId,
         state: DeliveryState,
         delivered_at: Option<DateTime<Utc>>,
         ack_at: Option<DateTime<Utc>>,
     },
     #[serde(rename = "announcement.withdrawn")]
-    AnnouncementWithdrawn { announcement_id: i64 },
+    AnnouncementWithdrawn { announcement_id: AnnouncementId },
     /// The announcement's figures changed (the hub reads and coalesces them).
     #[serde(rename = "announcement.stats")]
-    AnnouncementStats { announcement_id: i64 },
+    AnnouncementStats { announcement_id: AnnouncementId },
     /// Every unacknowledged recipient of the announcement was just reminded.
     #[serde(rename = "reminders.sent")]
-    RemindersSent { announcement_id: i64 },
+    RemindersSent { announcement_id: AnnouncementId },
     /// A user's login sessions ended: one (`session`) or all of them
     /// (deactivation, password change). Their websockets close.
     #[serde(rename = "user.signed_out")]
-    SignedOut { user_id: i64, session: Option<Uuid> },
+    SignedOut {
+        user_id: UserId,
+        session: Option<Uuid>,
+    },
     /// A background job moved on (or ended); for its owner.
     #[serde(rename = "job.progress")]
     JobProgress {
-        job_id: Uuid,
-        owner_id: i64,
+        job_id: JobId,
+        owner_id: UserId,
         kind: JobKind,
         state: JobState,
         done: i32,

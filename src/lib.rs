@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod http;
+pub mod ids;
 pub mod jobs;
 pub mod mail;
 pub mod openapi;

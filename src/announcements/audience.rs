@@ -1,5 +1,6 @@
 //! Who an announcement reaches, and the SQL that lists them.
 
+use crate::ids::{CourseId, SectionId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -10,8 +11,8 @@ use utoipa::ToSchema;
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Audience {
     AllStudents,
-    Course { course_id: i64 },
-    Section { section_id: i64 },
+    Course { course_id: CourseId },
+    Section { section_id: SectionId },
 }
 
 impl Audience {
@@ -23,19 +24,24 @@ impl Audience {
         }
     }
 
+    /// The `audience_id` column: the course's or the section's id.
     pub fn id(self) -> Option<i64> {
         match self {
             Audience::AllStudents => None,
-            Audience::Course { course_id } => Some(course_id),
-            Audience::Section { section_id } => Some(section_id),
+            Audience::Course { course_id } => Some(course_id.0),
+            Audience::Section { section_id } => Some(section_id.0),
         }
     }
 
     /// Back from the `audience_kind`/`audience_id` columns (a CHECK keeps them consistent).
     pub fn from_columns(kind: &str, id: Option<i64>) -> Self {
         match (kind, id) {
-            ("course", Some(course_id)) => Audience::Course { course_id },
-            ("section", Some(section_id)) => Audience::Section { section_id },
+            ("course", Some(id)) => Audience::Course {
+                course_id: CourseId(id),
+            },
+            ("section", Some(id)) => Audience::Section {
+                section_id: SectionId(id),
+            },
             _ => Audience::AllStudents,
         }
     }

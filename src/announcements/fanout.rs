@@ -24,6 +24,7 @@ use crate::db::DbPool;
 use crate::deliveries::store as deliveries;
 use crate::error::AppError;
 use crate::events::{Event, EventBus};
+use crate::ids::AnnouncementId;
 use crate::telemetry::mailbox;
 
 /// The supervisor's name in actor metrics.
@@ -73,7 +74,7 @@ impl Default for FanoutSettings {
 
 /// One announcement's fan-out, step by step.
 pub struct FanoutJob {
-    pub announcement_id: i64,
+    pub announcement_id: AnnouncementId,
     pub audience: Audience,
     pub owner: Uuid,
     pub settings: FanoutSettings,
@@ -169,7 +170,7 @@ impl FanoutJob {
 pub async fn run_now(
     db: &DbPool,
     bus: &EventBus,
-    id: i64,
+    id: AnnouncementId,
     settings: FanoutSettings,
 ) -> Result<Step, AppError> {
     let owner = Uuid::new_v4();
@@ -230,7 +231,7 @@ pub struct Kick;
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct StopFanout {
-    pub announcement_id: i64,
+    pub announcement_id: AnnouncementId,
 }
 
 /// The node is shutting down: every worker stops after its current chunk
@@ -243,7 +244,7 @@ pub struct StopAll;
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 struct FanoutEnded {
-    announcement_id: i64,
+    announcement_id: AnnouncementId,
     outcome: Result<Step, String>,
 }
 
@@ -253,7 +254,7 @@ pub struct FanoutSupervisor {
     settings: FanoutSettings,
     /// This node's identity in `fanout_owner`.
     node: Uuid,
-    workers: HashMap<i64, (Addr<FanoutWorker>, Arc<AtomicBool>)>,
+    workers: HashMap<AnnouncementId, (Addr<FanoutWorker>, Arc<AtomicBool>)>,
     claiming: bool,
     /// Shutting down: claim nothing more.
     stopping: bool,
@@ -291,7 +292,7 @@ impl FanoutSupervisor {
         }
         self.claiming = true;
         let (db, node, lease) = (self.db.clone(), self.node, self.settings.lease_secs);
-        let running: Vec<i64> = self.workers.keys().copied().collect();
+        let running: Vec<AnnouncementId> = self.workers.keys().copied().collect();
         let work = async move {
             let mut conn = db.get().await?;
             let backlog = store::fanout_backlog(&mut conn).await?;
@@ -328,7 +329,7 @@ impl FanoutSupervisor {
             supervisor: ctx.address(),
         };
         tracing::info!(
-            announcement = claim.id,
+            announcement = %claim.id,
             attempt = claim.fanout_attempts + 1,
             "fan-out started"
         );
@@ -397,18 +398,18 @@ impl Handler<FanoutEnded> for FanoutSupervisor {
                     async move { store::release_fanout(&mut *db.get().await?, id, node).await }
                         .into_actor(self)
                         .map(move |result: Result<(), AppError>, _, _| match result {
-                            Ok(()) => tracing::info!(announcement = id, "fan-out handed back for another node"),
+                            Ok(()) => tracing::info!(announcement = %id, "fan-out handed back for another node"),
                             Err(error) => tracing::warn!(%error, "could not hand a fan-out back; its lease will lapse"),
                         }),
                 );
                 return;
             }
             Ok(step) => {
-                tracing::info!(announcement = ended.announcement_id, ?step, "fan-out ended")
+                tracing::info!(announcement = %ended.announcement_id, ?step, "fan-out ended")
             }
             Err(error) => {
                 counter!("classbell_fanout_failures_total").increment(1);
-                tracing::warn!(announcement = ended.announcement_id, %error, "fan-out failed; will retry");
+                tracing::warn!(announcement = %ended.announcement_id, %error, "fan-out failed; will retry");
                 let (db, node, id) = (self.db.clone(), self.node, ended.announcement_id);
                 ctx.spawn(
                     async move {

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use super::audience::Audience;
 use crate::db::schema::announcements;
+use crate::ids::{AnnouncementId, DeliveryId, UserId};
 
 crate::text_enum! {
     pub enum AnnouncementStatus {
@@ -20,12 +21,12 @@ crate::text_enum! {
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = announcements, check_for_backend(diesel::pg::Pg))]
 pub struct Announcement {
-    pub id: i64,
+    pub id: AnnouncementId,
     pub title: String,
     pub body: String,
     pub audience_kind: String,
     pub audience_id: Option<i64>,
-    pub publisher_id: i64,
+    pub publisher_id: UserId,
     pub status: AnnouncementStatus,
     pub publish_at: Option<DateTime<Utc>>,
     pub published_at: Option<DateTime<Utc>>,
@@ -50,7 +51,7 @@ pub struct NewAnnouncement {
     pub body: String,
     pub audience_kind: &'static str,
     pub audience_id: Option<i64>,
-    pub publisher_id: i64,
+    pub publisher_id: UserId,
     pub status: AnnouncementStatus,
     pub publish_at: Option<DateTime<Utc>>,
     pub published_at: Option<DateTime<Utc>>,
@@ -68,11 +69,11 @@ pub struct FanoutProgress {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AnnouncementView {
-    pub id: i64,
+    pub id: AnnouncementId,
     pub title: String,
     pub body: String,
     pub audience: Audience,
-    pub publisher_id: i64,
+    pub publisher_id: UserId,
     pub status: AnnouncementStatus,
     pub publish_at: Option<DateTime<Utc>>,
     pub published_at: Option<DateTime<Utc>>,
@@ -125,8 +126,8 @@ pub struct AnnouncementStats {
 /// A recipient who has not acknowledged.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Unacked {
-    pub delivery_id: i64,
-    pub user_id: i64,
+    pub delivery_id: DeliveryId,
+    pub user_id: UserId,
     pub username: String,
     pub email: String,
     pub state: crate::deliveries::model::DeliveryState,

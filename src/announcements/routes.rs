@@ -20,6 +20,7 @@ use crate::deliveries::store as deliveries;
 use crate::error::{AppError, FieldErrors};
 use crate::events::{Event, EventBus};
 use crate::http::resource;
+use crate::ids::AnnouncementId;
 use crate::mail::Mailer;
 use crate::mail::{MAILER, templates};
 use crate::pagination::{PageQuery, Paginated};
@@ -99,7 +100,11 @@ async fn check_audience(
 
 /// The announcement, if the caller is its publisher or staff; 404 otherwise,
 /// so nobody learns what others publish.
-async fn visible(db: &DbPool, auth: &AuthUser, id: i64) -> Result<Announcement, AppError> {
+async fn visible(
+    db: &DbPool,
+    auth: &AuthUser,
+    id: AnnouncementId,
+) -> Result<Announcement, AppError> {
     let staff = auth.role().is_staff();
     store::find_visible(&mut *db.get().await?, id, auth.id(), staff).await
 }
@@ -225,7 +230,7 @@ pub async fn list_announcements(
 pub async fn get_announcement(
     db: web::Data<DbPool>,
     auth: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<AnnouncementId>,
 ) -> Result<web::Json<AnnouncementView>, AppError> {
     Ok(web::Json(
         visible(&db, &auth, id.into_inner()).await?.into(),
@@ -268,7 +273,7 @@ pub async fn update_announcement(
     db: web::Data<DbPool>,
     policy: web::Data<config::Announcements>,
     auth: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<AnnouncementId>,
     body: web::Json<UpdateAnnouncementRequest>,
 ) -> Result<web::Json<AnnouncementView>, AppError> {
     let current = visible(&db, &auth, id.into_inner()).await?;
@@ -313,7 +318,7 @@ pub async fn publish_announcement(
     policy: web::Data<config::Announcements>,
     fanout: web::Data<Addr<FanoutSupervisor>>,
     auth: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<AnnouncementId>,
 ) -> Result<web::Json<AnnouncementView>, AppError> {
     let current = visible(&db, &auth, id.into_inner()).await?;
     check_audience(&db, &policy, &auth, current.audience()).await?;
@@ -331,7 +336,7 @@ pub async fn withdraw_announcement(
     fanout: web::Data<Addr<FanoutSupervisor>>,
     bus: web::Data<EventBus>,
     auth: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<AnnouncementId>,
 ) -> Result<web::Json<AnnouncementView>, AppError> {
     let current = visible(&db, &auth, id.into_inner()).await?;
     let (announcement, changed) = store::withdraw(&mut *db.get().await?, current.id).await?;
@@ -354,7 +359,7 @@ pub async fn withdraw_announcement(
 pub async fn announcement_stats(
     db: web::Data<DbPool>,
     auth: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<AnnouncementId>,
 ) -> Result<web::Json<AnnouncementStats>, AppError> {
     let announcement = visible(&db, &auth, id.into_inner()).await?;
     Ok(web::Json(
@@ -384,7 +389,7 @@ pub async fn remind_unacked(
     bus: web::Data<EventBus>,
     mailer: web::Data<Addr<Mailer>>,
     auth: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<AnnouncementId>,
 ) -> Result<web::Json<Reminded>, AppError> {
     let announcement = visible(&db, &auth, id.into_inner()).await?;
     let cooldown = policy.reminder_cooldown_secs;
@@ -435,7 +440,7 @@ pub async fn remind_unacked(
 pub async fn list_unacked(
     db: web::Data<DbPool>,
     auth: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<AnnouncementId>,
     page: web::Query<PageQuery>,
 ) -> Result<web::Json<Paginated<Unacked>>, AppError> {
     let page = page.into_inner().page()?;

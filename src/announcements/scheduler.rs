@@ -12,6 +12,7 @@ use super::fanout::{FANOUT_SUPERVISOR, FanoutSupervisor, Kick};
 use super::store;
 use crate::db::DbPool;
 use crate::error::AppError;
+use crate::ids::AnnouncementId;
 use crate::telemetry::mailbox;
 
 pub struct Scheduler {
@@ -47,24 +48,23 @@ impl Scheduler {
             let mut conn = db.get().await?;
             store::publish_due(&mut conn).await
         };
-        ctx.spawn(
-            work.into_actor(self)
-                .map(|result: Result<Vec<i64>, AppError>, scheduler, _| {
-                    scheduler.busy = false;
-                    match result {
-                        Ok(published) if !published.is_empty() => {
-                            tracing::info!(?published, "scheduled announcements published");
-                            counter!("classbell_scheduler_published_total")
-                                .increment(published.len() as u64);
-                            mailbox::tell(&scheduler.fanout, FANOUT_SUPERVISOR, Kick);
-                        }
-                        Ok(_) => {}
-                        Err(error) => {
-                            tracing::warn!(%error, "could not publish scheduled announcements")
-                        }
+        ctx.spawn(work.into_actor(self).map(
+            |result: Result<Vec<AnnouncementId>, AppError>, scheduler, _| {
+                scheduler.busy = false;
+                match result {
+                    Ok(published) if !published.is_empty() => {
+                        tracing::info!(?published, "scheduled announcements published");
+                        counter!("classbell_scheduler_published_total")
+                            .increment(published.len() as u64);
+                        mailbox::tell(&scheduler.fanout, FANOUT_SUPERVISOR, Kick);
                     }
-                }),
-        );
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "could not publish scheduled announcements")
+                    }
+                }
+            },
+        ));
     }
 }
 

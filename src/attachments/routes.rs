@@ -14,6 +14,7 @@ use crate::courses::store as courses;
 use crate::db::DbPool;
 use crate::error::AppError;
 use crate::http::resource;
+use crate::ids::{AttachmentId, CourseId};
 use crate::pagination::{PageQuery, Paginated};
 use crate::sections::store as sections;
 use crate::storage::Storage;
@@ -35,7 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn require_course_editor(
     db: &DbPool,
     auth: &AuthUser,
-    course_id: i64,
+    course_id: CourseId,
 ) -> Result<(), AppError> {
     if auth.role().is_staff() {
         return Ok(());
@@ -52,7 +53,7 @@ async fn require_course_editor(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct AttachmentQuery {
     /// Only this course's files.
-    pub course: Option<i64>,
+    pub course: Option<CourseId>,
 }
 
 /// Lists attachments, newest first.
@@ -78,7 +79,7 @@ pub async fn list_attachments(
 #[allow(dead_code)]
 pub struct UploadForm {
     /// The course id; must come before `file`.
-    course: i64,
+    course: CourseId,
     title: String,
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
@@ -103,7 +104,7 @@ pub async fn upload_attachment(
     auth: AuthUser,
     form: Multipart,
 ) -> Result<HttpResponse, AppError> {
-    let admit = async |course_id: i64| {
+    let admit = async |course_id: CourseId| {
         courses::find(&mut *db.get().await?, course_id).await?;
         require_course_editor(&db, &auth, course_id).await?;
         Ok(format!("attachments/{course_id}/{}", uuid::Uuid::new_v4()))
@@ -149,7 +150,7 @@ pub async fn download_attachment(
     db: web::Data<DbPool>,
     storage: web::Data<Storage>,
     _auth: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<AttachmentId>,
 ) -> Result<HttpResponse, AppError> {
     let attachment = store::find(&mut *db.get().await?, id.into_inner()).await?;
     let download = storage.get(&attachment.object_key).await?;
@@ -178,7 +179,7 @@ pub async fn delete_attachment(
     db: web::Data<DbPool>,
     storage: web::Data<Storage>,
     auth: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<AttachmentId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let attachment = store::find(&mut *db.get().await?, id).await?;

@@ -6,6 +6,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use super::model::{Attachment, NewAttachment};
 use crate::db::schema::course_attachments;
 use crate::error::AppError;
+use crate::ids::{AttachmentId, CourseId};
 use crate::pagination::Page;
 
 pub async fn insert(
@@ -19,7 +20,7 @@ pub async fn insert(
         .await?)
 }
 
-pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<Attachment, AppError> {
+pub async fn find(conn: &mut AsyncPgConnection, id: AttachmentId) -> Result<Attachment, AppError> {
     course_attachments::table
         .find(id)
         .select(Attachment::as_select())
@@ -31,7 +32,7 @@ pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<Attachment, A
 
 pub async fn list(
     conn: &mut AsyncPgConnection,
-    course: Option<i64>,
+    course: Option<CourseId>,
     page: Page,
 ) -> Result<(Vec<Attachment>, i64), AppError> {
     let filtered = || {
@@ -56,7 +57,7 @@ pub async fn list(
 }
 
 /// Deletes the row; its object is queued for removal by the same statement (trigger).
-pub async fn delete(conn: &mut AsyncPgConnection, id: i64) -> Result<(), AppError> {
+pub async fn delete(conn: &mut AsyncPgConnection, id: AttachmentId) -> Result<(), AppError> {
     let deleted = diesel::delete(course_attachments::table.find(id))
         .execute(conn)
         .await?;

@@ -15,6 +15,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use super::filename;
 use crate::db::DbPool;
 use crate::error::{AppError, FieldErrors};
+use crate::ids::CourseId;
 use crate::storage::{ByteStream, Storage, deletions};
 use crate::validate::short_text;
 
@@ -38,7 +39,7 @@ pub struct StoredFile {
 /// The parts of an upload, as they were read.
 #[derive(Default)]
 pub struct Upload {
-    pub course: Option<i64>,
+    pub course: Option<CourseId>,
     pub title: Option<String>,
     pub file: Option<StoredFile>,
 }
@@ -52,7 +53,7 @@ pub async fn read(
     db: &DbPool,
     storage: &Storage,
     limit: u64,
-    mut admit: impl AsyncFnMut(i64) -> Result<String, AppError>,
+    mut admit: impl AsyncFnMut(CourseId) -> Result<String, AppError>,
 ) -> Result<Upload, AppError> {
     let mut upload = Upload::default();
     let mut key = None;
@@ -66,7 +67,7 @@ pub async fn read(
                     let text = text_field(&mut field).await?;
                     let course = text
                         .trim()
-                        .parse::<i64>()
+                        .parse::<CourseId>()
                         .map_err(|_| AppError::field("course", "must be a course id"))?;
                     key = Some(admit(course).await?);
                     upload.course = Some(course);

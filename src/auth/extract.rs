@@ -10,6 +10,7 @@ use super::jwt::{Claims, JwtKeys};
 use super::store;
 use crate::db::DbPool;
 use crate::error::AppError;
+use crate::ids::UserId;
 use crate::users::model::{Role, User};
 
 /// The signed-in user: a valid access token whose session is live and whose
@@ -21,7 +22,7 @@ pub struct AuthUser {
 }
 
 impl AuthUser {
-    pub fn id(&self) -> i64 {
+    pub fn id(&self) -> UserId {
         self.user.id
     }
 
@@ -96,7 +97,7 @@ impl FromRequest for AuthUser {
 /// (delivery transitions), saving a query per request.
 #[derive(Debug, Clone)]
 pub struct AuthClaims {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub claims: Claims,
 }
 

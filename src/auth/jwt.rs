@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::AppError;
+use crate::ids::UserId;
 use crate::users::model::Role;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,9 +23,10 @@ pub struct Claims {
 }
 
 impl Claims {
-    pub fn user_id(&self) -> Result<i64, AppError> {
+    pub fn user_id(&self) -> Result<UserId, AppError> {
         self.sub
             .parse()
+            .map(UserId)
             .map_err(|_| AppError::Unauthorized("invalid access token"))
     }
 }
@@ -54,7 +56,7 @@ impl JwtKeys {
         self.ttl_secs
     }
 
-    pub fn issue(&self, user_id: i64, role: Role, session: Uuid) -> Result<String, AppError> {
+    pub fn issue(&self, user_id: UserId, role: Role, session: Uuid) -> Result<String, AppError> {
         let now = Utc::now().timestamp();
         let claims = Claims {
             sub: user_id.to_string(),

@@ -8,13 +8,14 @@ use uuid::Uuid;
 use super::secret_token;
 use crate::db::schema::{auth_sessions, password_resets, refresh_tokens, users};
 use crate::error::AppError;
+use crate::ids::UserId;
 use crate::users::model::User;
 use crate::users::store as user_store;
 
 /// Opens a login session and returns it with its first refresh token.
 pub async fn open_session(
     conn: &mut AsyncPgConnection,
-    user_id: i64,
+    user_id: UserId,
     refresh_ttl: Duration,
 ) -> Result<(Uuid, String), AppError> {
     let session = Uuid::new_v4();
@@ -120,7 +121,7 @@ pub async fn rotate_refresh_token(
 pub async fn session_user(
     conn: &mut AsyncPgConnection,
     session: Uuid,
-    user_id: i64,
+    user_id: UserId,
 ) -> Result<Option<User>, AppError> {
     Ok(auth_sessions::table
         .inner_join(users::table)
@@ -146,7 +147,7 @@ pub async fn revoke_session(conn: &mut AsyncPgConnection, session: Uuid) -> Resu
 /// Ends every session of a user: after a password change or reset, or deactivation.
 pub async fn revoke_all_sessions(
     conn: &mut AsyncPgConnection,
-    user_id: i64,
+    user_id: UserId,
 ) -> Result<usize, AppError> {
     Ok(diesel::update(auth_sessions::table)
         .filter(auth_sessions::user_id.eq(user_id))
@@ -159,7 +160,7 @@ pub async fn revoke_all_sessions(
 /// Stores a new password and ends every session, atomically.
 pub async fn replace_password(
     conn: &mut AsyncPgConnection,
-    user_id: i64,
+    user_id: UserId,
     password_hash: &str,
 ) -> Result<(), AppError> {
     conn.transaction(async |conn| {
@@ -173,7 +174,7 @@ pub async fn replace_password(
 /// Issues a single-use reset token; only its hash is stored.
 pub async fn create_password_reset(
     conn: &mut AsyncPgConnection,
-    user_id: i64,
+    user_id: UserId,
     ttl: Duration,
 ) -> Result<String, AppError> {
     let token = secret_token::generate();
@@ -211,7 +212,7 @@ pub async fn password_reset_user(
 pub async fn complete_password_reset(
     conn: &mut AsyncPgConnection,
     token: &str,
-    user_id: i64,
+    user_id: UserId,
     password_hash: &str,
 ) -> Result<bool, AppError> {
     let hash = secret_token::digest(token);

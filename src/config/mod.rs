@@ -4,7 +4,7 @@
 //!
 //! This module only parses: it holds plain groups, one per concern, and knows
 //! nothing of the domains. Each domain turns its group into what it needs
-//! (`realtime::session::SessionSettings::from(&settings.realtime)`, …), and
+//! (`realtime::sessions::SessionSettings::from(&settings.realtime)`, …), and
 //! `startup` hands each group to the part that owns it.
 
 mod accounts;

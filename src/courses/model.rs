@@ -8,11 +8,12 @@ use utoipa::ToSchema;
 use super::credits::Credits;
 use crate::db::schema::courses;
 use crate::error::FieldErrors;
+use crate::ids::CourseId;
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable, Serialize, ToSchema)]
 #[diesel(table_name = courses, check_for_backend(diesel::pg::Pg))]
 pub struct Course {
-    pub id: i64,
+    pub id: CourseId,
     pub code: String,
     pub title: String,
     pub description: String,

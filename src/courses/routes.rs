@@ -11,6 +11,7 @@ use crate::auth::AuthUser;
 use crate::db::DbPool;
 use crate::error::{AppError, FieldErrors};
 use crate::http::resource;
+use crate::ids::CourseId;
 use crate::pagination::{PageQuery, Paginated};
 use crate::storage::Storage;
 use crate::storage::deletions;
@@ -57,7 +58,7 @@ pub async fn list_courses(
 pub async fn get_course(
     db: web::Data<DbPool>,
     _auth: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<CourseId>,
 ) -> Result<web::Json<Course>, AppError> {
     Ok(web::Json(
         store::find(&mut *db.get().await?, id.into_inner()).await?,
@@ -128,7 +129,7 @@ pub async fn create_course(
 pub async fn update_course(
     db: web::Data<DbPool>,
     auth: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<CourseId>,
     body: web::Json<UpdateCourseRequest>,
 ) -> Result<web::Json<Course>, AppError> {
     auth.require_staff()?;
@@ -167,7 +168,7 @@ pub async fn delete_course(
     db: web::Data<DbPool>,
     storage: web::Data<Storage>,
     auth: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<CourseId>,
 ) -> Result<HttpResponse, AppError> {
     auth.require_staff()?;
     store::delete(&mut *db.get().await?, id.into_inner()).await?;

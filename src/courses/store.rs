@@ -8,6 +8,7 @@ use super::model::{Course, CourseChanges, NewCourse};
 use crate::db::schema::courses;
 use crate::db::{lower, violates};
 use crate::error::{AppError, FieldErrors};
+use crate::ids::CourseId;
 use crate::pagination::Page;
 use crate::users::store::escape_like;
 
@@ -36,7 +37,7 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: NewCourse) -> Result<Cour
         .map_err(map_conflict)
 }
 
-pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<Course, AppError> {
+pub async fn find(conn: &mut AsyncPgConnection, id: CourseId) -> Result<Course, AppError> {
     courses::table
         .find(id)
         .select(Course::as_select())
@@ -89,7 +90,7 @@ pub async fn list(
 
 pub async fn update(
     conn: &mut AsyncPgConnection,
-    id: i64,
+    id: CourseId,
     changes: CourseChanges,
 ) -> Result<Course, AppError> {
     diesel::update(courses::table.find(id))
@@ -104,7 +105,7 @@ pub async fn update(
 
 /// Deletes the course with its sections, enrollments and attachments; the
 /// attachments' objects are queued for removal by the same statement (trigger).
-pub async fn delete(conn: &mut AsyncPgConnection, id: i64) -> Result<(), AppError> {
+pub async fn delete(conn: &mut AsyncPgConnection, id: CourseId) -> Result<(), AppError> {
     let deleted = diesel::delete(courses::table.find(id))
         .execute(conn)
         .await?;
@@ -154,7 +155,7 @@ pub async fn upsert_many(conn: &mut AsyncPgConnection, rows: &[NewCourse]) -> Re
 pub async fn ids_by_code(
     conn: &mut AsyncPgConnection,
     codes: &[String],
-) -> Result<Vec<(String, i64)>, AppError> {
+) -> Result<Vec<(String, CourseId)>, AppError> {
     Ok(courses::table
         .filter(lower(courses::code).eq_any(codes))
         .select((lower(courses::code), courses::id))

@@ -1,5 +1,6 @@
 //! Delivery states and what the inbox shows.
 
+use crate::ids::{AnnouncementId, DeliveryId};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -27,8 +28,8 @@ impl DeliveryState {
 /// A delivery's state after a transition.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DeliveryStatus {
-    pub id: i64,
-    pub announcement_id: i64,
+    pub id: DeliveryId,
+    pub announcement_id: AnnouncementId,
     pub state: DeliveryState,
     pub delivered_at: Option<DateTime<Utc>>,
     pub ack_at: Option<DateTime<Utc>>,
@@ -37,7 +38,7 @@ pub struct DeliveryStatus {
 /// The announcement as an inbox item carries it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct InboxAnnouncement {
-    pub id: i64,
+    pub id: AnnouncementId,
     pub title: String,
     pub body: String,
     /// The publisher's username.
@@ -47,7 +48,7 @@ pub struct InboxAnnouncement {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct InboxItem {
-    pub id: i64,
+    pub id: DeliveryId,
     pub state: DeliveryState,
     pub delivered_at: Option<DateTime<Utc>>,
     pub ack_at: Option<DateTime<Utc>>,

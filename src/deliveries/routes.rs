@@ -13,6 +13,7 @@ use crate::auth::AuthUser;
 use crate::db::DbPool;
 use crate::error::AppError;
 use crate::http::resource;
+use crate::ids::DeliveryId;
 use crate::pagination::{PageQuery, Paginated};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -45,7 +46,7 @@ pub async fn inbox(
 async fn transition(
     writer: &Addr<DeliveryWriter>,
     auth: AuthClaims,
-    delivery_id: i64,
+    delivery_id: DeliveryId,
     to: DeliveryState,
 ) -> Result<web::Json<DeliveryStatus>, AppError> {
     let request = Transition {
@@ -67,7 +68,7 @@ async fn transition(
 pub async fn mark_delivered(
     writer: web::Data<Addr<DeliveryWriter>>,
     auth: AuthClaims,
-    id: web::Path<i64>,
+    id: web::Path<DeliveryId>,
 ) -> Result<web::Json<DeliveryStatus>, AppError> {
     transition(&writer, auth, id.into_inner(), DeliveryState::Delivered).await
 }
@@ -82,7 +83,7 @@ pub async fn mark_delivered(
 pub async fn acknowledge(
     writer: web::Data<Addr<DeliveryWriter>>,
     auth: AuthClaims,
-    id: web::Path<i64>,
+    id: web::Path<DeliveryId>,
 ) -> Result<web::Json<DeliveryStatus>, AppError> {
     transition(&writer, auth, id.into_inner(), DeliveryState::Acknowledged).await
 }

@@ -23,6 +23,7 @@ use super::store;
 use crate::db::DbPool;
 use crate::error::AppError;
 use crate::events::{Event, EventBus};
+use crate::ids::{DeliveryId, UserId};
 use crate::telemetry::mailbox;
 
 /// The writer's name in actor metrics.
@@ -32,8 +33,8 @@ pub const DELIVERY_WRITER: &str = "delivery_writer";
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<Transitioned, AppError>")]
 pub struct Transition {
-    pub delivery_id: i64,
-    pub user_id: i64,
+    pub delivery_id: DeliveryId,
+    pub user_id: UserId,
     /// The caller's login session; a revoked one gets 401.
     pub session: Uuid,
     /// `Delivered` or `Acknowledged`.
@@ -72,7 +73,7 @@ pub struct DeliveryWriter {
     queue: Vec<Pending>,
     /// Deliveries in a batch at the database; a second request for one waits
     /// for the next batch, so its answer reflects the first.
-    busy: HashSet<i64>,
+    busy: HashSet<DeliveryId>,
     in_flight: usize,
     max_in_flight: usize,
     max_batch: usize,
@@ -112,7 +113,7 @@ impl DeliveryWriter {
             if batch.is_empty() {
                 break;
             }
-            let ids: HashSet<i64> = batch.iter().map(|p| p.request.delivery_id).collect();
+            let ids: HashSet<DeliveryId> = batch.iter().map(|p| p.request.delivery_id).collect();
             self.busy.extend(ids.iter().copied());
             self.in_flight += 1;
             gauge!("classbell_delivery_writer_queue_depth").set(self.queue.len() as f64);
@@ -180,8 +181,8 @@ async fn commit(
 ) -> Result<Vec<Result<Transitioned, AppError>>, AppError> {
     let started = Instant::now();
     let mut conn = db.get().await?;
-    let ids: Vec<i64> = requests.iter().map(|r| r.delivery_id).collect();
-    let users: Vec<i64> = requests.iter().map(|r| r.user_id).collect();
+    let ids: Vec<DeliveryId> = requests.iter().map(|r| r.delivery_id).collect();
+    let users: Vec<UserId> = requests.iter().map(|r| r.user_id).collect();
     let sessions: Vec<Uuid> = requests.iter().map(|r| r.session).collect();
     let targets: Vec<&'static str> = requests.iter().map(|r| r.to.as_str()).collect();
     let rows = store::transition_batch(&mut conn, &ids, &users, &sessions, &targets).await?;

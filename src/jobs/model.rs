@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::db::schema::jobs;
+use crate::ids::{AnnouncementId, CourseId, JobId, UserId};
 
 crate::text_enum! {
     /// What a job does.
@@ -54,10 +54,10 @@ impl JobState {
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = jobs, check_for_backend(diesel::pg::Pg))]
 pub struct Job {
-    pub id: Uuid,
+    pub id: JobId,
     pub kind: JobKind,
     pub state: JobState,
-    pub owner_id: i64,
+    pub owner_id: UserId,
     pub params: serde_json::Value,
     pub input_key: Option<String>,
     pub output_key: Option<String>,
@@ -74,9 +74,9 @@ pub struct Job {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = jobs)]
 pub struct NewJob {
-    pub id: Uuid,
+    pub id: JobId,
     pub kind: JobKind,
-    pub owner_id: i64,
+    pub owner_id: UserId,
     pub params: serde_json::Value,
     pub input_key: Option<String>,
 }
@@ -89,9 +89,9 @@ pub struct ExportParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<crate::sections::model::SectionStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub course: Option<i64>,
+    pub course: Option<CourseId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub announcement: Option<i64>,
+    pub announcement: Option<AnnouncementId>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -103,7 +103,7 @@ pub struct Progress {
 /// `GET /api/tasks/{id}`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TaskView {
-    pub task_id: Uuid,
+    pub task_id: JobId,
     pub kind: JobKind,
     /// `PENDING`, `PROGRESS`, `SUCCESS` or `FAILURE`.
     pub state: &'static str,
@@ -141,5 +141,5 @@ impl From<Job> for TaskView {
 /// `202 {task_id}`: the job is queued.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Queued {
-    pub task_id: Uuid,
+    pub task_id: JobId,
 }

@@ -10,7 +10,6 @@ use chrono::Utc;
 use serde::Deserialize;
 use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, Modify, ToSchema};
-use uuid::Uuid;
 
 use super::model::{ExportParams, Job, JobKind, NewJob, Queued, TaskView};
 use super::runner::{JOB_RUNNER, JobRunner, Kick};
@@ -21,6 +20,7 @@ use crate::config;
 use crate::db::DbPool;
 use crate::error::AppError;
 use crate::http::resource;
+use crate::ids::{AnnouncementId, CourseId, JobId};
 use crate::sections::model::SectionStatus;
 use crate::storage::{Storage, deletions};
 use crate::telemetry::mailbox;
@@ -58,7 +58,7 @@ async fn export(
     params: ExportParams,
 ) -> Result<HttpResponse, AppError> {
     let new = NewJob {
-        id: Uuid::new_v4(),
+        id: JobId::new(),
         kind,
         owner_id: auth.id(),
         params: serde_json::to_value(params).map_err(AppError::internal)?,
@@ -91,7 +91,7 @@ pub struct SectionExportQuery {
     pub term: Option<String>,
     pub status: Option<SectionStatus>,
     /// A course id.
-    pub course: Option<i64>,
+    pub course: Option<CourseId>,
 }
 
 /// Sections as CSV: `course_code,term,section_code,teacher_username,capacity,status`.
@@ -143,7 +143,7 @@ pub async fn export_unacked(
     db: web::Data<DbPool>,
     runner: web::Data<Addr<JobRunner>>,
     auth: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<AnnouncementId>,
 ) -> Result<HttpResponse, AppError> {
     let (staff, user) = (auth.role().is_staff(), auth.id());
     let announcement =
@@ -220,9 +220,12 @@ impl Modify for ImportPaths {
             if let Some(operation) = item.post.as_mut() {
                 operation.summary = Some(kind.summary().to_owned());
                 operation.operation_id = Some(format!("import_{}", kind.as_str()));
-                if let Some(parameters) = operation.parameters.as_mut() {
-                    parameters.retain(|p| !matches!(p, RefOr::T(p) if p.name == "kind"));
-                }
+                let parameters = operation.parameters.take().unwrap_or_default();
+                let rest: Vec<_> = parameters
+                    .into_iter()
+                    .filter(|p| !matches!(p, RefOr::T(p) if p.name == "kind"))
+                    .collect();
+                operation.parameters = (!rest.is_empty()).then_some(rest);
             }
             openapi
                 .paths
@@ -263,7 +266,7 @@ pub async fn import_file(
         imports::required_columns(kind),
     )
     .await?;
-    let id = Uuid::new_v4();
+    let id = JobId::new();
     let key = format!("jobs/{id}/upload.csv");
     storage.put_bytes(&key, "text/csv", bytes).await?;
     let new = NewJob {
@@ -282,7 +285,7 @@ pub async fn import_file(
 
 /// The job, if the caller owns it or is an admin; 404 otherwise.
 async fn owned(db: &DbPool, auth: &AuthUser, id: &str) -> Result<Job, AppError> {
-    let id: Uuid = id.parse().map_err(|_| AppError::NotFound("task"))?;
+    let id: JobId = id.parse().map_err(|_| AppError::NotFound("task"))?;
     let job = store::find(&mut *db.get().await?, id).await?;
     if job.owner_id == auth.id() || auth.role() == Role::Admin {
         Ok(job)

@@ -25,6 +25,7 @@ use super::{exports, imports};
 use crate::db::DbPool;
 use crate::error::AppError;
 use crate::events::EventBus;
+use crate::ids::JobId;
 use crate::storage::{Storage, deletions};
 use crate::telemetry::mailbox;
 
@@ -118,7 +119,7 @@ pub struct Kick;
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 struct JobEnded {
-    id: Uuid,
+    id: JobId,
 }
 
 pub struct JobRunner {
@@ -127,7 +128,7 @@ pub struct JobRunner {
     bus: EventBus,
     settings: JobSettings,
     node: Uuid,
-    running: HashSet<Uuid>,
+    running: HashSet<JobId>,
     claiming: bool,
 }
 
@@ -163,7 +164,7 @@ impl JobRunner {
         }
         self.claiming = true;
         let (db, node, lease) = (self.db.clone(), self.node, self.settings.lease_secs);
-        let running: Vec<Uuid> = self.running.iter().copied().collect();
+        let running: Vec<JobId> = self.running.iter().copied().collect();
         let work = async move {
             let mut conn = db.get().await?;
             for job in store::give_up_abandoned(&mut conn, MAX_ATTEMPTS).await? {

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::model::{Job, JobKind, JobState, NewJob};
 use crate::db::schema::jobs;
 use crate::error::AppError;
+use crate::ids::JobId;
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: NewJob) -> Result<Job, AppError> {
     Ok(diesel::insert_into(jobs::table)
@@ -19,7 +20,7 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: NewJob) -> Result<Job, Ap
         .await?)
 }
 
-pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Job, AppError> {
+pub async fn find(conn: &mut AsyncPgConnection, id: JobId) -> Result<Job, AppError> {
     jobs::table
         .find(id)
         .select(Job::as_select())
@@ -59,13 +60,13 @@ pub async fn claim(
     conn: &mut AsyncPgConnection,
     node: Uuid,
     lease_secs: u64,
-    running: &[Uuid],
+    running: &[JobId],
     limit: i64,
-) -> Result<Vec<Uuid>, AppError> {
+) -> Result<Vec<JobId>, AppError> {
     #[derive(QueryableByName)]
     struct Claimed {
         #[diesel(sql_type = SqlUuid)]
-        id: Uuid,
+        id: JobId,
     }
     let claimed: Vec<Claimed> = diesel::sql_query(
         "UPDATE jobs SET state = 'running', claimed_by = $1,
@@ -92,7 +93,7 @@ pub async fn claim(
 /// holds the job (its lease lapsed and another node took it).
 pub async fn progress(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: JobId,
     node: Uuid,
     done: i32,
     total: Option<i32>,
@@ -128,7 +129,7 @@ pub struct Ending {
 /// done with it.
 pub async fn finish(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: JobId,
     node: Uuid,
     ending: Ending,
 ) -> Result<Option<(i32, Option<i32>)>, AppError> {

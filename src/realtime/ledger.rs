@@ -12,13 +12,14 @@ use std::collections::HashSet;
 
 use super::protocol::ServerMessage;
 use crate::deliveries::model::DeliveryState;
+use crate::ids::{AnnouncementId, DeliveryId};
 
 /// One fact a client was told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Told {
-    Created(i64),
-    State(i64, DeliveryState),
-    Withdrawn(i64),
+    Created(DeliveryId),
+    State(DeliveryId, DeliveryState),
+    Withdrawn(AnnouncementId),
 }
 
 #[derive(Debug, Default)]
@@ -93,13 +94,13 @@ mod tests {
     fn created(id: i64, state: DeliveryState) -> ServerMessage {
         ServerMessage::DeliveryCreated {
             delivery: InboxItem {
-                id,
+                id: DeliveryId(id),
                 state,
                 delivered_at: None,
                 ack_at: None,
                 retry_count: 0,
                 announcement: InboxAnnouncement {
-                    id: 1,
+                    id: AnnouncementId(1),
                     title: "t".into(),
                     body: "b".into(),
                     publisher: "p".into(),
@@ -111,8 +112,8 @@ mod tests {
 
     fn updated(id: i64, state: DeliveryState) -> ServerMessage {
         ServerMessage::DeliveryUpdated {
-            delivery_id: id,
-            announcement_id: 1,
+            delivery_id: DeliveryId(id),
+            announcement_id: AnnouncementId(1),
             state,
             delivered_at: None,
             ack_at: None,
@@ -127,11 +128,15 @@ mod tests {
         ledger.record(&updated(7, DeliveryState::Delivered));
         ledger.begin_checkpoint();
         // Sent while the checkpoint's read was running: still counts.
-        ledger.record(&ServerMessage::AnnouncementWithdrawn { announcement_id: 3 });
+        ledger.record(&ServerMessage::AnnouncementWithdrawn {
+            announcement_id: AnnouncementId(3),
+        });
 
         assert!(ledger.already_sent(&created(7, DeliveryState::Delivered)));
         assert!(ledger.already_sent(&updated(7, DeliveryState::Delivered)));
-        assert!(ledger.already_sent(&ServerMessage::AnnouncementWithdrawn { announcement_id: 3 }));
+        assert!(ledger.already_sent(&ServerMessage::AnnouncementWithdrawn {
+            announcement_id: AnnouncementId(3)
+        }));
         // The acknowledgment's push never came; nor did item 8.
         assert!(!ledger.already_sent(&created(7, DeliveryState::Acknowledged)));
         assert!(!ledger.already_sent(&updated(7, DeliveryState::Acknowledged)));
@@ -140,6 +145,8 @@ mod tests {
         ledger.end_checkpoint();
         assert!(!ledger.already_sent(&updated(7, DeliveryState::Delivered)));
         assert!(!ledger.is_empty(), "what came during the read is kept");
-        assert!(ledger.already_sent(&ServerMessage::AnnouncementWithdrawn { announcement_id: 3 }));
+        assert!(ledger.already_sent(&ServerMessage::AnnouncementWithdrawn {
+            announcement_id: AnnouncementId(3)
+        }));
     }
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::announcements::model::AnnouncementStats;
 use crate::deliveries::model::{DeliveryState, InboxItem};
+use crate::ids::{AnnouncementId, DeliveryId, JobId, UserId};
 
 /// A position in the inbox's change history: the xmin of a PostgreSQL
 /// snapshot, so every change below it had committed (or aborted) when it was
@@ -52,31 +53,31 @@ pub enum ServerMessage {
     DeliveryCreated { delivery: InboxItem },
     #[serde(rename = "delivery.updated")]
     DeliveryUpdated {
-        delivery_id: i64,
-        announcement_id: i64,
+        delivery_id: DeliveryId,
+        announcement_id: AnnouncementId,
         state: DeliveryState,
         delivered_at: Option<DateTime<Utc>>,
         ack_at: Option<DateTime<Utc>>,
     },
     #[serde(rename = "announcement.withdrawn")]
-    AnnouncementWithdrawn { announcement_id: i64 },
+    AnnouncementWithdrawn { announcement_id: AnnouncementId },
     #[serde(rename = "unread_count")]
     UnreadCount { unread: i64 },
     #[serde(rename = "reminder")]
     Reminder {
-        delivery_id: i64,
-        announcement_id: i64,
+        delivery_id: DeliveryId,
+        announcement_id: AnnouncementId,
         retry_count: i32,
     },
     #[serde(rename = "announcement.stats")]
     AnnouncementStats {
-        announcement_id: i64,
+        announcement_id: AnnouncementId,
         stats: AnnouncementStats,
     },
     /// A background job of the user's moved on (the task API's shape).
     #[serde(rename = "job.progress")]
     JobProgress {
-        task_id: uuid::Uuid,
+        task_id: JobId,
         kind: crate::jobs::model::JobKind,
         state: &'static str,
         progress: crate::jobs::model::Progress,
@@ -115,7 +116,7 @@ impl ServerMessage {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HelloUser {
-    pub id: i64,
+    pub id: UserId,
     pub username: String,
     pub role: crate::users::model::Role,
 }
@@ -135,14 +136,14 @@ pub struct Frame<'a> {
 pub enum ClientMessage {
     /// The browser showed the item: `queued → delivered`.
     #[serde(rename = "delivered")]
-    Delivered { delivery_id: i64 },
+    Delivered { delivery_id: DeliveryId },
     #[serde(rename = "ack")]
-    Ack { delivery_id: i64 },
+    Ack { delivery_id: DeliveryId },
     /// Live figures for an announcement (its publisher and staff only).
     #[serde(rename = "subscribe_stats")]
-    SubscribeStats { announcement_id: i64 },
+    SubscribeStats { announcement_id: AnnouncementId },
     #[serde(rename = "unsubscribe_stats")]
-    UnsubscribeStats { announcement_id: i64 },
+    UnsubscribeStats { announcement_id: AnnouncementId },
     #[serde(rename = "ping")]
     Ping,
 }
@@ -168,7 +169,9 @@ mod tests {
     fn client_messages_parse_and_bad_ones_say_why() {
         assert!(matches!(
             ClientMessage::parse(r#"{"type":"ack","delivery_id":7}"#),
-            Ok(ClientMessage::Ack { delivery_id: 7 })
+            Ok(ClientMessage::Ack {
+                delivery_id: DeliveryId(7)
+            })
         ));
         assert!(matches!(
             ClientMessage::parse(r#"{"type":"ping"}"#),

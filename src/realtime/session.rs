@@ -24,6 +24,7 @@ use crate::announcements::store as announcements;
 use crate::deliveries::model::DeliveryState;
 use crate::deliveries::writer::{self, Transition};
 use crate::error::AppError;
+use crate::ids::{AnnouncementId, DeliveryId};
 use crate::telemetry::mailbox;
 use crate::users::model::{Role, User};
 
@@ -240,7 +241,7 @@ impl Session {
     /// raises no event, so its answer comes straight back here.
     fn transition(
         &mut self,
-        delivery_id: i64,
+        delivery_id: DeliveryId,
         to: DeliveryState,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
@@ -278,7 +279,11 @@ impl Session {
     }
 
     /// Live figures are for the announcement's publisher and staff, as over HTTP.
-    fn watch_stats(&mut self, announcement_id: i64, ctx: &mut ws::WebsocketContext<Self>) {
+    fn watch_stats(
+        &mut self,
+        announcement_id: AnnouncementId,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
         if self.user.role == Role::Student {
             let refusal =
                 ServerMessage::error("forbidden", "students do not see announcement figures");

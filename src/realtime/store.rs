@@ -9,6 +9,7 @@ use super::protocol::{Cursor, ServerMessage};
 use crate::deliveries::model::InboxItem;
 use crate::deliveries::store as deliveries;
 use crate::error::AppError;
+use crate::ids::{DeliveryId, UserId};
 
 #[derive(QueryableByName)]
 struct Xmin {
@@ -42,12 +43,12 @@ pub struct CatchUp {
 /// possible (a cursor is conservative), gaps are not.
 pub async fn catch_up(
     conn: &mut AsyncPgConnection,
-    user: i64,
+    user: UserId,
     since: Option<Cursor>,
 ) -> Result<CatchUp, AppError> {
     // The cursor first: whatever committed below it is visible to the reads below.
     let cursor = current_cursor(conn).await?;
-    let mut changes: Vec<(i64, i64, ServerMessage)> = Vec::new();
+    let mut changes: Vec<(i64, DeliveryId, ServerMessage)> = Vec::new();
     if let Some(Cursor(since)) = since {
         for change in deliveries::changes_since(conn, user, since).await? {
             let order = (change.changed_tx, change.item.id);
@@ -63,7 +64,8 @@ pub async fn catch_up(
         for (announcement_id, tx) in deliveries::withdrawn_since(conn, user, since).await? {
             changes.push((
                 tx.unwrap_or(since),
-                0,
+                // Before the items of the same transaction.
+                DeliveryId::default(),
                 ServerMessage::AnnouncementWithdrawn { announcement_id },
             ));
         }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::auth::secret_token;
 use crate::error::AppError;
+use crate::ids::UserId;
 use crate::redis::Redis;
 
 /// Seconds a ticket stays valid.
@@ -24,7 +25,7 @@ pub fn redis_key(redis: &Redis, ticket: &str) -> String {
 }
 
 /// A fresh ticket for `user`'s login session `session`.
-pub async fn issue(redis: &Redis, user: i64, session: Uuid) -> Result<String, AppError> {
+pub async fn issue(redis: &Redis, user: UserId, session: Uuid) -> Result<String, AppError> {
     let ticket = secret_token::generate();
     let mut conn = redis.get().await?;
     let () = redis::cmd("SET")
@@ -39,7 +40,7 @@ pub async fn issue(redis: &Redis, user: i64, session: Uuid) -> Result<String, Ap
 
 /// Takes the ticket (it cannot be used again) and says whose it was; `None`
 /// when it is unknown, used or expired.
-pub async fn redeem(redis: &Redis, ticket: &str) -> Result<Option<(i64, Uuid)>, AppError> {
+pub async fn redeem(redis: &Redis, ticket: &str) -> Result<Option<(UserId, Uuid)>, AppError> {
     let mut conn = redis.get().await?;
     let owner: Option<String> = redis::cmd("GETDEL")
         .arg(redis_key(redis, ticket))

@@ -11,14 +11,15 @@ use super::model::SectionStatus;
 use super::store as sections;
 use crate::db::schema::{enrollments, users};
 use crate::error::{AppError, FieldErrors};
+use crate::ids::{SectionId, UserId};
 use crate::pagination::Page;
 use crate::users::model::Role;
 
 /// A student in a section.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Enrollment {
-    pub section_id: i64,
-    pub student_id: i64,
+    pub section_id: SectionId,
+    pub student_id: UserId,
     pub username: String,
     pub email: String,
     pub enrolled_at: DateTime<Utc>,
@@ -41,8 +42,8 @@ pub fn register_metrics() {
 /// capacity holds however many arrive at once.
 pub async fn enroll(
     conn: &mut AsyncPgConnection,
-    section_id: i64,
-    student_id: i64,
+    section_id: SectionId,
+    student_id: UserId,
 ) -> Result<Enrollment, AppError> {
     conn.transaction(async |conn| {
         let section = sections::lock(conn, section_id).await?;
@@ -96,8 +97,8 @@ pub async fn enroll(
 
 pub async fn withdraw(
     conn: &mut AsyncPgConnection,
-    section_id: i64,
-    student_id: i64,
+    section_id: SectionId,
+    student_id: UserId,
 ) -> Result<(), AppError> {
     let removed = diesel::delete(enrollments::table.find((section_id, student_id)))
         .execute(conn)
@@ -110,11 +111,11 @@ pub async fn withdraw(
 
 pub async fn list(
     conn: &mut AsyncPgConnection,
-    section_id: i64,
+    section_id: SectionId,
     page: Page,
 ) -> Result<(Vec<Enrollment>, i64), AppError> {
     let total = sections::enrolled_count(conn, section_id).await?;
-    let rows: Vec<(i64, String, String, DateTime<Utc>)> = enrollments::table
+    let rows: Vec<(UserId, String, String, DateTime<Utc>)> = enrollments::table
         .inner_join(users::table)
         .filter(enrollments::section_id.eq(section_id))
         .select((
@@ -181,19 +182,19 @@ pub enum Admission {
 /// ids must be active students' (the caller resolved them).
 pub async fn enroll_many(
     conn: &mut AsyncPgConnection,
-    section_id: i64,
-    students: &[i64],
+    section_id: SectionId,
+    students: &[UserId],
 ) -> Result<Vec<Admission>, AppError> {
     conn.transaction(async |conn| {
         let section = sections::lock(conn, section_id).await?;
         if section.status == SectionStatus::Archived {
             return Ok(vec![Admission::Archived; students.len()]);
         }
-        let already: std::collections::HashSet<i64> = enrollments::table
+        let already: std::collections::HashSet<UserId> = enrollments::table
             .filter(enrollments::section_id.eq(section_id))
             .filter(enrollments::student_id.eq_any(students))
             .select(enrollments::student_id)
-            .load::<i64>(conn)
+            .load::<UserId>(conn)
             .await?
             .into_iter()
             .collect();

@@ -6,6 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::db::schema::sections;
+use crate::ids::{CourseId, SectionId, UserId};
 
 crate::text_enum! {
     /// Students see published sections only; archived ones take no enrollments.
@@ -19,11 +20,11 @@ crate::text_enum! {
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable, Serialize, ToSchema)]
 #[diesel(table_name = sections, check_for_backend(diesel::pg::Pg))]
 pub struct Section {
-    pub id: i64,
-    pub course_id: i64,
+    pub id: SectionId,
+    pub course_id: CourseId,
     pub section_code: String,
     pub term: String,
-    pub teacher_id: i64,
+    pub teacher_id: UserId,
     pub capacity: i32,
     pub status: SectionStatus,
     pub created_at: DateTime<Utc>,
@@ -44,10 +45,10 @@ pub struct SectionView {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = sections)]
 pub struct NewSection {
-    pub course_id: i64,
+    pub course_id: CourseId,
     pub section_code: String,
     pub term: String,
-    pub teacher_id: i64,
+    pub teacher_id: UserId,
     pub capacity: i32,
     pub status: SectionStatus,
 }
@@ -55,10 +56,10 @@ pub struct NewSection {
 #[derive(Debug, Default, AsChangeset)]
 #[diesel(table_name = sections)]
 pub struct SectionChanges {
-    pub course_id: Option<i64>,
+    pub course_id: Option<CourseId>,
     pub section_code: Option<String>,
     pub term: Option<String>,
-    pub teacher_id: Option<i64>,
+    pub teacher_id: Option<UserId>,
     pub capacity: Option<i32>,
     pub status: Option<SectionStatus>,
 }

@@ -12,6 +12,7 @@ use crate::courses::store as courses;
 use crate::db::DbPool;
 use crate::error::{AppError, FieldErrors};
 use crate::http::resource;
+use crate::ids::{CourseId, SectionId, UserId};
 use crate::pagination::{PageQuery, Paginated};
 use crate::users::model::Role;
 use crate::users::store as users;
@@ -42,9 +43,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct SectionQuery {
-    pub course: Option<i64>,
+    pub course: Option<CourseId>,
     pub term: Option<String>,
-    pub teacher: Option<i64>,
+    pub teacher: Option<UserId>,
     pub status: Option<SectionStatus>,
 }
 
@@ -90,7 +91,7 @@ pub async fn list_sections(
 pub async fn get_section(
     db: web::Data<DbPool>,
     auth: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<SectionId>,
 ) -> Result<web::Json<SectionView>, AppError> {
     let view = store::find_view(&mut *db.get().await?, id.into_inner()).await?;
     if auth.role() == Role::Student && view.section.status != SectionStatus::Published {
@@ -102,10 +103,10 @@ pub async fn get_section(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSectionRequest {
-    pub course_id: i64,
+    pub course_id: CourseId,
     pub section_code: String,
     pub term: String,
-    pub teacher_id: i64,
+    pub teacher_id: UserId,
     /// 1–1000, default 50.
     pub capacity: Option<i32>,
     /// Default `draft`.
@@ -122,8 +123,8 @@ fn check_capacity(errors: &mut FieldErrors, capacity: i32) {
 async fn check_references(
     db: &DbPool,
     errors: &mut FieldErrors,
-    course_id: Option<i64>,
-    teacher_id: Option<i64>,
+    course_id: Option<CourseId>,
+    teacher_id: Option<UserId>,
 ) -> Result<(), AppError> {
     let mut conn = db.get().await?;
     if let Some(course_id) = course_id {
@@ -187,10 +188,10 @@ pub async fn create_section(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSectionRequest {
-    pub course_id: Option<i64>,
+    pub course_id: Option<CourseId>,
     pub section_code: Option<String>,
     pub term: Option<String>,
-    pub teacher_id: Option<i64>,
+    pub teacher_id: Option<UserId>,
     pub capacity: Option<i32>,
     pub status: Option<SectionStatus>,
 }
@@ -209,7 +210,7 @@ pub struct UpdateSectionRequest {
 pub async fn update_section(
     db: web::Data<DbPool>,
     auth: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<SectionId>,
     body: web::Json<UpdateSectionRequest>,
 ) -> Result<web::Json<Section>, AppError> {
     let id = id.into_inner();
@@ -260,7 +261,7 @@ pub async fn update_section(
 pub async fn delete_section(
     db: web::Data<DbPool>,
     auth: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<SectionId>,
 ) -> Result<HttpResponse, AppError> {
     auth.require_staff()?;
     store::delete(&mut *db.get().await?, id.into_inner()).await?;
@@ -274,7 +275,7 @@ pub async fn delete_section(
 pub async fn list_enrollments(
     db: web::Data<DbPool>,
     auth: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<SectionId>,
     page: web::Query<PageQuery>,
 ) -> Result<web::Json<Paginated<Enrollment>>, AppError> {
     let page = page.into_inner().page()?;
@@ -292,7 +293,7 @@ pub async fn list_enrollments(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
-    pub student_id: i64,
+    pub student_id: UserId,
 }
 
 /// Enrolls a student (managers, registrars, admins).
@@ -308,7 +309,7 @@ pub struct EnrollRequest {
 pub async fn enroll(
     db: web::Data<DbPool>,
     auth: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<SectionId>,
     body: web::Json<EnrollRequest>,
 ) -> Result<HttpResponse, AppError> {
     auth.require_staff()?;
@@ -324,7 +325,7 @@ pub async fn enroll(
 pub async fn withdraw(
     db: web::Data<DbPool>,
     auth: AuthUser,
-    path: web::Path<(i64, i64)>,
+    path: web::Path<(SectionId, UserId)>,
 ) -> Result<HttpResponse, AppError> {
     auth.require_staff()?;
     let (section_id, student_id) = path.into_inner();

@@ -10,6 +10,7 @@ use super::model::{NewSection, Section, SectionChanges, SectionStatus, SectionVi
 use crate::db::schema::{courses, enrollments, sections, users};
 use crate::db::violates;
 use crate::error::{AppError, FieldErrors};
+use crate::ids::{CourseId, SectionId, UserId};
 use crate::pagination::Page;
 
 fn map_conflict(error: diesel::result::Error) -> AppError {
@@ -33,7 +34,7 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: NewSection) -> Result<Sec
         .map_err(map_conflict)
 }
 
-pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<Section, AppError> {
+pub async fn find(conn: &mut AsyncPgConnection, id: SectionId) -> Result<Section, AppError> {
     sections::table
         .find(id)
         .select(Section::as_select())
@@ -45,7 +46,7 @@ pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<Section, AppE
 
 /// The section row, locked until the transaction ends: enrollments and
 /// capacity changes on one section take turns.
-pub async fn lock(conn: &mut AsyncPgConnection, id: i64) -> Result<Section, AppError> {
+pub async fn lock(conn: &mut AsyncPgConnection, id: SectionId) -> Result<Section, AppError> {
     sections::table
         .find(id)
         .select(Section::as_select())
@@ -58,7 +59,7 @@ pub async fn lock(conn: &mut AsyncPgConnection, id: i64) -> Result<Section, AppE
 
 pub async fn enrolled_count(
     conn: &mut AsyncPgConnection,
-    section_id: i64,
+    section_id: SectionId,
 ) -> Result<i64, AppError> {
     Ok(enrollments::table
         .filter(enrollments::section_id.eq(section_id))
@@ -69,12 +70,12 @@ pub async fn enrolled_count(
 
 #[derive(Debug, Default, Clone)]
 pub struct SectionFilter {
-    pub course: Option<i64>,
+    pub course: Option<CourseId>,
     pub term: Option<String>,
-    pub teacher: Option<i64>,
+    pub teacher: Option<UserId>,
     pub status: Option<SectionStatus>,
     /// Only sections this student is enrolled in.
-    pub student: Option<i64>,
+    pub student: Option<UserId>,
 }
 
 type ViewRow = (Section, String, String, String, i64);
@@ -149,7 +150,10 @@ pub async fn list(
     Ok((rows.into_iter().map(view).collect(), total))
 }
 
-pub async fn find_view(conn: &mut AsyncPgConnection, id: i64) -> Result<SectionView, AppError> {
+pub async fn find_view(
+    conn: &mut AsyncPgConnection,
+    id: SectionId,
+) -> Result<SectionView, AppError> {
     let row: Option<ViewRow> = sections::table
         .inner_join(courses::table)
         .inner_join(users::table)
@@ -170,7 +174,7 @@ pub async fn find_view(conn: &mut AsyncPgConnection, id: i64) -> Result<SectionV
 /// Applies `changes`, refusing a capacity below the current enrollment.
 pub async fn update(
     conn: &mut AsyncPgConnection,
-    id: i64,
+    id: SectionId,
     changes: SectionChanges,
 ) -> Result<Section, AppError> {
     conn.transaction(async |conn| {
@@ -195,7 +199,7 @@ pub async fn update(
     .await
 }
 
-pub async fn delete(conn: &mut AsyncPgConnection, id: i64) -> Result<(), AppError> {
+pub async fn delete(conn: &mut AsyncPgConnection, id: SectionId) -> Result<(), AppError> {
     let deleted = diesel::delete(sections::table.find(id))
         .execute(conn)
         .await?;
@@ -208,8 +212,8 @@ pub async fn delete(conn: &mut AsyncPgConnection, id: i64) -> Result<(), AppErro
 /// Whether `teacher` teaches any section of `course`.
 pub async fn teaches_course(
     conn: &mut AsyncPgConnection,
-    teacher: i64,
-    course: i64,
+    teacher: UserId,
+    course: CourseId,
 ) -> Result<bool, AppError> {
     Ok(diesel::select(diesel::dsl::exists(
         sections::table
@@ -234,7 +238,7 @@ pub struct SectionRecord {
 /// Sections by course code, term and section code, optionally filtered.
 pub async fn records(
     conn: &mut AsyncPgConnection,
-    course: Option<i64>,
+    course: Option<CourseId>,
     term: Option<&str>,
     status: Option<SectionStatus>,
 ) -> Result<Vec<SectionRecord>, AppError> {
@@ -269,7 +273,7 @@ pub async fn records(
 #[derive(Debug, Clone, QueryableByName)]
 pub struct KeyedSection {
     #[diesel(sql_type = BigInt)]
-    pub id: i64,
+    pub id: SectionId,
     #[diesel(sql_type = diesel::sql_types::Text)]
     pub course_code: String,
     #[diesel(sql_type = diesel::sql_types::Text)]
@@ -306,10 +310,10 @@ pub async fn upsert_many(
     rows: &[NewSection],
 ) -> Result<(), AppError> {
     use diesel::sql_types::{Array, Integer, Text};
-    let courses: Vec<i64> = rows.iter().map(|r| r.course_id).collect();
+    let courses: Vec<CourseId> = rows.iter().map(|r| r.course_id).collect();
     let codes: Vec<&str> = rows.iter().map(|r| r.section_code.as_str()).collect();
     let terms: Vec<&str> = rows.iter().map(|r| r.term.as_str()).collect();
-    let teachers: Vec<i64> = rows.iter().map(|r| r.teacher_id).collect();
+    let teachers: Vec<UserId> = rows.iter().map(|r| r.teacher_id).collect();
     let capacities: Vec<i32> = rows.iter().map(|r| r.capacity).collect();
     let statuses: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
     diesel::sql_query(

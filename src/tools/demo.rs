@@ -11,6 +11,7 @@ use classbell::courses::store as courses;
 use classbell::db::DbPool;
 use classbell::deliveries::store as delivery_store;
 use classbell::error::AppError;
+use classbell::ids::{CourseId, SectionId};
 use classbell::pagination::Page;
 use classbell::sections::enrollments;
 use classbell::sections::model::{NewSection, SectionStatus};
@@ -121,7 +122,7 @@ async fn seed_announcements(db: &DbPool) -> Result<usize, AppError> {
     }
     let section_of = async |conn: &mut diesel_async::AsyncPgConnection,
                             code: &str|
-           -> Result<(i64, i64), AppError> {
+           -> Result<(CourseId, SectionId), AppError> {
         let course = courses::find_by_code(conn, code)
             .await?
             .ok_or(AppError::NotFound("demo course"))?;

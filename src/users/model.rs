@@ -6,6 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::db::schema::users;
+use crate::ids::UserId;
 
 crate::text_enum! {
     /// What a user may do in the school.
@@ -39,7 +40,7 @@ impl clap::ValueEnum for Role {
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub struct User {
-    pub id: i64,
+    pub id: UserId,
     pub username: String,
     pub email: String,
     pub password_hash: String,
@@ -62,7 +63,7 @@ pub struct NewUser<'a> {
 /// What the API shows of a user.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct UserView {
-    pub id: i64,
+    pub id: UserId,
     pub username: String,
     pub email: String,
     pub role: Role,

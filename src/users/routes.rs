@@ -13,6 +13,7 @@ use crate::error::AppError;
 use crate::events::Event;
 use crate::events::EventBus;
 use crate::http::resource;
+use crate::ids::UserId;
 use crate::pagination::{PageQuery, Paginated};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -73,7 +74,7 @@ pub async fn update_user(
     db: web::Data<DbPool>,
     bus: web::Data<EventBus>,
     auth: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<UserId>,
     body: web::Json<UpdateUserRequest>,
 ) -> Result<web::Json<UserView>, AppError> {
     auth.require(&[Role::Admin])?;

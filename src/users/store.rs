@@ -8,6 +8,7 @@ use super::model::{NewUser, Role, User};
 use crate::db::schema::users;
 use crate::db::{lower, violates};
 use crate::error::{AppError, FieldErrors};
+use crate::ids::UserId;
 use crate::pagination::Page;
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: NewUser<'_>) -> Result<User, AppError> {
@@ -63,7 +64,7 @@ pub async fn taken_fields(
     Ok(fields)
 }
 
-pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<User, AppError> {
+pub async fn find(conn: &mut AsyncPgConnection, id: UserId) -> Result<User, AppError> {
     users::table
         .find(id)
         .select(User::as_select())
@@ -163,11 +164,11 @@ pub struct UserChanges {
 /// each other at once cannot both succeed.
 pub async fn update_access(
     conn: &mut AsyncPgConnection,
-    id: i64,
+    id: UserId,
     changes: UserChanges,
 ) -> Result<User, AppError> {
     conn.transaction(async |conn| {
-        let admins: Vec<i64> = users::table
+        let admins: Vec<UserId> = users::table
             .filter(users::role.eq(Role::Admin))
             .filter(users::is_active.eq(true))
             .select(users::id)
@@ -198,7 +199,7 @@ pub async fn update_access(
 
 pub async fn set_password_hash(
     conn: &mut AsyncPgConnection,
-    id: i64,
+    id: UserId,
     password_hash: &str,
 ) -> Result<(), AppError> {
     let now = Utc::now();
@@ -227,7 +228,7 @@ pub async fn exists_by_username(
 /// Whether `id` is an active user with `role`.
 pub async fn has_active_role(
     conn: &mut AsyncPgConnection,
-    id: i64,
+    id: UserId,
     role: Role,
 ) -> Result<bool, AppError> {
     Ok(diesel::select(diesel::dsl::exists(
@@ -245,7 +246,7 @@ pub async fn ids_by_username(
     conn: &mut AsyncPgConnection,
     usernames: &[String],
     role: Role,
-) -> Result<Vec<(String, i64)>, AppError> {
+) -> Result<Vec<(String, UserId)>, AppError> {
     Ok(users::table
         .filter(crate::db::lower(users::username).eq_any(usernames))
         .filter(users::role.eq(role))

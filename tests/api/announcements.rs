@@ -13,20 +13,21 @@ use classbell::announcements::audience::Audience;
 use classbell::announcements::fanout::{FanoutJob, FanoutSettings, Kick, Step};
 use classbell::announcements::store as announcements;
 use classbell::events::Event;
+use classbell::ids::{AnnouncementId, CourseId, SectionId, UserId};
 use classbell::sections::model::SectionStatus;
 use classbell::users::model::Role;
 
 /// A small school: two courses, three sections, six students.
 struct School {
-    teacher: (i64, String),
-    other_teacher: (i64, String),
-    course1: i64,
-    course2: i64,
-    s1: i64,
-    s2: i64,
-    s3: i64,
+    teacher: (UserId, String),
+    other_teacher: (UserId, String),
+    course1: CourseId,
+    course2: CourseId,
+    s1: SectionId,
+    s2: SectionId,
+    s3: SectionId,
     /// Students a..f; e is deactivated; f is in no section.
-    students: Vec<i64>,
+    students: Vec<UserId>,
 }
 
 async fn school(app: &TestApp) -> School {
@@ -434,7 +435,7 @@ async fn withdrawing_mid_fan_out_stops_it_and_hides_it() {
 
     let mut saw_withdrawal = 0;
     while let Ok(event) = events.try_recv() {
-        if matches!(event.event, Event::AnnouncementWithdrawn { announcement_id } if announcement_id == id)
+        if matches!(event.event, Event::AnnouncementWithdrawn { announcement_id } if announcement_id.0 == id)
         {
             saw_withdrawal += 1;
         }
@@ -445,7 +446,7 @@ async fn withdrawing_mid_fan_out_stops_it_and_hides_it() {
 /// An announcement to all students, already published (straight into the
 /// table, so no fan-out is kicked).
 fn published_to_all(
-    publisher: i64,
+    publisher: UserId,
     title: impl Into<String>,
 ) -> classbell::announcements::model::NewAnnouncement {
     classbell::announcements::model::NewAnnouncement {
@@ -461,7 +462,7 @@ fn published_to_all(
 }
 
 /// Signs in the given users (they were made by `app.user`) and returns tokens.
-async fn tokens_for(app: &TestApp, ids: &[i64]) -> Vec<String> {
+async fn tokens_for(app: &TestApp, ids: &[UserId]) -> Vec<String> {
     let mut tokens = Vec::new();
     for id in ids {
         let username = classbell::users::store::find(&mut app.db.get().await.unwrap(), *id)
@@ -665,7 +666,7 @@ async fn a_hundred_concurrent_acks_make_one_transition() {
 
     let mut transitions = 0;
     while let Ok(event) = events.try_recv() {
-        if matches!(event.event, Event::DeliveryUpdated { delivery_id, .. } if delivery_id == delivery)
+        if matches!(event.event, Event::DeliveryUpdated { delivery_id, .. } if delivery_id.0 == delivery)
         {
             transitions += 1;
         }
@@ -798,7 +799,7 @@ async fn reminders_reach_the_unacknowledged_once_per_cooldown() {
     }
     let mut reminder_events = 0;
     while let Ok(event) = events.try_recv() {
-        if matches!(event.event, Event::RemindersSent { announcement_id } if announcement_id == id)
+        if matches!(event.event, Event::RemindersSent { announcement_id } if announcement_id.0 == id)
         {
             reminder_events += 1;
         }
@@ -955,7 +956,7 @@ async fn nodes_claim_disjoint_fan_outs() {
         }
     };
     let (a, b) = futures_util::join!(claim(Uuid::new_v4()), claim(Uuid::new_v4()));
-    let mut all: Vec<i64> = a.iter().chain(b.iter()).map(|c| c.id).collect();
+    let mut all: Vec<AnnouncementId> = a.iter().chain(b.iter()).map(|c| c.id).collect();
     all.sort();
     let before = all.len();
     all.dedup();
@@ -1050,7 +1051,7 @@ async fn a_killed_server_resumes_its_fan_out_on_restart() {
     let mut done = 0;
     for _ in 0..300 {
         let mut conn = app.db.get().await.unwrap();
-        if announcements::fanout_finished_at(&mut conn, id)
+        if announcements::fanout_finished_at(&mut conn, AnnouncementId(id))
             .await
             .unwrap()
             .is_some()

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::helpers::{TestApp, error_body, json_body};
 use classbell::config::{Settings, StorageBackend};
+use classbell::ids::CourseId;
 use classbell::sections::model::SectionStatus;
 use classbell::users::model::Role;
 
@@ -29,7 +30,7 @@ fn payload(len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn form(course: i64, title: &str, filename: &str, bytes: Vec<u8>) -> Form {
+fn form(course: CourseId, title: &str, filename: &str, bytes: Vec<u8>) -> Form {
     Form::new()
         .text("course", course.to_string())
         .text("title", title.to_owned())
@@ -397,7 +398,7 @@ async fn who_may_upload_and_delete_attachments() {
     let response = upload(
         &app,
         &teacher_token,
-        form(999_999, "Ghost", "g.pdf", payload(10)),
+        form(CourseId(999_999), "Ghost", "g.pdf", payload(10)),
     )
     .await;
     error_body(response, 404, "not_found").await;

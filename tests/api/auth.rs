@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{PASSWORD, TestApp, error_body, json_body};
+use classbell::ids::UserId;
 use classbell::users::model::Role;
 
 #[actix_web::test]
@@ -24,7 +25,7 @@ async fn register_creates_a_student_with_a_hashed_password() {
     assert!(body.get("password_hash").is_none());
 
     let mut conn = app.db.get().await.unwrap();
-    let stored = classbell::users::store::find(&mut conn, body["id"].as_i64().unwrap())
+    let stored = classbell::users::store::find(&mut conn, UserId(body["id"].as_i64().unwrap()))
         .await
         .unwrap();
     assert!(stored.password_hash.starts_with("$argon2id$"));

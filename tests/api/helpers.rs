@@ -15,6 +15,7 @@ pub use crate::databases::{TestDatabase, database_url};
 
 use classbell::config::Settings;
 use classbell::db::{self, DbPool};
+use classbell::ids::{AnnouncementId, CourseId, SectionId, UserId};
 use classbell::sections::model::SectionStatus;
 use classbell::startup::Application;
 use classbell::users::accounts;
@@ -191,7 +192,7 @@ impl TestApp {
     }
 
     /// A course, straight through the store.
-    pub async fn course(&self, code: &str) -> i64 {
+    pub async fn course(&self, code: &str) -> CourseId {
         let new = classbell::courses::model::NewCourse {
             code: code.to_owned(),
             title: format!("{code} title"),
@@ -207,11 +208,11 @@ impl TestApp {
     /// A section of `course` taught by `teacher`, straight through the store.
     pub async fn section(
         &self,
-        course: i64,
-        teacher: i64,
+        course: CourseId,
+        teacher: UserId,
         capacity: i32,
         status: SectionStatus,
-    ) -> i64 {
+    ) -> SectionId {
         let new = classbell::sections::model::NewSection {
             course_id: course,
             section_code: format!("S{}", &Uuid::new_v4().simple().to_string()[..6]),
@@ -241,7 +242,8 @@ impl TestApp {
     }
 
     /// Waits up to 10 s for the announcement's fan-out to finish; returns its stats.
-    pub async fn fanned_out(&self, token: &str, announcement: i64) -> Value {
+    pub async fn fanned_out(&self, token: &str, announcement: impl Into<AnnouncementId>) -> Value {
+        let announcement = announcement.into();
         for _ in 0..200 {
             let stats = json_body(
                 self.get(&format!("/api/announcements/{announcement}/stats"), token)
@@ -257,7 +259,8 @@ impl TestApp {
     }
 
     /// The recipients' user ids of an announcement, ascending.
-    pub async fn recipients(&self, announcement: i64) -> Vec<i64> {
+    pub async fn recipients(&self, announcement: impl Into<AnnouncementId>) -> Vec<UserId> {
+        let announcement = announcement.into();
         use classbell::db::schema::deliveries;
         use diesel::{ExpressionMethods, QueryDsl};
         deliveries::table

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, error_body, json_body};
 use crate::ws_client::WsClient;
+use classbell::ids::CourseId;
 use classbell::sections::model::SectionStatus;
 use classbell::users::model::Role;
 
@@ -97,8 +98,8 @@ async fn catalogue(app: &TestApp) -> Catalogue {
          ('ART200', 'Drawing', '', 3)",
     )
     .await;
-    let math: i64 = id_of(app, "SELECT id FROM courses WHERE code = 'MATH101'").await;
-    let art: i64 = id_of(app, "SELECT id FROM courses WHERE code = 'ART200'").await;
+    let math = CourseId(id_of(app, "SELECT id FROM courses WHERE code = 'MATH101'").await);
+    let art = CourseId(id_of(app, "SELECT id FROM courses WHERE code = 'ART200'").await);
     let s1 = app
         .section(math, teacher.user.id, 2, SectionStatus::Published)
         .await;

@@ -18,6 +18,7 @@ const LOWER: &[&str] = &[
     "pagination",
     "validate",
     "http",
+    "ids",
 ];
 
 /// The longest a source file under `src/` may be, in lines.

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Node, OwnRedis, TestApp, json_body};
 use crate::ws_client::{Incoming, WsClient};
+use classbell::ids::SectionId;
 use classbell::sections::model::SectionStatus;
 use classbell::users::model::Role;
 
@@ -15,7 +16,7 @@ use classbell::users::model::Role;
 const QUIET_FANOUT: (&str, &str) = ("CLASSBELL_FANOUT_POLL_MS", "3600000");
 
 /// A teacher and one enrolled student, both signed in (through `app`).
-async fn teacher_and_student(app: &TestApp) -> (String, i64, String) {
+async fn teacher_and_student(app: &TestApp) -> (String, SectionId, String) {
     let (teacher, teacher_token) = app.signed_in(Role::Teacher).await;
     let course = app.course("NODES").await;
     let section = app
@@ -47,7 +48,7 @@ async fn post(app: &TestApp, node: &Node, path: &str, token: &str, body: Value) 
     json_body(response).await
 }
 
-async fn announce(app: &TestApp, node: &Node, token: &str, section: i64, title: &str) -> i64 {
+async fn announce(app: &TestApp, node: &Node, token: &str, section: SectionId, title: &str) -> i64 {
     let body = json!({"title": title, "body": "B", "audience": {"kind": "section", "section_id": section}});
     post(app, node, "/api/announcements", token, body).await["id"]
         .as_i64()

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, error_body, json_body};
 use crate::ws_client::WsClient;
+use classbell::ids::{SectionId, UserId};
 use classbell::sections::model::SectionStatus;
 use classbell::users::model::Role;
 
@@ -17,9 +18,9 @@ use classbell::users::model::Role;
 pub struct Class {
     pub teacher: String,
     pub teacher_name: String,
-    pub section: i64,
-    pub enrolled: Vec<(i64, String)>,
-    pub outsider: (i64, String),
+    pub section: SectionId,
+    pub enrolled: Vec<(UserId, String)>,
+    pub outsider: (UserId, String),
 }
 
 pub async fn class(app: &TestApp) -> Class {

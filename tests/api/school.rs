@@ -5,6 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, error_body, json_body};
+use classbell::ids::UserId;
 use classbell::sections::model::SectionStatus;
 use classbell::users::model::Role;
 
@@ -553,7 +554,7 @@ async fn enrollment_rules_and_conflicts() {
         .section(course, teacher.user.id, 2, SectionStatus::Published)
         .await;
     let path = format!("/api/sections/{section}/enrollments");
-    let enroll = |student: i64| {
+    let enroll = |student: UserId| {
         app.send(
             Method::POST,
             &path,
@@ -580,7 +581,7 @@ async fn enrollment_rules_and_conflicts() {
     ))
     .await;
     error_body(enroll(inactive.user.id).await, 400, "validation_failed").await;
-    error_body(enroll(999999).await, 400, "validation_failed").await;
+    error_body(enroll(UserId(999999)).await, 400, "validation_failed").await;
 
     let grace = app.user(Role::Student).await;
     assert_eq!(enroll(grace.user.id).await.status(), 201);

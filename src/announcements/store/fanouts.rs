@@ -11,12 +11,13 @@ use crate::announcements::audience::Audience;
 use crate::announcements::model::AnnouncementStatus;
 use crate::db::schema::announcements;
 use crate::error::AppError;
+use crate::ids::AnnouncementId;
 
 /// A fan-out this node has claimed.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct Claimed {
     #[diesel(sql_type = BigInt)]
-    pub id: i64,
+    pub id: AnnouncementId,
     #[diesel(sql_type = Text)]
     pub audience_kind: String,
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -38,7 +39,7 @@ pub async fn claim_fanouts(
     conn: &mut AsyncPgConnection,
     owner: Uuid,
     lease_secs: u64,
-    running: &[i64],
+    running: &[AnnouncementId],
     limit: i64,
 ) -> Result<Vec<Claimed>, AppError> {
     Ok(diesel::sql_query(
@@ -64,7 +65,7 @@ pub async fn claim_fanouts(
 /// Counts the recipients once, when the fan-out first starts.
 pub async fn set_fanout_target(
     conn: &mut AsyncPgConnection,
-    id: i64,
+    id: AnnouncementId,
     audience: Audience,
 ) -> Result<(), AppError> {
     diesel::sql_query(format!(
@@ -81,7 +82,7 @@ pub async fn set_fanout_target(
 /// Gives a failed fan-out back, to be retried after `backoff_secs` by any node.
 pub async fn fanout_failed(
     conn: &mut AsyncPgConnection,
-    id: i64,
+    id: AnnouncementId,
     owner: Uuid,
     error: &str,
     backoff_secs: u64,
@@ -105,7 +106,7 @@ pub async fn fanout_failed(
 /// resume the fan-out from its cursor.
 pub async fn release_fanout(
     conn: &mut AsyncPgConnection,
-    id: i64,
+    id: AnnouncementId,
     owner: Uuid,
 ) -> Result<(), AppError> {
     diesel::sql_query(
@@ -132,7 +133,7 @@ pub async fn fanout_backlog(conn: &mut AsyncPgConnection) -> Result<i64, AppErro
 /// When the fan-out of `id` finished, if it has.
 pub async fn fanout_finished_at(
     conn: &mut AsyncPgConnection,
-    id: i64,
+    id: AnnouncementId,
 ) -> Result<Option<DateTime<Utc>>, AppError> {
     Ok(announcements::table
         .find(id)
@@ -141,7 +142,10 @@ pub async fn fanout_finished_at(
         .await?)
 }
 
-pub async fn fanout_attempts(conn: &mut AsyncPgConnection, id: i64) -> Result<i32, AppError> {
+pub async fn fanout_attempts(
+    conn: &mut AsyncPgConnection,
+    id: AnnouncementId,
+) -> Result<i32, AppError> {
     Ok(announcements::table
         .find(id)
         .select(announcements::fanout_attempts)

@@ -22,6 +22,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use super::model::{Announcement, AnnouncementStatus, NewAnnouncement};
 use crate::db::schema::announcements;
 use crate::error::{AppError, FieldErrors};
+use crate::ids::{AnnouncementId, UserId};
 use crate::pagination::Page;
 
 pub async fn insert(
@@ -35,7 +36,10 @@ pub async fn insert(
         .await?)
 }
 
-pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<Announcement, AppError> {
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    id: AnnouncementId,
+) -> Result<Announcement, AppError> {
     announcements::table
         .find(id)
         .select(Announcement::as_select())
@@ -49,8 +53,8 @@ pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<Announcement,
 /// so nobody learns what others publish.
 pub async fn find_visible(
     conn: &mut AsyncPgConnection,
-    id: i64,
-    user: i64,
+    id: AnnouncementId,
+    user: UserId,
     staff: bool,
 ) -> Result<Announcement, AppError> {
     let announcement = find(conn, id).await?;
@@ -64,7 +68,7 @@ pub async fn find_visible(
 /// Announcements, newest first; only `publisher`'s when given.
 pub async fn list(
     conn: &mut AsyncPgConnection,
-    publisher: Option<i64>,
+    publisher: Option<UserId>,
     status: Option<AnnouncementStatus>,
     page: Page,
 ) -> Result<(Vec<Announcement>, i64), AppError> {
@@ -112,7 +116,7 @@ fn not_editable() -> AppError {
 /// Applies `changes` if the announcement is still a draft or scheduled.
 pub async fn update_unpublished(
     conn: &mut AsyncPgConnection,
-    id: i64,
+    id: AnnouncementId,
     changes: AnnouncementChanges,
 ) -> Result<Announcement, AppError> {
     diesel::update(announcements::table.find(id))
@@ -130,7 +134,10 @@ pub async fn update_unpublished(
 
 /// Publishes a draft or scheduled announcement now; publishing a published
 /// one again changes nothing.
-pub async fn publish(conn: &mut AsyncPgConnection, id: i64) -> Result<Announcement, AppError> {
+pub async fn publish(
+    conn: &mut AsyncPgConnection,
+    id: AnnouncementId,
+) -> Result<Announcement, AppError> {
     let now = Utc::now();
     let published = diesel::update(announcements::table.find(id))
         .filter(
@@ -163,7 +170,7 @@ pub async fn publish(conn: &mut AsyncPgConnection, id: i64) -> Result<Announceme
 /// A running fan-out sees the status at its next chunk and stops.
 pub async fn withdraw(
     conn: &mut AsyncPgConnection,
-    id: i64,
+    id: AnnouncementId,
 ) -> Result<(Announcement, bool), AppError> {
     let now = Utc::now();
     let withdrawn = diesel::update(announcements::table.find(id))
@@ -186,7 +193,7 @@ pub async fn withdraw(
 
 /// Scheduled announcements whose time has come become published, each by
 /// exactly one node (the UPDATE takes the row).
-pub async fn publish_due(conn: &mut AsyncPgConnection) -> Result<Vec<i64>, AppError> {
+pub async fn publish_due(conn: &mut AsyncPgConnection) -> Result<Vec<AnnouncementId>, AppError> {
     let now = Utc::now();
     Ok(diesel::update(announcements::table)
         .filter(announcements::status.eq(AnnouncementStatus::Scheduled))

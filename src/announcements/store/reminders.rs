@@ -8,6 +8,7 @@ use crate::announcements::model::AnnouncementStatus;
 use crate::db::schema::announcements;
 use crate::deliveries::store::{self as deliveries, Reminded};
 use crate::error::AppError;
+use crate::ids::AnnouncementId;
 
 /// Why a reminder was refused.
 pub enum RemindRefused {
@@ -19,7 +20,7 @@ pub enum RemindRefused {
 /// unacknowledged delivery, in one transaction.
 pub async fn remind_unacked(
     conn: &mut AsyncPgConnection,
-    announcement: i64,
+    announcement: AnnouncementId,
     cooldown_secs: u64,
 ) -> Result<Result<Vec<Reminded>, RemindRefused>, AppError> {
     let cooldown = i64::try_from(cooldown_secs).unwrap_or(i64::MAX / 2);

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::announcements::audience::Audience;
 use crate::error::AppError;
+use crate::ids::{AnnouncementId, UserId};
 
 /// What one fan-out chunk did.
 #[derive(Debug, QueryableByName)]
@@ -22,9 +23,9 @@ pub struct Chunk {
     pub written: i64,
     /// The user-id range it covered: `first..=last`.
     #[diesel(sql_type = Nullable<BigInt>)]
-    pub first: Option<i64>,
+    pub first: Option<UserId>,
     #[diesel(sql_type = Nullable<BigInt>)]
-    pub last: Option<i64>,
+    pub last: Option<UserId>,
     #[diesel(sql_type = Bool)]
     pub finished: bool,
 }
@@ -41,7 +42,7 @@ pub struct Chunk {
 /// is redone with `ON CONFLICT DO NOTHING`.
 pub async fn fanout_chunk(
     conn: &mut AsyncPgConnection,
-    id: i64,
+    id: AnnouncementId,
     audience: Audience,
     owner: Uuid,
     chunk: i64,
@@ -50,7 +51,7 @@ pub async fn fanout_chunk(
     match run_chunk(conn, id, audience, owner, chunk, lease_secs, false).await {
         Err(error) if crate::db::violates(&error, "deliveries_announcement_id_user_id_key") => {
             tracing::warn!(
-                announcement = id,
+                announcement = %id,
                 "fan-out met existing deliveries; redoing the chunk tolerantly"
             );
             Ok(run_chunk(conn, id, audience, owner, chunk, lease_secs, true).await?)
@@ -61,7 +62,7 @@ pub async fn fanout_chunk(
 
 async fn run_chunk(
     conn: &mut AsyncPgConnection,
-    id: i64,
+    id: AnnouncementId,
     audience: Audience,
     owner: Uuid,
     chunk: i64,

@@ -11,6 +11,7 @@ use super::rules::{live, unread};
 use crate::db::schema::{announcements, deliveries, users};
 use crate::deliveries::model::{DeliveryState, InboxAnnouncement, InboxItem};
 use crate::error::AppError;
+use crate::ids::{AnnouncementId, DeliveryId, UserId};
 use crate::pagination::Page;
 
 /// The columns of an inbox item, for every query that shows one.
@@ -40,12 +41,12 @@ pub const INBOX_COLUMNS: (
 
 /// A row of `INBOX_COLUMNS`.
 pub type InboxRow = (
-    i64,
+    DeliveryId,
     DeliveryState,
     Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
     i32,
-    i64,
+    AnnouncementId,
     String,
     String,
     String,
@@ -74,7 +75,7 @@ pub fn inbox_item(row: InboxRow) -> InboxItem {
 /// `user`'s live deliveries, newest first.
 pub async fn inbox(
     conn: &mut AsyncPgConnection,
-    user: i64,
+    user: UserId,
     state: Option<DeliveryState>,
     page: Page,
 ) -> Result<(Vec<InboxItem>, i64), AppError> {
@@ -102,7 +103,7 @@ pub async fn inbox(
 }
 
 /// `user`'s unread deliveries.
-pub async fn unread_count(conn: &mut AsyncPgConnection, user: i64) -> Result<i64, AppError> {
+pub async fn unread_count(conn: &mut AsyncPgConnection, user: UserId) -> Result<i64, AppError> {
     Ok(unread_counts(conn, &[user])
         .await?
         .get(&user)
@@ -113,9 +114,9 @@ pub async fn unread_count(conn: &mut AsyncPgConnection, user: i64) -> Result<i64
 /// Unread counts of `users`; a user with none is absent from the map.
 pub async fn unread_counts(
     conn: &mut AsyncPgConnection,
-    users: &[i64],
-) -> Result<HashMap<i64, i64>, AppError> {
-    let rows: Vec<(i64, i64)> = deliveries::table
+    users: &[UserId],
+) -> Result<HashMap<UserId, i64>, AppError> {
+    let rows: Vec<(UserId, i64)> = deliveries::table
         .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))
         .filter(deliveries::user_id.eq_any(users))
         .filter(unread())
@@ -137,7 +138,7 @@ pub struct Change {
 /// `user`'s live deliveries changed in transaction `since` or later.
 pub async fn changes_since(
     conn: &mut AsyncPgConnection,
-    user: i64,
+    user: UserId,
     since: i64,
 ) -> Result<Vec<Change>, AppError> {
     let rows: Vec<(InboxRow, i64, i64)> = deliveries::table
@@ -167,9 +168,9 @@ pub async fn changes_since(
 /// or later, with that transaction.
 pub async fn withdrawn_since(
     conn: &mut AsyncPgConnection,
-    user: i64,
+    user: UserId,
     since: i64,
-) -> Result<Vec<(i64, Option<i64>)>, AppError> {
+) -> Result<Vec<(AnnouncementId, Option<i64>)>, AppError> {
     Ok(announcements::table
         .inner_join(deliveries::table.on(deliveries::announcement_id.eq(announcements::id)))
         .filter(deliveries::user_id.eq(user))
@@ -182,10 +183,10 @@ pub async fn withdrawn_since(
 /// The new inbox items of `announcement` for those of `users` it reached.
 pub async fn created_for(
     conn: &mut AsyncPgConnection,
-    announcement: i64,
-    users: &[i64],
-) -> Result<Vec<(i64, InboxItem)>, AppError> {
-    let rows: Vec<(i64, InboxRow)> = deliveries::table
+    announcement: AnnouncementId,
+    users: &[UserId],
+) -> Result<Vec<(UserId, InboxItem)>, AppError> {
+    let rows: Vec<(UserId, InboxRow)> = deliveries::table
         .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))
         .inner_join(users::table.on(users::id.eq(announcements::publisher_id)))
         .filter(deliveries::announcement_id.eq(announcement))
@@ -203,9 +204,9 @@ pub async fn created_for(
 /// Those of `users` who received `announcement`.
 pub async fn recipients_among(
     conn: &mut AsyncPgConnection,
-    announcement: i64,
-    users: &[i64],
-) -> Result<Vec<i64>, AppError> {
+    announcement: AnnouncementId,
+    users: &[UserId],
+) -> Result<Vec<UserId>, AppError> {
     Ok(deliveries::table
         .filter(deliveries::announcement_id.eq(announcement))
         .filter(deliveries::user_id.eq_any(users))
@@ -215,13 +216,13 @@ pub async fn recipients_among(
 }
 
 /// An unread delivery of one announcement: (user, delivery, retry count).
-pub type Unacknowledged = (i64, i64, i32);
+pub type Unacknowledged = (UserId, DeliveryId, i32);
 
 /// Those of `users` for whom `announcement` is unread.
 pub async fn unacked_among(
     conn: &mut AsyncPgConnection,
-    announcement: i64,
-    users: &[i64],
+    announcement: AnnouncementId,
+    users: &[UserId],
 ) -> Result<Vec<Unacknowledged>, AppError> {
     Ok(deliveries::table
         .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))

@@ -26,13 +26,14 @@ pub use transitions::{TransitionRow, reread, transition_batch};
 use super::model::DeliveryState;
 use crate::db::schema::deliveries;
 use crate::error::AppError;
+use crate::ids::{AnnouncementId, UserId};
 
 /// Acknowledges `users`' deliveries of `announcement` in one statement, for
 /// seeding; live transitions go through the delivery writer.
 pub async fn acknowledge_now(
     conn: &mut AsyncPgConnection,
-    announcement: i64,
-    users: &[i64],
+    announcement: AnnouncementId,
+    users: &[UserId],
 ) -> Result<usize, AppError> {
     let now = Utc::now();
     Ok(diesel::update(deliveries::table)

@@ -11,6 +11,7 @@ use crate::announcements::model::Unacked;
 use crate::db::schema::{deliveries, users};
 use crate::deliveries::model::DeliveryState;
 use crate::error::AppError;
+use crate::ids::{AnnouncementId, DeliveryId, UserId};
 use crate::pagination::Page;
 
 /// An announcement's deliveries by state, its reminders and the median time
@@ -34,7 +35,7 @@ pub struct StateCounts {
 /// The figures of `announcement`'s deliveries, in one scan of them.
 pub async fn state_counts(
     conn: &mut AsyncPgConnection,
-    announcement: i64,
+    announcement: AnnouncementId,
 ) -> Result<StateCounts, AppError> {
     Ok(diesel::sql_query(
         "SELECT count(*) AS total,
@@ -52,8 +53,8 @@ pub async fn state_counts(
 }
 
 type UnackedRow = (
-    i64,
-    i64,
+    DeliveryId,
+    UserId,
     String,
     String,
     DeliveryState,
@@ -64,7 +65,7 @@ type UnackedRow = (
 /// Recipients of `announcement` who have not acknowledged it, by username.
 pub async fn unacked(
     conn: &mut AsyncPgConnection,
-    announcement: i64,
+    announcement: AnnouncementId,
     page: Page,
 ) -> Result<(Vec<Unacked>, i64), AppError> {
     let filtered = || {
@@ -110,9 +111,9 @@ pub async fn unacked(
 #[derive(Debug, QueryableByName)]
 pub struct Reminded {
     #[diesel(sql_type = BigInt)]
-    pub delivery_id: i64,
+    pub delivery_id: DeliveryId,
     #[diesel(sql_type = BigInt)]
-    pub user_id: i64,
+    pub user_id: UserId,
     #[diesel(sql_type = Integer)]
     pub retry_count: i32,
     #[diesel(sql_type = Text)]
@@ -125,7 +126,7 @@ pub struct Reminded {
 /// who was reminded.
 pub async fn mark_reminded(
     conn: &mut AsyncPgConnection,
-    announcement: i64,
+    announcement: AnnouncementId,
 ) -> Result<Vec<Reminded>, AppError> {
     Ok(diesel::sql_query(concat!(
         "UPDATE deliveries SET retry_count = deliveries.retry_count + 1, last_push_at = now()

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::rules::live_sql;
 use crate::error::AppError;
+use crate::ids::{AnnouncementId, DeliveryId, UserId};
 
 /// How one request of a batch came out, in request order (`n` from 1).
 #[derive(diesel::QueryableByName)]
@@ -24,7 +25,7 @@ pub struct TransitionRow {
     #[diesel(sql_type = Bool)]
     pub found: bool,
     #[diesel(sql_type = Nullable<BigInt>)]
-    pub announcement_id: Option<i64>,
+    pub announcement_id: Option<AnnouncementId>,
     #[diesel(sql_type = Nullable<Text>)]
     pub state: Option<String>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
@@ -40,8 +41,8 @@ pub struct TransitionRow {
 /// statement costs as much as running it. A static query id lets
 /// diesel-async keep it prepared on each pooled connection.
 struct TransitionBatch<'a> {
-    ids: &'a [i64],
-    users: &'a [i64],
+    ids: &'a [DeliveryId],
+    users: &'a [UserId],
     sessions: &'a [Uuid],
     targets: &'a [&'static str],
 }
@@ -126,8 +127,8 @@ FROM deliveries WHERE id = $1";
 /// Runs one batch: the requests are the parallel slices, answered in order.
 pub async fn transition_batch(
     conn: &mut AsyncPgConnection,
-    ids: &[i64],
-    users: &[i64],
+    ids: &[DeliveryId],
+    users: &[UserId],
     sessions: &[Uuid],
     targets: &[&'static str],
 ) -> Result<Vec<TransitionRow>, AppError> {
@@ -141,7 +142,10 @@ pub async fn transition_batch(
 }
 
 /// The delivery as it stands now (another node moved it while a batch ran).
-pub async fn reread(conn: &mut AsyncPgConnection, id: i64) -> Result<TransitionRow, AppError> {
+pub async fn reread(
+    conn: &mut AsyncPgConnection,
+    id: DeliveryId,
+) -> Result<TransitionRow, AppError> {
     Ok(diesel::sql_query(REREAD_SQL)
         .bind::<BigInt, _>(id)
         .get_result(conn)

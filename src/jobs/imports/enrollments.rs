@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{Report, RowError, advance, required_text};
+use crate::ids::{SectionId, UserId};
 use crate::jobs::context::{JobContext, Stop};
 use crate::jobs::sheet::Sheet;
 use crate::sections::enrollments::{self, Admission};
@@ -44,12 +45,12 @@ pub async fn apply(ctx: &JobContext, sheet: &Sheet, report: &mut Report) -> Resu
     let names: Vec<String> = read_rows.iter().map(|(_, (_, s))| s.clone()).collect();
     let (sections, students) = {
         let mut conn = ctx.conn().await?;
-        let sections: HashMap<SectionKey, i64> = store::keyed(&mut conn, &codes)
+        let sections: HashMap<SectionKey, SectionId> = store::keyed(&mut conn, &codes)
             .await?
             .into_iter()
             .map(|s| ((s.course_code, s.term, s.section_code), s.id))
             .collect();
-        let students: HashMap<String, i64> =
+        let students: HashMap<String, UserId> =
             users::ids_by_username(&mut conn, &names, Role::Student)
                 .await?
                 .into_iter()
@@ -78,12 +79,12 @@ pub async fn apply(ctx: &JobContext, sheet: &Sheet, report: &mut Report) -> Resu
     let total = sheet.records.len();
     advance(ctx, report, total).await?;
     // Section by section, in file order within each.
-    let mut by_section: BTreeMap<i64, Vec<(usize, i64)>> = BTreeMap::new();
+    let mut by_section: BTreeMap<SectionId, Vec<(usize, UserId)>> = BTreeMap::new();
     for (row, (section, student), ()) in rows {
         by_section.entry(section).or_default().push((row, student));
     }
     for (section, entries) in by_section {
-        let students: Vec<i64> = entries.iter().map(|(_, s)| *s).collect();
+        let students: Vec<UserId> = entries.iter().map(|(_, s)| *s).collect();
         let admissions =
             enrollments::enroll_many(&mut *ctx.conn().await?, section, &students).await?;
         for ((row, _), admission) in entries.into_iter().zip(admissions) {

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use super::{CHUNK, Report, RowError, advance, optional, required_text};
+use crate::ids::{CourseId, UserId};
 use crate::jobs::context::{JobContext, Stop};
 use crate::jobs::sheet::Sheet;
 use crate::sections::model::{NewSection, SectionStatus};
@@ -73,11 +74,12 @@ pub async fn apply(ctx: &JobContext, sheet: &Sheet, report: &mut Report) -> Resu
         .collect();
     let (courses, teachers, existing) = {
         let mut conn = ctx.conn().await?;
-        let courses: HashMap<String, i64> = crate::courses::store::ids_by_code(&mut conn, &codes)
-            .await?
-            .into_iter()
-            .collect();
-        let teachers: HashMap<String, i64> =
+        let courses: HashMap<String, CourseId> =
+            crate::courses::store::ids_by_code(&mut conn, &codes)
+                .await?
+                .into_iter()
+                .collect();
+        let teachers: HashMap<String, UserId> =
             users::ids_by_username(&mut conn, &teachers, Role::Teacher)
                 .await?
                 .into_iter()

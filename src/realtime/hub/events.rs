@@ -17,6 +17,7 @@ use crate::db::DbPool;
 use crate::deliveries::store as deliveries;
 use crate::error::AppError;
 use crate::events::{Envelope, Event};
+use crate::ids::{AnnouncementId, JobId, UserId};
 use crate::jobs::model::{JobKind, JobState, Progress};
 use crate::realtime::protocol::ServerMessage;
 
@@ -83,16 +84,16 @@ impl Hub {
     /// go to whoever in that range is connected here.
     fn deliveries_created(
         &mut self,
-        announcement_id: i64,
-        users: std::ops::RangeInclusive<i64>,
+        announcement_id: AnnouncementId,
+        users: std::ops::RangeInclusive<UserId>,
         raised: Raised,
         ctx: &mut Context<Self>,
     ) {
         if users.is_empty() {
             return;
         }
-        let users: Vec<i64> = self.by_user.range(users).map(|(user, _)| *user).collect();
-        let query = async move |conn: &mut AsyncPgConnection, users: &[i64]| {
+        let users: Vec<UserId> = self.by_user.range(users).map(|(user, _)| *user).collect();
+        let query = async move |conn: &mut AsyncPgConnection, users: &[UserId]| {
             deliveries::created_for(conn, announcement_id, users).await
         };
         self.resolve_among(users, query, ctx, move |hub, items| {
@@ -105,7 +106,7 @@ impl Hub {
     }
 
     /// One delivery moved: its recipient's sessions (every device) hear it.
-    fn delivery_updated(&mut self, user_id: i64, message: ServerMessage, raised: Raised) {
+    fn delivery_updated(&mut self, user_id: UserId, message: ServerMessage, raised: Raised) {
         if self.by_user.contains_key(&user_id) {
             self.push_user(user_id, Push::new(message, raised));
             self.unread_dirty.insert(user_id);
@@ -115,11 +116,11 @@ impl Hub {
     /// The connected recipients of a withdrawn announcement drop it.
     fn announcement_withdrawn(
         &mut self,
-        announcement_id: i64,
+        announcement_id: AnnouncementId,
         raised: Raised,
         ctx: &mut Context<Self>,
     ) {
-        let query = async move |conn: &mut AsyncPgConnection, users: &[i64]| {
+        let query = async move |conn: &mut AsyncPgConnection, users: &[UserId]| {
             deliveries::recipients_among(conn, announcement_id, users).await
         };
         let users = self.connected_users();
@@ -137,7 +138,7 @@ impl Hub {
     }
 
     /// Figures changed: sent with the next flush, if anyone here watches them.
-    fn stats_changed(&mut self, announcement_id: i64) {
+    fn stats_changed(&mut self, announcement_id: AnnouncementId) {
         if self.stats_watchers.contains_key(&announcement_id) {
             self.stats_dirty.insert(announcement_id);
         }
@@ -145,8 +146,13 @@ impl Hub {
 
     /// A reminder went out: the connected recipients who have not
     /// acknowledged are nudged.
-    fn reminders_sent(&mut self, announcement_id: i64, raised: Raised, ctx: &mut Context<Self>) {
-        let query = async move |conn: &mut AsyncPgConnection, users: &[i64]| {
+    fn reminders_sent(
+        &mut self,
+        announcement_id: AnnouncementId,
+        raised: Raised,
+        ctx: &mut Context<Self>,
+    ) {
+        let query = async move |conn: &mut AsyncPgConnection, users: &[UserId]| {
             deliveries::unacked_among(conn, announcement_id, users).await
         };
         let users = self.connected_users();
@@ -164,8 +170,8 @@ impl Hub {
 
     fn job_progress(
         &mut self,
-        owner_id: i64,
-        task_id: Uuid,
+        owner_id: UserId,
+        task_id: JobId,
         kind: JobKind,
         state: JobState,
         progress: Progress,
@@ -181,7 +187,7 @@ impl Hub {
     }
 
     /// A login session ended (or all of a user's): its websockets close.
-    fn signed_out(&mut self, user_id: i64, session: Option<Uuid>) {
+    fn signed_out(&mut self, user_id: UserId, session: Option<Uuid>) {
         let ids = self.by_user.get(&user_id).cloned().unwrap_or_default();
         for id in ids {
             let Some(entry) = self.sessions.get_mut(&id) else {
@@ -195,7 +201,12 @@ impl Hub {
 
     /// Starts sending `announcement_id`'s figures to session `id` (whose
     /// right to see them the session has checked), the current ones at once.
-    pub(super) fn watch(&mut self, id: SessionId, announcement_id: i64, ctx: &mut Context<Self>) {
+    pub(super) fn watch(
+        &mut self,
+        id: SessionId,
+        announcement_id: AnnouncementId,
+        ctx: &mut Context<Self>,
+    ) {
         let Some(entry) = self.sessions.get_mut(&id) else {
             return;
         };
@@ -234,8 +245,8 @@ impl Hub {
     /// `resolve` for a query over some of the connected users (none: nothing to do).
     fn resolve_among<T: 'static>(
         &mut self,
-        users: Vec<i64>,
-        query: impl AsyncFnOnce(&mut AsyncPgConnection, &[i64]) -> Result<T, AppError> + 'static,
+        users: Vec<UserId>,
+        query: impl AsyncFnOnce(&mut AsyncPgConnection, &[UserId]) -> Result<T, AppError> + 'static,
         ctx: &mut Context<Self>,
         then: impl FnOnce(&mut Hub, T) + 'static,
     ) {
@@ -252,12 +263,12 @@ impl Hub {
 
     /// Sends the changed unread counts, with one query for all who changed.
     pub(super) fn flush_unread(&mut self, ctx: &mut Context<Self>) {
-        let users: Vec<i64> = self
+        let users: Vec<UserId> = self
             .unread_dirty
             .drain()
             .filter(|user| self.by_user.contains_key(user))
             .collect();
-        let query = async |conn: &mut AsyncPgConnection, users: &[i64]| {
+        let query = async |conn: &mut AsyncPgConnection, users: &[UserId]| {
             let counts = deliveries::unread_counts(conn, users).await?;
             Ok((users.to_vec(), counts))
         };
@@ -272,7 +283,7 @@ impl Hub {
 
     /// Sends the changed figures of watched announcements.
     pub(super) fn flush_stats(&mut self, ctx: &mut Context<Self>) {
-        let dirty: Vec<i64> = self
+        let dirty: Vec<AnnouncementId> = self
             .stats_dirty
             .drain()
             .filter(|id| self.stats_watchers.contains_key(id))
@@ -299,7 +310,7 @@ impl Hub {
     }
 }
 
-async fn stats(db: DbPool, announcement_id: i64) -> Result<AnnouncementStats, AppError> {
+async fn stats(db: DbPool, announcement_id: AnnouncementId) -> Result<AnnouncementStats, AppError> {
     let mut conn = db.get().await?;
     let announcement = announcements::find(&mut conn, announcement_id).await?;
     announcements::stats(&mut conn, &announcement).await

@@ -27,6 +27,7 @@ use uuid::Uuid;
 use super::protocol::ServerMessage;
 use crate::db::DbPool;
 use crate::events::{Envelope, EventBus};
+use crate::ids::{AnnouncementId, UserId};
 use crate::telemetry::mailbox;
 
 mod events;
@@ -78,7 +79,7 @@ pub enum Control {
 /// A session as the hub knows it.
 pub struct SessionLink {
     pub id: SessionId,
-    pub user_id: i64,
+    pub user_id: UserId,
     /// The login session it was opened with.
     pub auth_session: Uuid,
     pub push: Recipient<Push>,
@@ -103,7 +104,7 @@ pub struct Disconnect {
 #[rtype(result = "()")]
 pub struct WatchStats {
     pub id: SessionId,
-    pub announcement_id: i64,
+    pub announcement_id: AnnouncementId,
     pub watch: bool,
 }
 
@@ -135,7 +136,7 @@ struct Entry {
     link: SessionLink,
     /// Told to close; nothing more is sent to it.
     closing: bool,
-    watching: HashSet<i64>,
+    watching: HashSet<AnnouncementId>,
 }
 
 impl Entry {
@@ -151,10 +152,10 @@ pub struct Hub {
     bus: EventBus,
     sessions: HashMap<SessionId, Entry>,
     /// Ordered, so a fan-out chunk's user-id range finds its users directly.
-    by_user: BTreeMap<i64, Vec<SessionId>>,
-    stats_watchers: HashMap<i64, HashSet<SessionId>>,
-    stats_dirty: HashSet<i64>,
-    unread_dirty: HashSet<i64>,
+    by_user: BTreeMap<UserId, Vec<SessionId>>,
+    stats_watchers: HashMap<AnnouncementId, HashSet<SessionId>>,
+    stats_dirty: HashSet<AnnouncementId>,
+    unread_dirty: HashSet<UserId>,
     bridge_was_down: bool,
 }
 
@@ -195,11 +196,11 @@ impl Hub {
         gauge!("classbell_ws_users").set(self.by_user.len() as f64);
     }
 
-    fn connected_users(&self) -> Vec<i64> {
+    fn connected_users(&self) -> Vec<UserId> {
         self.by_user.keys().copied().collect()
     }
 
-    fn push_user(&mut self, user: i64, push: Push) {
+    fn push_user(&mut self, user: UserId, push: Push) {
         let Some(ids) = self.by_user.get(&user) else {
             return;
         };
@@ -241,7 +242,7 @@ impl Hub {
         counter!("classbell_ws_slow_consumer_closes_total").increment(1);
         tracing::info!(
             session = id,
-            user = entry.link.user_id,
+            user = %entry.link.user_id,
             "closing a websocket that stopped reading"
         );
         entry.close(
@@ -251,14 +252,14 @@ impl Hub {
     }
 
     /// Stops sending `announcement_id`'s figures to session `id`.
-    fn unwatch(&mut self, id: SessionId, announcement_id: i64) {
+    fn unwatch(&mut self, id: SessionId, announcement_id: AnnouncementId) {
         if let Some(entry) = self.sessions.get_mut(&id) {
             entry.watching.remove(&announcement_id);
             self.forget_watcher(id, announcement_id);
         }
     }
 
-    fn forget_watcher(&mut self, id: SessionId, announcement_id: i64) {
+    fn forget_watcher(&mut self, id: SessionId, announcement_id: AnnouncementId) {
         if let Some(watchers) = self.stats_watchers.get_mut(&announcement_id) {
             watchers.remove(&id);
             if watchers.is_empty() {

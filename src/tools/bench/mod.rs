@@ -23,6 +23,7 @@ use classbell::auth::store as sessions;
 use classbell::config::Settings;
 use classbell::db::{self, DbPool};
 use classbell::events::EventBus;
+use classbell::ids::{AnnouncementId, UserId};
 use classbell::startup::Application;
 use classbell::users::model::Role;
 
@@ -109,7 +110,7 @@ async fn exec(conn: &mut AsyncPgConnection, sql: &str) -> BenchResult<usize> {
 }
 
 /// `n` active students and one admin to publish; returns the admin's id.
-async fn seed_students(conn: &mut AsyncPgConnection, n: i64) -> BenchResult<i64> {
+async fn seed_students(conn: &mut AsyncPgConnection, n: i64) -> BenchResult<UserId> {
     diesel::sql_query(
         "INSERT INTO users (username, email, password_hash, role)
          SELECT 'bench-' || g, 'bench-' || g || '@bench.example', 'x', 'student'
@@ -129,7 +130,7 @@ async fn seed_students(conn: &mut AsyncPgConnection, n: i64) -> BenchResult<i64>
     #[derive(diesel::QueryableByName)]
     struct Id {
         #[diesel(sql_type = BigInt)]
-        id: i64,
+        id: UserId,
     }
     let admin: Id = diesel::sql_query("SELECT id FROM users WHERE username = 'bench-admin'")
         .get_result(conn)
@@ -138,7 +139,11 @@ async fn seed_students(conn: &mut AsyncPgConnection, n: i64) -> BenchResult<i64>
     Ok(admin.id)
 }
 
-async fn publish(conn: &mut AsyncPgConnection, publisher: i64, title: &str) -> BenchResult<i64> {
+async fn publish(
+    conn: &mut AsyncPgConnection,
+    publisher: UserId,
+    title: &str,
+) -> BenchResult<AnnouncementId> {
     let announcement = announcements::insert(
         conn,
         NewAnnouncement {
@@ -255,7 +260,7 @@ async fn fanout_on(
     Ok(())
 }
 
-async fn count(conn: &mut AsyncPgConnection, announcement: i64) -> BenchResult<i64> {
+async fn count(conn: &mut AsyncPgConnection, announcement: AnnouncementId) -> BenchResult<i64> {
     #[derive(diesel::QueryableByName)]
     struct Count {
         #[diesel(sql_type = BigInt)]
@@ -318,7 +323,7 @@ async fn acks_on(
     #[derive(diesel::QueryableByName)]
     struct Owned {
         #[diesel(sql_type = BigInt)]
-        user_id: i64,
+        user_id: UserId,
         #[diesel(sql_type = BigInt)]
         id: i64,
     }

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::{BenchResult, Scratch, exec, fail, seed_students};
 use classbell::auth::jwt::JwtKeys;
 use classbell::config::Settings;
+use classbell::ids::UserId;
 use classbell::users::model::Role;
 
 /// Clients that open their websockets at once.
@@ -76,7 +77,7 @@ async fn sign_in_students(
         #[diesel(sql_type = SqlUuid)]
         id: Uuid,
         #[diesel(sql_type = BigInt)]
-        user_id: i64,
+        user_id: UserId,
     }
     let opened: Vec<Opened> = diesel::sql_query(
         "INSERT INTO auth_sessions (id, user_id)
@@ -95,7 +96,7 @@ async fn sign_in_students(
 async fn sign_in(
     conn: &mut AsyncPgConnection,
     keys: &JwtKeys,
-    user: i64,
+    user: UserId,
     role: Role,
 ) -> BenchResult<String> {
     let (session, _) = classbell::auth::store::open_session(conn, user, chrono::Duration::hours(1))
