@@ -3,7 +3,11 @@
 
 use std::collections::HashMap;
 
-use super::{CHUNK, Report, RowError, advance, optional, required_text};
+use csv::ByteRecord;
+use diesel_async::AsyncPgConnection;
+
+use super::rows::{Report, RowError, RowSpec, optional, required_text, write_in_chunks};
+use crate::error::AppError;
 use crate::ids::{CourseId, UserId};
 use crate::jobs::context::{JobContext, Stop};
 use crate::jobs::sheet::Sheet;
@@ -12,10 +16,8 @@ use crate::sections::store;
 use crate::users::model::Role;
 use crate::users::store as users;
 
-pub const REQUIRED: &[&str] = &["course_code", "term", "section_code", "teacher_username"];
-
 /// A row as read, before its course and teacher are looked up.
-struct Row {
+pub struct Row {
     course_code: String,
     term: String,
     section_code: String,
@@ -24,7 +26,7 @@ struct Row {
     status: SectionStatus,
 }
 
-fn read(sheet: &Sheet, record: &csv::ByteRecord) -> Result<Row, RowError> {
+fn read_row(sheet: &Sheet, record: &ByteRecord) -> Result<Row, RowError> {
     let course_code = required_text(sheet, record, "course_code", 32)?;
     let term = required_text(sheet, record, "term", 32)?;
     let section_code = required_text(sheet, record, "section_code", 32)?;
@@ -54,86 +56,98 @@ fn read(sheet: &Sheet, record: &csv::ByteRecord) -> Result<Row, RowError> {
     })
 }
 
-pub async fn apply(ctx: &JobContext, sheet: &Sheet, report: &mut Report) -> Result<(), Stop> {
-    let mut read_rows = Vec::new();
-    for (row, record) in &sheet.records {
-        match read(sheet, record) {
-            Ok(section) => read_rows.push((*row, section)),
-            Err(error) => report.fail(*row, error),
-        }
+/// Course code, term and section code, lowercased.
+type SectionKey = (String, String, String);
+
+pub struct Sections;
+
+impl RowSpec for Sections {
+    const REQUIRED: &'static [&'static str] =
+        &["course_code", "term", "section_code", "teacher_username"];
+    const KEY_COLUMN: &'static str = "section_code";
+    type Read = Row;
+    type Key = SectionKey;
+    type Item = NewSection;
+
+    fn read(sheet: &Sheet, record: &ByteRecord) -> Result<Row, RowError> {
+        read_row(sheet, record)
     }
-    let mut codes: Vec<String> = read_rows
-        .iter()
-        .map(|(_, r)| r.course_code.to_lowercase())
-        .collect();
-    codes.sort();
-    codes.dedup();
-    let teachers: Vec<String> = read_rows
-        .iter()
-        .map(|(_, r)| r.teacher.to_lowercase())
-        .collect();
-    let (courses, teachers, existing) = {
-        let mut conn = ctx.conn().await?;
-        let courses: HashMap<String, CourseId> =
-            crate::courses::store::ids_by_code(&mut conn, &codes)
-                .await?
-                .into_iter()
-                .collect();
+
+    /// The course and teacher each row names, and the enrollment of sections
+    /// that exist (capacity may not drop below it).
+    async fn resolve(
+        conn: &mut AsyncPgConnection,
+        read_rows: Vec<(usize, Row)>,
+        report: &mut Report,
+    ) -> Result<Vec<(usize, SectionKey, NewSection)>, AppError> {
+        let mut codes: Vec<String> = read_rows
+            .iter()
+            .map(|(_, r)| r.course_code.to_lowercase())
+            .collect();
+        codes.sort();
+        codes.dedup();
+        let teachers: Vec<String> = read_rows
+            .iter()
+            .map(|(_, r)| r.teacher.to_lowercase())
+            .collect();
+        let courses: HashMap<String, CourseId> = crate::courses::store::ids_by_code(conn, &codes)
+            .await?
+            .into_iter()
+            .collect();
         let teachers: HashMap<String, UserId> =
-            users::ids_by_username(&mut conn, &teachers, Role::Teacher)
+            users::ids_by_username(conn, &teachers, Role::Teacher)
                 .await?
                 .into_iter()
                 .collect();
-        let existing: HashMap<(String, String, String), i64> = store::keyed(&mut conn, &codes)
+        let existing: HashMap<SectionKey, i64> = store::keyed(conn, &codes)
             .await?
             .into_iter()
             .map(|s| ((s.course_code, s.term, s.section_code), s.enrolled))
             .collect();
-        (courses, teachers, existing)
-    };
-    let mut rows = Vec::new();
-    for (row, r) in read_rows {
-        let key = (
-            r.course_code.to_lowercase(),
-            r.term.to_lowercase(),
-            r.section_code.to_lowercase(),
-        );
-        let Some(&course_id) = courses.get(&key.0) else {
-            report.fail(row, RowError::new("course_code", "no course has this code"));
-            continue;
-        };
-        let Some(&teacher_id) = teachers.get(&r.teacher.to_lowercase()) else {
-            report.fail(
-                row,
-                RowError::new("teacher_username", "no active teacher has this username"),
+        let mut rows = Vec::new();
+        for (row, r) in read_rows {
+            let key = (
+                r.course_code.to_lowercase(),
+                r.term.to_lowercase(),
+                r.section_code.to_lowercase(),
             );
-            continue;
-        };
-        if let Some(&enrolled) = existing.get(&key)
-            && i64::from(r.capacity) < enrolled
-        {
-            let reason = format!("is below the {enrolled} students enrolled");
-            report.fail(row, RowError::new("capacity", reason));
-            continue;
+            let Some(&course_id) = courses.get(&key.0) else {
+                report.fail(row, RowError::new("course_code", "no course has this code"));
+                continue;
+            };
+            let Some(&teacher_id) = teachers.get(&r.teacher.to_lowercase()) else {
+                report.fail(
+                    row,
+                    RowError::new("teacher_username", "no active teacher has this username"),
+                );
+                continue;
+            };
+            if let Some(&enrolled) = existing.get(&key)
+                && i64::from(r.capacity) < enrolled
+            {
+                let reason = format!("is below the {enrolled} students enrolled");
+                report.fail(row, RowError::new("capacity", reason));
+                continue;
+            }
+            let section = NewSection {
+                course_id,
+                section_code: r.section_code,
+                term: r.term,
+                teacher_id,
+                capacity: r.capacity,
+                status: r.status,
+            };
+            rows.push((row, key, section));
         }
-        let section = NewSection {
-            course_id,
-            section_code: r.section_code,
-            term: r.term,
-            teacher_id,
-            capacity: r.capacity,
-            status: r.status,
-        };
-        rows.push((row, key, section));
+        Ok(rows)
     }
-    let rows = super::last_wins(rows, "section_code", report);
-    let total = sheet.records.len();
-    advance(ctx, report, total).await?;
-    let sections: Vec<NewSection> = rows.into_iter().map(|(_, _, s)| s).collect();
-    for chunk in sections.chunks(CHUNK) {
-        store::upsert_many(&mut *ctx.conn().await?, chunk).await?;
-        report.ok += chunk.len();
-        advance(ctx, report, total).await?;
+
+    async fn write(
+        ctx: &JobContext,
+        rows: Vec<(usize, NewSection)>,
+        report: &mut Report,
+        total: usize,
+    ) -> Result<(), Stop> {
+        write_in_chunks(ctx, rows, report, total, store::upsert_many).await
     }
-    Ok(())
 }
