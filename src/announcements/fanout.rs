@@ -95,15 +95,14 @@ impl FanoutJob {
     pub async fn step(&self, db: &DbPool, bus: &EventBus) -> Result<Step, AppError> {
         let started = Instant::now();
         let mut conn = db.get().await?;
-        let chunk = deliveries::fanout_chunk(
-            &mut conn,
-            self.announcement_id,
-            self.audience,
-            self.owner,
-            self.settings.chunk,
-            self.settings.lease_secs,
-        )
-        .await?;
+        let next = deliveries::NextChunk {
+            announcement: self.announcement_id,
+            audience: self.audience,
+            owner: self.owner,
+            size: self.settings.chunk,
+            lease_secs: self.settings.lease_secs,
+        };
+        let chunk = deliveries::fanout_chunk(&mut conn, &next).await?;
         drop(conn);
         if !chunk.claimed {
             return Ok(Step::Released);

@@ -67,6 +67,18 @@ async fn export(
     queue(db, runner, new).await
 }
 
+/// An export of the school's records, which only staff may take.
+async fn staff_export(
+    db: &DbPool,
+    runner: &Addr<JobRunner>,
+    auth: &AuthUser,
+    kind: JobKind,
+    params: ExportParams,
+) -> Result<HttpResponse, AppError> {
+    auth.require_staff()?;
+    export(db, runner, auth, kind, params).await
+}
+
 /// Every course as CSV: `code,title,description,credits` (managers, registrars, admins).
 #[utoipa::path(post, path = "/api/exports/courses", tag = "jobs", security(("bearer" = [])),
     responses((status = 202, body = Queued), (status = 403, body = crate::error::ErrorBody)))]
@@ -75,8 +87,7 @@ pub async fn export_courses(
     runner: web::Data<Addr<JobRunner>>,
     auth: AuthUser,
 ) -> Result<HttpResponse, AppError> {
-    auth.require_staff()?;
-    export(
+    staff_export(
         &db,
         &runner,
         &auth,
@@ -104,7 +115,6 @@ pub async fn export_sections(
     auth: AuthUser,
     query: web::Query<SectionExportQuery>,
 ) -> Result<HttpResponse, AppError> {
-    auth.require_staff()?;
     let query = query.into_inner();
     let params = ExportParams {
         term: query.term,
@@ -112,7 +122,7 @@ pub async fn export_sections(
         course: query.course,
         announcement: None,
     };
-    export(&db, &runner, &auth, JobKind::ExportSections, params).await
+    staff_export(&db, &runner, &auth, JobKind::ExportSections, params).await
 }
 
 /// Enrollments as CSV: `course_code,term,section_code,student_username`.
@@ -123,8 +133,7 @@ pub async fn export_enrollments(
     runner: web::Data<Addr<JobRunner>>,
     auth: AuthUser,
 ) -> Result<HttpResponse, AppError> {
-    auth.require_staff()?;
-    export(
+    staff_export(
         &db,
         &runner,
         &auth,

@@ -85,6 +85,26 @@ fn enrolled_column() -> diesel::expression::SqlLiteral<BigInt> {
     sql("(SELECT count(*) FROM enrollments e WHERE e.section_id = sections.id)")
 }
 
+/// What a section's view selects: the section, its course, its teacher
+/// and its enrollment.
+type ViewColumns = (
+    diesel::dsl::AsSelect<Section, diesel::pg::Pg>,
+    courses::code,
+    courses::title,
+    users::username,
+    diesel::expression::SqlLiteral<BigInt>,
+);
+
+fn view_columns() -> ViewColumns {
+    (
+        Section::as_select(),
+        courses::code,
+        courses::title,
+        users::username,
+        enrolled_column(),
+    )
+}
+
 fn view((section, course_code, course_title, teacher_username, enrolled): ViewRow) -> SectionView {
     SectionView {
         section,
@@ -130,13 +150,7 @@ pub async fn list(
     };
     let total = filtered().count().get_result(conn).await?;
     let rows: Vec<ViewRow> = filtered()
-        .select((
-            Section::as_select(),
-            courses::code,
-            courses::title,
-            users::username,
-            enrolled_column(),
-        ))
+        .select(view_columns())
         .order((
             sections::term.desc(),
             courses::code,
@@ -158,13 +172,7 @@ pub async fn find_view(
         .inner_join(courses::table)
         .inner_join(users::table)
         .filter(sections::id.eq(id))
-        .select((
-            Section::as_select(),
-            courses::code,
-            courses::title,
-            users::username,
-            enrolled_column(),
-        ))
+        .select(view_columns())
         .first(conn)
         .await
         .optional()?;

@@ -30,6 +30,19 @@ pub struct Chunk {
     pub finished: bool,
 }
 
+/// Which fan-out's next chunk to write, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct NextChunk {
+    pub announcement: AnnouncementId,
+    pub audience: Audience,
+    /// The node holding the fan-out's claim; another node's chunk is refused.
+    pub owner: Uuid,
+    /// Recipients at most.
+    pub size: i64,
+    /// How long the claim lasts after this chunk.
+    pub lease_secs: u64,
+}
+
 /// Writes the next chunk of deliveries (recipients after the cursor, in id
 /// order) and moves the cursor, the count and the lease, in one statement:
 /// whatever committed is exactly what the cursor says, so a fan-out resumes
@@ -42,19 +55,15 @@ pub struct Chunk {
 /// is redone with `ON CONFLICT DO NOTHING`.
 pub async fn fanout_chunk(
     conn: &mut AsyncPgConnection,
-    id: AnnouncementId,
-    audience: Audience,
-    owner: Uuid,
-    chunk: i64,
-    lease_secs: u64,
+    next: &NextChunk,
 ) -> Result<Chunk, AppError> {
-    match run_chunk(conn, id, audience, owner, chunk, lease_secs, false).await {
+    match run_chunk(conn, next, false).await {
         Err(error) if crate::db::violates(&error, "deliveries_announcement_id_user_id_key") => {
             tracing::warn!(
-                announcement = %id,
+                announcement = %next.announcement,
                 "fan-out met existing deliveries; redoing the chunk tolerantly"
             );
-            Ok(run_chunk(conn, id, audience, owner, chunk, lease_secs, true).await?)
+            Ok(run_chunk(conn, next, true).await?)
         }
         other => Ok(other?),
     }
@@ -62,11 +71,7 @@ pub async fn fanout_chunk(
 
 async fn run_chunk(
     conn: &mut AsyncPgConnection,
-    id: AnnouncementId,
-    audience: Audience,
-    owner: Uuid,
-    chunk: i64,
-    lease_secs: u64,
+    next: &NextChunk,
     tolerate_existing: bool,
 ) -> Result<Chunk, diesel::result::Error> {
     let (on_conflict, written) = if tolerate_existing {
@@ -105,13 +110,13 @@ async fn run_chunk(
                 covered.n AS scanned, {written} AS written, covered.first, covered.last,
                 COALESCE((SELECT fanout_finished_at IS NOT NULL FROM progress), false) AS finished
          FROM covered",
-        recipients = audience.recipients_sql()
+        recipients = next.audience.recipients_sql()
     );
     diesel::sql_query(sql)
-        .bind::<BigInt, _>(id)
-        .bind::<SqlUuid, _>(owner)
-        .bind::<BigInt, _>(chunk)
-        .bind::<Double, _>(lease_secs as f64)
+        .bind::<BigInt, _>(next.announcement)
+        .bind::<SqlUuid, _>(next.owner)
+        .bind::<BigInt, _>(next.size)
+        .bind::<Double, _>(next.lease_secs as f64)
         .get_result(conn)
         .await
 }

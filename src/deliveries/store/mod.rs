@@ -14,7 +14,7 @@ use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-pub use fanout::{Chunk, fanout_chunk};
+pub use fanout::{Chunk, NextChunk, fanout_chunk};
 pub use inbox::{
     Change, INBOX_COLUMNS, InboxRow, Unacknowledged, changes_since, created_for, inbox, inbox_item,
     recipients_among, unacked_among, unread_count, unread_counts, withdrawn_since,
