@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::rules::{live, unread};
+use super::rules::{Live, Unread};
 use crate::db::schema::{announcements, deliveries, users};
 use crate::deliveries::model::{DeliveryState, InboxAnnouncement, InboxItem};
 use crate::error::AppError;
@@ -84,7 +84,7 @@ pub async fn inbox(
             .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))
             .inner_join(users::table.on(users::id.eq(announcements::publisher_id)))
             .filter(deliveries::user_id.eq(user))
-            .filter(live())
+            .filter(Live)
             .into_boxed();
         if let Some(state) = state {
             query = query.filter(deliveries::state.eq(state));
@@ -119,7 +119,7 @@ pub async fn unread_counts(
     let rows: Vec<(UserId, i64)> = deliveries::table
         .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))
         .filter(deliveries::user_id.eq_any(users))
-        .filter(unread())
+        .filter(Unread)
         .group_by(deliveries::user_id)
         .select((deliveries::user_id, diesel::dsl::count_star()))
         .load(conn)
@@ -146,7 +146,7 @@ pub async fn changes_since(
         .inner_join(users::table.on(users::id.eq(announcements::publisher_id)))
         .filter(deliveries::user_id.eq(user))
         .filter(deliveries::changed_tx.ge(since))
-        .filter(live())
+        .filter(Live)
         .select((
             INBOX_COLUMNS,
             deliveries::created_tx,
@@ -191,7 +191,7 @@ pub async fn created_for(
         .inner_join(users::table.on(users::id.eq(announcements::publisher_id)))
         .filter(deliveries::announcement_id.eq(announcement))
         .filter(deliveries::user_id.eq_any(users))
-        .filter(live())
+        .filter(Live)
         .select((deliveries::user_id, INBOX_COLUMNS))
         .load(conn)
         .await?;
@@ -228,7 +228,7 @@ pub async fn unacked_among(
         .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))
         .filter(deliveries::announcement_id.eq(announcement))
         .filter(deliveries::user_id.eq_any(users))
-        .filter(unread())
+        .filter(Unread)
         .select((deliveries::user_id, deliveries::id, deliveries::retry_count))
         .load(conn)
         .await?)

@@ -20,7 +20,7 @@ pub use inbox::{
     recipients_among, unacked_among, unread_count, unread_counts, withdrawn_since,
 };
 pub use publisher::{Reminded, StateCounts, mark_reminded, state_counts, unacked};
-pub use rules::{live, unread};
+pub use rules::{Live, Unread};
 pub use transitions::{TransitionRow, reread, transition_batch};
 
 use super::model::DeliveryState;

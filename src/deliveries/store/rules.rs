@@ -3,11 +3,16 @@
 //! replay to a reconnecting client or move through the state machine. A
 //! delivery is *unread* while it is live and not acknowledged: every unread
 //! count, badge and reminder counts exactly those. Both are SQL over the
-//! tables' own names, so diesel queries (`live()`, `unread()`) and the
-//! hand-written statements (`concat!` with `live_sql!()`, `unread_sql!()`)
-//! share one text.
+//! tables' own names, so diesel queries (the `Live` and `Unread` filters)
+//! and the hand-written statements (`concat!` with `live_sql!()` or
+//! `unread_sql!()`) share one text.
 
-use diesel::expression::SqlLiteral;
+use diesel::QueryResult;
+use diesel::expression::{
+    AppearsOnTable, Expression, SelectableExpression, ValidGrouping, is_aggregate,
+};
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::Bool;
 
 /// SQL: the delivery's announcement is not withdrawn (joined as `announcements`).
@@ -29,12 +34,42 @@ macro_rules! unread_sql {
 
 pub(crate) use {live_sql, unread_sql};
 
-/// The live rule as a diesel filter; the query must join `announcements`.
-pub fn live() -> SqlLiteral<Bool> {
-    diesel::dsl::sql(live_sql!())
+/// A rule as a diesel filter: fixed SQL with a static query id, so the
+/// statements that use it stay prepared (a `sql()` literal would make diesel
+/// plan them afresh on every call). The query must join `announcements`.
+macro_rules! rule {
+    ($(#[$doc:meta])* $name:ident = $sql:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, QueryId)]
+        pub struct $name;
+
+        impl Expression for $name {
+            type SqlType = Bool;
+        }
+
+        impl<QS> AppearsOnTable<QS> for $name {}
+
+        impl<QS> SelectableExpression<QS> for $name {}
+
+        impl<GroupBy> ValidGrouping<GroupBy> for $name {
+            type IsAggregate = is_aggregate::Never;
+        }
+
+        impl QueryFragment<Pg> for $name {
+            fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+                out.push_sql(concat!("(", $sql, ")"));
+                Ok(())
+            }
+        }
+    };
 }
 
-/// The unread rule as a diesel filter; the query must join `announcements`.
-pub fn unread() -> SqlLiteral<Bool> {
-    diesel::dsl::sql(unread_sql!())
+rule! {
+    /// The live rule: the announcement is not withdrawn.
+    Live = live_sql!()
+}
+
+rule! {
+    /// The unread rule: live and not acknowledged.
+    Unread = unread_sql!()
 }
