@@ -35,6 +35,9 @@ pub struct Readiness {
     pub bridge: Option<&'static str>,
 }
 
+/// What `/readyz` says of a part that does not answer.
+const DOWN: &str = "down";
+
 /// Why the bridge counts as degraded.
 const BRIDGE_DOWN: &str = "not connected to the other nodes through Redis; reconnecting with backoff, \
                            live pushes from other nodes resume then and clients catch up from their cursors";
@@ -71,15 +74,18 @@ pub async fn readyz(
         (true, false) => "postgres",
         (false, true) => "redis",
     };
+    // What failed, and why, is for the log; the answer only names it.
     let mut down = FieldErrors::new();
     if let Err(error) = database {
-        down.add("postgres", error.to_string());
+        tracing::warn!(%error, "readiness: PostgreSQL is down");
+        down.add("postgres", DOWN);
     }
     if let Err(error) = redis {
-        down.add("redis", error.to_string());
+        tracing::warn!(%error, "readiness: Redis is down");
+        down.add("redis", DOWN);
     }
-    if let Some(reason) = bridge {
-        down.add("bridge", reason);
+    if bridge.is_some() {
+        down.add("bridge", DOWN);
     }
     Err(AppError::Unavailable { what, fields: down })
 }

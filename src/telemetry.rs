@@ -86,12 +86,25 @@ pub fn metrics_handle() -> PrometheusHandle {
 
 /// Counts and times each request under its route template (`/api/users/{id}`),
 /// never the raw path, so the label set stays bounded.
+/// A request's method as a label: the ones HTTP defines, and `other` for the
+/// rest, so a client that makes methods up cannot mint new series.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .iter()
+        .find(|known| **known == method.as_str())
+        .copied()
+        .unwrap_or("other")
+}
+
 pub async fn record_http(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let response = next.call(req).await?;
     let route = response
         .request()
@@ -108,7 +121,7 @@ pub async fn record_http(
     );
     counter!(
         "classbell_http_requests_total",
-        "method" => method.clone(),
+        "method" => method,
         "route" => route.clone(),
         "status" => status.clone()
     )

@@ -25,13 +25,16 @@ impl CsvOut {
         Ok(CsvOut { writer, rows: 0 })
     }
 
+    /// Writes a record, each cell neutralised against formula injection.
     pub fn row<I, F>(&mut self, fields: I) -> Result<(), AppError>
     where
         I: IntoIterator<Item = F>,
         F: AsRef<[u8]>,
     {
         self.rows += 1;
-        self.writer.write_record(fields).map_err(AppError::internal)
+        let fields: Vec<F> = fields.into_iter().collect();
+        let cells = fields.iter().map(|cell| neutralised(cell.as_ref()));
+        self.writer.write_record(cells).map_err(AppError::internal)
     }
 
     /// Rows written, not counting the header.
@@ -43,6 +46,33 @@ impl CsvOut {
         self.writer
             .into_inner()
             .map_err(|e| AppError::internal(e.to_string()))
+    }
+}
+
+/// First characters a spreadsheet reads as the start of a formula (OWASP's
+/// CSV-injection list): a cell starting with one is written with a leading
+/// `'`, which spreadsheets show as text.
+const FORMULA_STARTS: &[u8] = b"=+-@\t\r";
+
+/// `cell`, with a `'` in front when it could start a formula.
+fn neutralised(cell: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    match cell.first() {
+        Some(first) if FORMULA_STARTS.contains(first) => {
+            let mut quoted = Vec::with_capacity(cell.len() + 1);
+            quoted.push(b'\'');
+            quoted.extend_from_slice(cell);
+            quoted.into()
+        }
+        _ => cell.into(),
+    }
+}
+
+/// What `neutralised` wrote, read back: one leading `'` goes when a formula
+/// character follows it, so an export imports as it was.
+fn unneutralised(text: &str) -> &str {
+    match text.as_bytes() {
+        [b'\'', next, ..] if FORMULA_STARTS.contains(next) => &text[1..],
+        _ => text,
     }
 }
 
@@ -97,7 +127,7 @@ impl Sheet {
             return Ok(None);
         };
         let text = std::str::from_utf8(raw).map_err(|_| "is not valid UTF-8 text")?;
-        let text = text.trim();
+        let text = unneutralised(text.trim());
         Ok((!text.is_empty()).then_some(text))
     }
 }
@@ -163,6 +193,43 @@ mod tests {
         assert_eq!(sheet.field(record, "description"), Ok(None));
         let (_, first) = &sheet.records[0];
         assert_eq!(sheet.field(first, "title"), Ok(Some("Hello, world")));
+    }
+
+    #[test]
+    fn formula_cells_are_written_as_text_and_read_back_as_they_were() {
+        let mut out = CsvOut::new(&["title", "plain"]).unwrap();
+        let risky = [
+            "=HYPERLINK(\"http://evil\",\"x\")",
+            "+1",
+            "-2",
+            "@SUM(A1)",
+            "\tx",
+        ];
+        for cell in risky {
+            out.row([cell, "safe"]).unwrap();
+        }
+        out.row(["'quoted", "it's"]).unwrap();
+        let bytes = out.finish().unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.contains("\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\",safe"));
+        assert!(text.contains("\n'+1,safe\n'-2,safe\n'@SUM(A1),safe\n"));
+        let sheet = Sheet::parse(&bytes, &["title"]).unwrap();
+        let titles: Vec<&str> = sheet
+            .records
+            .iter()
+            .map(|(_, record)| sheet.field(record, "title").unwrap().unwrap())
+            .collect();
+        assert_eq!(
+            titles,
+            [
+                "=HYPERLINK(\"http://evil\",\"x\")",
+                "+1",
+                "-2",
+                "@SUM(A1)",
+                "\tx",
+                "'quoted"
+            ]
+        );
     }
 
     #[test]

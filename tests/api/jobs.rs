@@ -30,7 +30,7 @@ async fn upload(app: &TestApp, path: &str, token: &str, bytes: Vec<u8>) -> reqwe
 }
 
 /// Starts a job (an export, or an import of `csv`) and returns its task id.
-async fn start(app: &TestApp, path: &str, token: &str, csv: Option<&[u8]>) -> String {
+pub async fn start(app: &TestApp, path: &str, token: &str, csv: Option<&[u8]>) -> String {
     let response = match csv {
         Some(bytes) => upload(app, path, token, bytes.to_vec()).await,
         None => app.request(Method::POST, path, Some(token), None).await,
@@ -41,7 +41,7 @@ async fn start(app: &TestApp, path: &str, token: &str, csv: Option<&[u8]>) -> St
 }
 
 /// Polls the task until it ends (10 s at most).
-async fn finished(app: &TestApp, token: &str, task: &str) -> Value {
+pub async fn finished(app: &TestApp, token: &str, task: &str) -> Value {
     let mut last = Value::Null;
     for _ in 0..200 {
         last = json_body(app.get(&format!("/api/tasks/{task}"), token).await).await;
@@ -70,7 +70,7 @@ async fn download_csv(app: &TestApp, token: &str, url: &str) -> String {
 }
 
 /// Runs an export as `token` and returns the CSV text.
-async fn export(app: &TestApp, token: &str, path: &str) -> (Value, String) {
+pub async fn export(app: &TestApp, token: &str, path: &str) -> (Value, String) {
     let task = start(app, path, token, None).await;
     let done = finished(app, token, &task).await;
     assert_eq!(done["state"], "SUCCESS", "{done}");

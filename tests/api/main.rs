@@ -3,6 +3,7 @@
 
 mod announcements;
 mod attachments;
+mod attacks;
 mod auth;
 mod cli;
 mod databases;

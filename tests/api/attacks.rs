@@ -1,0 +1,89 @@
+//! Hostile clients: what one anonymous client (or a curious user) tries,
+//! and what classbell does about it. One test per point of the hardening
+//! list; each failed before its fix.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{TestApp, error_body, json_body};
+use crate::jobs::{export, finished, start};
+use classbell::users::model::Role;
+
+/// A formula in a course title reaches a spreadsheet as text, and what the
+/// export wrote imports back as it was.
+#[actix_web::test]
+async fn csv_exports_neutralise_formulas_and_import_back_unchanged() {
+    let app = TestApp::spawn().await;
+    let (_, manager) = app.signed_in(Role::Manager).await;
+    let formula = r#"=HYPERLINK("http://evil.example","click")"#;
+    let response = app
+        .send(
+            Method::POST,
+            "/api/courses",
+            &manager,
+            json!({"code": "EVIL-1", "title": formula, "description": "-5 points, @teacher"}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+
+    let (_, csv) = export(&app, &manager, "/api/exports/courses").await;
+    assert!(
+        csv.contains(
+            r#"EVIL-1,"'=HYPERLINK(""http://evil.example"",""click"")","'-5 points, @teacher",3.0"#
+        ),
+        "{csv}"
+    );
+
+    // Someone changes the course; importing the export puts it back exactly.
+    app.sql("UPDATE courses SET title = 'changed', description = '' WHERE code = 'EVIL-1'")
+        .await;
+    let task = start(&app, "/api/imports/courses", &manager, Some(csv.as_bytes())).await;
+    let done = finished(&app, &manager, &task).await;
+    assert_eq!(done["result"]["status"], "success", "{done}");
+    let courses = json_body(app.get("/api/courses?q=EVIL-1", &manager).await).await;
+    assert_eq!(courses["items"][0]["title"], formula);
+    assert_eq!(courses["items"][0]["description"], "-5 points, @teacher");
+}
+
+/// Made-up HTTP methods do not mint metric series: they count as `other`.
+#[actix_web::test]
+async fn made_up_methods_share_one_metric_label() {
+    let app = TestApp::spawn().await;
+    for n in 0..30 {
+        let method = Method::from_bytes(format!("XEVIL{n}").as_bytes()).unwrap();
+        let response = app.request(method, "/healthz", None, None).await;
+        assert_eq!(response.status(), 405);
+    }
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("XEVIL"),
+        "a made-up method became a label"
+    );
+    assert!(metrics.contains(r#"method="other""#));
+}
+
+/// `/readyz` names what is down and says nothing of why: no host, no
+/// dependency's error text.
+#[actix_web::test]
+async fn readiness_names_what_is_down_without_its_error() {
+    let app = TestApp::spawn_with(|s| {
+        s.redis.url = "redis://127.0.0.1:1".into();
+        s.server.pool_timeout_secs = 1;
+    })
+    .await;
+    let response = app.request(Method::GET, "/readyz", None, None).await;
+    let body = error_body(response, 503, "unavailable").await;
+    assert_eq!(body["error"]["fields"]["redis"], json!(["down"]));
+    assert_eq!(body["error"]["fields"]["bridge"], json!(["down"]));
+    let text = body.to_string();
+    assert!(!text.contains("127.0.0.1"), "{text}");
+    assert!(!text.to_lowercase().contains("refused"), "{text}");
+}
