@@ -228,6 +228,10 @@ impl ResponseError for AppError {
                 response
                     .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
+            // What was unavailable (a pool, the hashers) is usually back within a second.
+            AppError::Unavailable { .. } => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
             _ => {}
         }
         response.json(body)

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use classbell::auth::hashing::Hasher;
 use classbell::config::Settings;
 use classbell::startup::{self, Application};
 use classbell::users::model::Role;
@@ -125,7 +126,8 @@ fn run(cli: Cli) -> Result<(), String> {
             let password = password.trim_end_matches(['\r', '\n']).to_owned();
             actix_web::rt::System::new().block_on(async move {
                 let db = startup::database(&settings);
-                let user = users::accounts::create(&db, &username, &email, &password, role)
+                let hasher = Hasher::from_settings(&settings.auth);
+                let user = users::accounts::create(&db, &hasher, &username, &email, &password, role)
                     .await
                     .map_err(|e| describe(&e))?;
                 println!("created {} #{} ({})", user.username, user.id, user.role);
@@ -141,7 +143,8 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Bench(Bench::Import { rows }) => actix_web::rt::System::new()
             .block_on(async move { bench::import(&settings, rows).await }),
         Command::Demo => actix_web::rt::System::new().block_on(async move {
-            let school = demo::seed(&startup::database(&settings))
+            let hasher = Hasher::from_settings(&settings.auth);
+            let school = demo::seed(&startup::database(&settings), &hasher)
                 .await
                 .map_err(|e| describe(&e))?;
             let accounts = school.accounts;

@@ -18,6 +18,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::announcements::fanout::{FANOUT_SUPERVISOR, FanoutSettings, FanoutSupervisor, StopAll};
 use crate::announcements::scheduler::Scheduler;
+use crate::auth::hashing::Hasher;
 use crate::auth::jwt::JwtKeys;
 use crate::config::{self, Settings};
 use crate::db::DbPool;
@@ -57,6 +58,7 @@ pub struct Services {
     pub db: DbPool,
     pub redis: Redis,
     pub jwt: Data<JwtKeys>,
+    pub hasher: Data<Hasher>,
     pub mailer: Addr<Mailer>,
     pub storage: Arc<Storage>,
     pub bus: EventBus,
@@ -225,6 +227,7 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
             &settings.auth.jwt_secret,
             settings.auth.access_token_ttl_secs,
         )),
+        hasher: Data::new(Hasher::from_settings(&settings.auth)),
         db,
         redis,
         mailer,
@@ -257,6 +260,7 @@ struct Parts {
     db: Data<DbPool>,
     redis: Data<Redis>,
     jwt: Data<JwtKeys>,
+    hasher: Data<Hasher>,
     mailer: Data<Addr<Mailer>>,
     storage: Data<Storage>,
     bus: Data<EventBus>,
@@ -279,6 +283,7 @@ impl Parts {
             db: Data::new(services.db.clone()),
             redis: Data::new(services.redis.clone()),
             jwt: services.jwt.clone(),
+            hasher: services.hasher.clone(),
             mailer: Data::new(services.mailer.clone()),
             storage: Data::from(Arc::clone(&services.storage)),
             bus: Data::new(services.bus.clone()),
@@ -308,6 +313,7 @@ impl Parts {
         app.app_data(self.db)
             .app_data(self.redis)
             .app_data(self.jwt)
+            .app_data(self.hasher)
             .app_data(self.mailer)
             .app_data(self.storage)
             .app_data(self.bus)

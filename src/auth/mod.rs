@@ -1,6 +1,7 @@
 //! Accounts: register, sign in, tokens, password changes and resets.
 
 pub mod extract;
+pub mod hashing;
 pub mod jwt;
 pub mod password;
 pub mod routes;

@@ -6,6 +6,7 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::hashing::Hasher;
 use super::jwt::JwtKeys;
 use super::password::{self, Owner, RuleOutcome};
 use super::store::{self, Refresh};
@@ -55,13 +56,16 @@ pub struct RegisterRequest {
         (status = 201, body = UserView),
         (status = 400, description = "invalid fields; `fields.password` lists every failed rule", body = crate::error::ErrorBody),
         (status = 409, description = "username or email taken", body = crate::error::ErrorBody),
+        (status = 503, description = "too many password checks at once; try again after Retry-After", body = crate::error::ErrorBody),
     ))]
 pub async fn register(
     db: web::Data<DbPool>,
+    hasher: web::Data<Hasher>,
     body: web::Json<RegisterRequest>,
 ) -> Result<HttpResponse, AppError> {
     let user = accounts::create(
         &db,
+        &hasher,
         &body.username,
         &body.email,
         &body.password,
@@ -146,8 +150,10 @@ fn refresh_ttl(settings: &config::Auth) -> Duration {
         (status = 200, body = TokenResponse),
         (status = 401, description = "wrong credentials (same answer whether the user exists or not)", body = crate::error::ErrorBody),
         (status = 429, description = "too many failures for this username or address; see Retry-After", body = crate::error::ErrorBody),
+        (status = 503, description = "too many password checks at once; try again after Retry-After", body = crate::error::ErrorBody),
     ))]
 pub async fn login(
+    hasher: web::Data<Hasher>,
     auth_settings: web::Data<config::Auth>,
     redis: web::Data<Redis>,
     db: web::Data<DbPool>,
@@ -190,8 +196,7 @@ pub async fn login(
     let stored = user
         .as_ref()
         .map_or_else(|| password::DECOY_HASH.clone(), |u| u.password_hash.clone());
-    let candidate = body.password.clone();
-    let matches = web::block(move || password::verify(&candidate, &stored)).await?;
+    let matches = hasher.verify(&body.password, &stored).await?;
     match user {
         Some(user) if matches && user.is_active => {
             throttle::clear(&redis, &limits[0]).await?;
@@ -272,8 +277,14 @@ pub struct ChangePasswordRequest {
 /// Changes the password and ends every session, this one included.
 #[utoipa::path(post, path = "/auth/change-password", tag = "auth", security(("bearer" = [])),
     request_body = ChangePasswordRequest,
-    responses((status = 204), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 204),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 503, description = "too many password checks at once; try again after Retry-After", body = crate::error::ErrorBody),
+    ))]
 pub async fn change_password(
+    hasher: web::Data<Hasher>,
     db: web::Data<DbPool>,
     bus: web::Data<EventBus>,
     auth: AuthUser,
@@ -281,9 +292,10 @@ pub async fn change_password(
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
     let user = auth.user;
-    let stored = user.password_hash.clone();
-    let current = body.current_password;
-    if !web::block(move || password::verify(&current, &stored)).await? {
+    if !hasher
+        .verify(&body.current_password, &user.password_hash)
+        .await?
+    {
         return Err(AppError::field("current_password", "is incorrect"));
     }
     let owner = Owner {
@@ -291,8 +303,7 @@ pub async fn change_password(
         email: Some(&user.email),
     };
     password::enforce(&body.new_password, owner, "new_password")?;
-    let new_password = body.new_password;
-    let password_hash = web::block(move || password::hash(&new_password)).await??;
+    let password_hash = hasher.hash(&body.new_password).await?;
     store::replace_password(&mut *db.get().await?, user.id, &password_hash).await?;
     bus.publish(Event::SignedOut {
         user_id: user.id,
@@ -387,8 +398,13 @@ pub struct ResetPasswordRequest {
 
 /// Sets a new password with a mailed token and ends every session.
 #[utoipa::path(post, path = "/auth/reset-password", tag = "auth", request_body = ResetPasswordRequest,
-    responses((status = 204), (status = 400, description = "invalid, used or expired token, or a weak password", body = crate::error::ErrorBody)))]
+    responses(
+        (status = 204),
+        (status = 400, description = "invalid, used or expired token, or a weak password", body = crate::error::ErrorBody),
+        (status = 503, description = "too many password checks at once; try again after Retry-After", body = crate::error::ErrorBody),
+    ))]
 pub async fn reset_password(
+    hasher: web::Data<Hasher>,
     db: web::Data<DbPool>,
     bus: web::Data<EventBus>,
     body: web::Json<ResetPasswordRequest>,
@@ -404,8 +420,7 @@ pub async fn reset_password(
         email: Some(&user.email),
     };
     password::enforce(&body.new_password, owner, "new_password")?;
-    let new_password = body.new_password;
-    let password_hash = web::block(move || password::hash(&new_password)).await??;
+    let password_hash = hasher.hash(&body.new_password).await?;
     if !store::complete_password_reset(&mut *db.get().await?, &token, user.id, &password_hash)
         .await?
     {

@@ -49,6 +49,15 @@ pub struct Auth {
     )]
     pub login_throttle_window_secs: u64,
 
+    /// Password hashes (argon2id, ~19 MiB each) computed at once; 0 means one per core.
+    #[arg(long, env = "CLASSBELL_PASSWORD_HASH_CONCURRENCY", default_value_t = 0)]
+    pub password_hash_concurrency: usize,
+
+    /// Milliseconds a sign-in (or password change) waits for a free hasher
+    /// before answering 503 with Retry-After.
+    #[arg(long, env = "CLASSBELL_PASSWORD_HASH_WAIT_MS", default_value_t = 1000)]
+    pub password_hash_wait_ms: u64,
+
     /// Use the first `X-Forwarded-For` address as the client address (only behind a proxy you run).
     #[arg(long, env = "CLASSBELL_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,

@@ -5,6 +5,7 @@ use classbell::announcements::audience::Audience;
 use classbell::announcements::fanout::{self, FanoutSettings};
 use classbell::announcements::model::{AnnouncementStatus, NewAnnouncement};
 use classbell::announcements::store as announcement_store;
+use classbell::auth::hashing::Hasher;
 use classbell::courses::credits::Credits;
 use classbell::courses::model::NewCourse;
 use classbell::courses::store as courses;
@@ -93,8 +94,8 @@ pub struct DemoSchool {
     pub announcements_created: usize,
 }
 
-pub async fn seed(db: &DbPool) -> Result<DemoSchool, AppError> {
-    let accounts = seed_accounts(db).await?;
+pub async fn seed(db: &DbPool, hasher: &Hasher) -> Result<DemoSchool, AppError> {
+    let accounts = seed_accounts(db, hasher).await?;
     let courses_created = seed_catalogue(db).await?;
     let announcements_created = seed_announcements(db).await?;
     Ok(DemoSchool {
@@ -257,13 +258,13 @@ async fn seed_catalogue(db: &DbPool) -> Result<usize, AppError> {
     Ok(created)
 }
 
-async fn seed_accounts(db: &DbPool) -> Result<Vec<DemoAccount>, AppError> {
+async fn seed_accounts(db: &DbPool, hasher: &Hasher) -> Result<Vec<DemoAccount>, AppError> {
     let mut seeded = Vec::new();
     for (username, role) in roster() {
         let email = format!("{username}@demo.classbell.school");
         let exists = store::exists_by_username(&mut *db.get().await?, &username).await?;
         if !exists {
-            accounts::create(db, &username, &email, DEMO_PASSWORD, role).await?;
+            accounts::create(db, hasher, &username, &email, DEMO_PASSWORD, role).await?;
         }
         seeded.push(DemoAccount {
             username,

@@ -1,11 +1,10 @@
 //! Creating accounts: one path for self-registration, `create-user` and the demo seed,
 //! so every account meets the same rules.
 
-use actix_web::web;
-
 use super::fields::{Email, Username, parse_field};
 use super::model::{NewUser, Role, User};
 use super::store as user_store;
+use crate::auth::hashing::Hasher;
 use crate::auth::password::{self, Owner};
 use crate::db::DbPool;
 use crate::error::{AppError, FieldErrors};
@@ -13,6 +12,7 @@ use crate::error::{AppError, FieldErrors};
 /// Validates and stores a new account; shared by register, `create-user` and the demo seed.
 pub async fn create(
     db: &DbPool,
+    hasher: &Hasher,
     username: &str,
     email: &str,
     password: &str,
@@ -44,8 +44,7 @@ pub async fn create(
             taken,
         ));
     }
-    let password = password.to_owned();
-    let password_hash = web::block(move || password::hash(&password)).await??;
+    let password_hash = hasher.hash(password).await?;
     user_store::insert(
         &mut *db.get().await?,
         NewUser {

@@ -87,3 +87,57 @@ async fn readiness_names_what_is_down_without_its_error() {
     assert!(!text.contains("127.0.0.1"), "{text}");
     assert!(!text.to_lowercase().contains("refused"), "{text}");
 }
+
+/// Sign-ins beyond what the hashers take wait briefly, then get 503 with
+/// `Retry-After` (unknown usernames included: they hash a decoy in the same
+/// queue); health and the inbox keep answering meanwhile.
+#[actix_web::test]
+async fn parallel_sign_ins_are_bounded_not_piled_up() {
+    let app = TestApp::spawn_with(|s| {
+        s.auth.password_hash_concurrency = 1;
+        s.auth.password_hash_wait_ms = 20;
+    })
+    .await;
+    let (_, student) = app.signed_in(Role::Student).await;
+    let names: Vec<String> = (0..24).map(|n| format!("nobody-{n}")).collect();
+    let burst = names
+        .iter()
+        .map(|name| app.login(name, "Wrong-Password-42"));
+    let meanwhile = async {
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        let health = app.request(Method::GET, "/healthz", None, None).await;
+        let inbox = app.get("/api/deliveries", &student).await;
+        (health.status().as_u16(), inbox.status().as_u16())
+    };
+    let (answers, (health, inbox)) = tokio::join!(futures_util::future::join_all(burst), meanwhile);
+    assert_eq!((health, inbox), (200, 200));
+    let (mut refused, mut busy) = (0, 0);
+    for answer in answers {
+        match answer.status().as_u16() {
+            401 => refused += 1,
+            503 => {
+                busy += 1;
+                assert_eq!(answer.headers()["retry-after"], "1");
+                let body = json_body(answer).await;
+                assert_eq!(body["error"]["code"], "unavailable");
+            }
+            other => panic!("a sign-in answered {other}"),
+        }
+    }
+    assert!(refused >= 1 && busy >= 1, "{refused} refused, {busy} busy");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rejected = metrics
+        .lines()
+        .find(|line| line.starts_with("classbell_password_hashing_rejected_total"))
+        .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(rejected >= busy as f64, "{rejected} < {busy}");
+}

@@ -167,9 +167,16 @@ impl TestApp {
     pub async fn user(&self, role: Role) -> TestUser {
         let username = format!("{}-{}", role, &Uuid::new_v4().simple().to_string()[..8]);
         let email = format!("{username}@school.example");
-        let user = accounts::create(&self.db, &username, &email, PASSWORD, role)
-            .await
-            .expect("create a test user");
+        let user = accounts::create(
+            &self.db,
+            &self.state.hasher,
+            &username,
+            &email,
+            PASSWORD,
+            role,
+        )
+        .await
+        .expect("create a test user");
         TestUser {
             user,
             password: PASSWORD.to_owned(),

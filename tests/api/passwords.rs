@@ -144,10 +144,16 @@ async fn reset_link_by_smtp() -> (TestApp, crate::helpers::TestUser, String) {
     let username = format!("reset-{}", &Uuid::new_v4().simple().to_string()[..10]);
     let student = {
         let email = format!("{username}@school.example");
-        let user =
-            classbell::users::accounts::create(&app.db, &username, &email, PASSWORD, Role::Student)
-                .await
-                .unwrap();
+        let user = classbell::users::accounts::create(
+            &app.db,
+            &app.state.hasher,
+            &username,
+            &email,
+            PASSWORD,
+            Role::Student,
+        )
+        .await
+        .unwrap();
         crate::helpers::TestUser {
             user,
             password: PASSWORD.into(),

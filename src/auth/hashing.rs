@@ -1,0 +1,101 @@
+//! Password hashing, bounded. One argon2id run takes ~19 MiB and tens of
+//! milliseconds of a core; unbounded, a few hundred parallel sign-ins take
+//! gigabytes and starve every other request. At most `concurrency` hashes
+//! run at once; a request waits up to `wait` for its turn, then gets 503
+//! with `Retry-After`. Sign-ins of unknown users hash a decoy through the
+//! same queue, so they cost what known ones cost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use metrics::{counter, gauge};
+use tokio::sync::Semaphore;
+
+use super::password;
+use crate::config;
+use crate::error::AppError;
+
+#[derive(Clone)]
+pub struct Hasher {
+    permits: Arc<Semaphore>,
+    wait: Duration,
+}
+
+/// Keeps a gauge right however its holder ends (a dropped request included).
+struct Counted(&'static str);
+
+impl Counted {
+    fn new(name: &'static str) -> Self {
+        gauge!(name).increment(1.0);
+        Counted(name)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        gauge!(self.0).decrement(1.0);
+    }
+}
+
+impl Hasher {
+    pub fn new(concurrency: usize, wait: Duration) -> Self {
+        // Registered (not reset: several hashers may share a process's recorder).
+        gauge!("classbell_password_hashing_in_flight").increment(0.0);
+        gauge!("classbell_password_hashing_queued").increment(0.0);
+        counter!("classbell_password_hashing_rejected_total").increment(0);
+        Hasher {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            wait,
+        }
+    }
+
+    /// From the settings: one hasher per core unless configured.
+    pub fn from_settings(settings: &config::Auth) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let concurrency = match settings.password_hash_concurrency {
+            0 => cores,
+            n => n,
+        };
+        Hasher::new(
+            concurrency,
+            Duration::from_millis(settings.password_hash_wait_ms),
+        )
+    }
+
+    /// A new argon2id hash of `password`.
+    pub async fn hash(&self, password: &str) -> Result<String, AppError> {
+        let password = password.to_owned();
+        self.run(move || password::hash(&password)).await?
+    }
+
+    /// Whether `password` matches the stored hash.
+    pub async fn verify(&self, password: &str, stored: &str) -> Result<bool, AppError> {
+        let (password, stored) = (password.to_owned(), stored.to_owned());
+        self.run(move || password::verify(&password, &stored)).await
+    }
+
+    /// Runs `work` on a blocking thread once a permit is free; the permit
+    /// goes with the work, so a request that gives up cannot free it early.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AppError> {
+        let waiting = Counted::new("classbell_password_hashing_queued");
+        let permit = tokio::time::timeout(self.wait, Arc::clone(&self.permits).acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok);
+        drop(waiting);
+        let Some(permit) = permit else {
+            counter!("classbell_password_hashing_rejected_total").increment(1);
+            return Err(AppError::unavailable("password checking"));
+        };
+        let running = Counted::new("classbell_password_hashing_in_flight");
+        Ok(web::block(move || {
+            let (_permit, _running) = (permit, running);
+            work()
+        })
+        .await?)
+    }
+}
