@@ -59,6 +59,10 @@ pub enum Event {
         user_id: UserId,
         session: Option<Uuid>,
     },
+    /// A user's role changed: their websockets close, and reopen with what
+    /// the new role may see.
+    #[serde(rename = "user.role_changed")]
+    RoleChanged { user_id: UserId },
     /// A background job moved on (or ended); for its owner.
     #[serde(rename = "job.progress")]
     JobProgress {
@@ -80,6 +84,7 @@ impl Event {
             Event::AnnouncementStats { .. } => "announcement.stats",
             Event::RemindersSent { .. } => "reminders.sent",
             Event::SignedOut { .. } => "user.signed_out",
+            Event::RoleChanged { .. } => "user.role_changed",
             Event::JobProgress { .. } => "job.progress",
         }
     }

@@ -98,15 +98,13 @@ async fn check_audience(
     }
 }
 
-/// The announcement, if the caller is its publisher or staff; 404 otherwise,
-/// so nobody learns what others publish.
+/// The announcement, if the caller may follow it (`store::find_visible`).
 async fn visible(
     db: &DbPool,
     auth: &AuthUser,
     id: AnnouncementId,
 ) -> Result<Announcement, AppError> {
-    let staff = auth.role().is_staff();
-    store::find_visible(&mut *db.get().await?, id, auth.id(), staff).await
+    store::find_visible(&mut *db.get().await?, id, auth.id(), auth.role()).await
 }
 
 fn body_text(errors: &mut FieldErrors, raw: &str) -> String {

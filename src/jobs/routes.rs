@@ -144,7 +144,7 @@ pub async fn export_enrollments(
 }
 
 /// Who has not acknowledged, as CSV: `username,email,state,retry_count,last_push_at`
-/// (the publisher and staff).
+/// (staff, and its publisher while a teacher).
 #[utoipa::path(post, path = "/api/announcements/{id}/exports/unacked", tag = "jobs", security(("bearer" = [])),
     params(("id" = i64, Path)),
     responses((status = 202, body = Queued), (status = 404, body = crate::error::ErrorBody)))]
@@ -154,9 +154,13 @@ pub async fn export_unacked(
     auth: AuthUser,
     id: web::Path<AnnouncementId>,
 ) -> Result<HttpResponse, AppError> {
-    let (staff, user) = (auth.role().is_staff(), auth.id());
-    let announcement =
-        announcements::find_visible(&mut *db.get().await?, id.into_inner(), user, staff).await?;
+    let announcement = announcements::find_visible(
+        &mut *db.get().await?,
+        id.into_inner(),
+        auth.id(),
+        auth.role(),
+    )
+    .await?;
     let params = ExportParams {
         announcement: Some(announcement.id),
         ..ExportParams::default()

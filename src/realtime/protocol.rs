@@ -139,7 +139,7 @@ pub enum ClientMessage {
     Delivered { delivery_id: DeliveryId },
     #[serde(rename = "ack")]
     Ack { delivery_id: DeliveryId },
-    /// Live figures for an announcement (its publisher and staff only).
+    /// Live figures for an announcement (staff, and its publisher while a teacher).
     #[serde(rename = "subscribe_stats")]
     SubscribeStats { announcement_id: AnnouncementId },
     #[serde(rename = "unsubscribe_stats")]

@@ -27,6 +27,7 @@ use crate::error::AppError;
 use crate::ids::{AnnouncementId, DeliveryId};
 use crate::telemetry::mailbox;
 use crate::users::model::{Role, User};
+use crate::users::store as users;
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
@@ -278,22 +279,25 @@ impl Session {
         );
     }
 
-    /// Live figures are for the announcement's publisher and staff, as over HTTP.
+    /// Live figures are for staff and the announcement's publisher while a
+    /// teacher, as over HTTP; checked against the user's role now.
     fn watch_stats(
         &mut self,
         announcement_id: AnnouncementId,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
-        if self.user.role == Role::Student {
-            let refusal =
-                ServerMessage::error("forbidden", "students do not see announcement figures");
-            return self.write(&refusal, ctx);
-        }
         let db = self.services.db.clone();
-        let (user, staff) = (self.user.id, self.user.role.is_staff());
+        let user = self.user.id;
         let work = async move {
             let mut conn = db.get().await?;
-            announcements::find_visible(&mut conn, announcement_id, user, staff).await
+            // The role now, not when the socket opened.
+            let role = users::find(&mut conn, user).await?.role;
+            if role == Role::Student {
+                return Err(AppError::Forbidden(
+                    "students do not see announcement figures",
+                ));
+            }
+            announcements::find_visible(&mut conn, announcement_id, user, role).await
         };
         ctx.spawn(
             work.into_actor(self)

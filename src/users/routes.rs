@@ -84,7 +84,12 @@ pub async fn update_user(
         role: body.role,
         is_active: body.is_active,
     };
-    let user = store::update_access(&mut conn, id.into_inner(), changes).await?;
+    let id = id.into_inner();
+    let before = store::find(&mut conn, id).await?.role;
+    let user = store::update_access(&mut conn, id, changes).await?;
+    if user.role != before {
+        bus.publish(Event::RoleChanged { user_id: user.id });
+    }
     if !user.is_active {
         auth_store::revoke_all_sessions(&mut conn, user.id).await?;
         bus.publish(Event::SignedOut {

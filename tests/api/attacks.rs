@@ -141,3 +141,65 @@ async fn parallel_sign_ins_are_bounded_not_piled_up() {
         .unwrap_or(0.0);
     assert!(rejected >= busy as f64, "{rejected} < {busy}");
 }
+
+/// A teacher demoted to student loses, at once, what publishers see: the
+/// figures, the unacknowledged list (with e-mails), reminding, the export,
+/// and the live figures; their open websocket closes to reconnect as who
+/// they are now.
+#[actix_web::test]
+async fn a_demoted_publisher_loses_what_publishers_see_at_once() {
+    let app = TestApp::spawn().await;
+    let class = crate::realtime::class(&app).await;
+    let (id, _) = crate::realtime::published(&app, &class).await;
+    let (mut socket, _) = crate::realtime::open(&app, &class.teacher).await;
+    socket
+        .send_json(json!({"type": "subscribe_stats", "announcement_id": id}))
+        .await;
+    socket.expect("announcement.stats").await;
+    for path in ["stats", "unacked"] {
+        let response = app
+            .get(&format!("/api/announcements/{id}/{path}"), &class.teacher)
+            .await;
+        assert_eq!(response.status(), 200, "{path} before the change");
+    }
+
+    let me = json_body(app.get("/auth/me", &class.teacher).await).await;
+    let (_, admin) = app.signed_in(Role::Admin).await;
+    let response = app
+        .send(
+            Method::PATCH,
+            &format!("/api/users/{}", me["id"]),
+            &admin,
+            json!({"role": "student"}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+
+    let (code, reason) = socket.closed(std::time::Duration::from_secs(5)).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (1013, "your role changed; reconnect")
+    );
+    for path in ["stats", "unacked"] {
+        let response = app
+            .get(&format!("/api/announcements/{id}/{path}"), &class.teacher)
+            .await;
+        error_body(response, 404, "not_found").await;
+    }
+    for path in ["remind_unacked", "exports/unacked"] {
+        let response = app
+            .send(
+                Method::POST,
+                &format!("/api/announcements/{id}/{path}"),
+                &class.teacher,
+                json!({}),
+            )
+            .await;
+        error_body(response, 404, "not_found").await;
+    }
+    let (mut again, _) = crate::realtime::open(&app, &class.teacher).await;
+    again
+        .send_json(json!({"type": "subscribe_stats", "announcement_id": id}))
+        .await;
+    assert_eq!(again.expect("error").await["code"], "forbidden");
+}

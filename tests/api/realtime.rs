@@ -56,7 +56,7 @@ impl Class {
 }
 
 /// Opens `/ws` with a Bearer token and returns the client and its `hello`.
-async fn open(app: &TestApp, token: &str) -> (WsClient, Value) {
+pub async fn open(app: &TestApp, token: &str) -> (WsClient, Value) {
     let mut client = WsClient::connect(&app.address, "/ws", Some(token)).await;
     let hello = client.next_json().await;
     assert_eq!(hello["type"], "hello", "{hello}");
@@ -262,7 +262,7 @@ async fn a_new_announcement_reaches_exactly_its_audience_live() {
 
 /// An announcement to the class, its fan-out done; returns (id, the first
 /// enrolled student's delivery id).
-async fn published(app: &TestApp, class: &Class) -> (i64, i64) {
+pub async fn published(app: &TestApp, class: &Class) -> (i64, i64) {
     let announcement = app.announce(&class.teacher, class.audience()).await;
     let id = announcement["id"].as_i64().unwrap();
     app.fanned_out(&class.teacher, id).await;

@@ -24,6 +24,7 @@ use crate::db::schema::announcements;
 use crate::error::{AppError, FieldErrors};
 use crate::ids::{AnnouncementId, UserId};
 use crate::pagination::Page;
+use crate::users::model::Role;
 
 pub async fn insert(
     conn: &mut AsyncPgConnection,
@@ -49,16 +50,20 @@ pub async fn find(
         .ok_or(AppError::NotFound("announcement"))
 }
 
-/// The announcement, if `user` published it or `staff` is set; 404 otherwise,
-/// so nobody learns what others publish.
+/// The announcement, for those who may follow it: its figures, who has not
+/// acknowledged it (with their e-mails) and reminding them. That is staff,
+/// and its publisher while they are a teacher; a publisher who is a student
+/// now gets what everyone else gets, a 404, so nobody learns what others
+/// publish. `role` is the caller's role now, not when they published.
 pub async fn find_visible(
     conn: &mut AsyncPgConnection,
     id: AnnouncementId,
     user: UserId,
-    staff: bool,
+    role: Role,
 ) -> Result<Announcement, AppError> {
     let announcement = find(conn, id).await?;
-    if staff || announcement.publisher_id == user {
+    let follows = role.is_staff() || (role == Role::Teacher && announcement.publisher_id == user);
+    if follows {
         Ok(announcement)
     } else {
         Err(AppError::NotFound("announcement"))

@@ -77,6 +77,7 @@ impl Hub {
                 raised,
             ),
             Event::SignedOut { user_id, session } => self.signed_out(user_id, session),
+            Event::RoleChanged { user_id } => self.role_changed(user_id),
         }
     }
 
@@ -188,13 +189,31 @@ impl Hub {
 
     /// A login session ended (or all of a user's): its websockets close.
     fn signed_out(&mut self, user_id: UserId, session: Option<Uuid>) {
+        let closes = |auth_session: Uuid| session.is_none_or(|s| s == auth_session);
+        self.close_user(user_id, closes, CloseCode::Policy, "signed out");
+    }
+
+    /// A user's role changed: their sockets close (1013), and the clients
+    /// reconnect to what the new role may see.
+    fn role_changed(&mut self, user_id: UserId) {
+        let reason = "your role changed; reconnect";
+        self.close_user(user_id, |_| true, CloseCode::Again, reason);
+    }
+
+    /// Closes those of `user_id`'s sessions whose login session `which` picks.
+    fn close_user(
+        &mut self,
+        user_id: UserId,
+        which: impl Fn(Uuid) -> bool,
+        code: CloseCode,
+        reason: &'static str,
+    ) {
         let ids = self.by_user.get(&user_id).cloned().unwrap_or_default();
         for id in ids {
-            let Some(entry) = self.sessions.get_mut(&id) else {
-                continue;
-            };
-            if session.is_none_or(|s| s == entry.link.auth_session) {
-                entry.close(CloseCode::Policy, "signed out");
+            if let Some(entry) = self.sessions.get_mut(&id)
+                && which(entry.link.auth_session)
+            {
+                entry.close(code, reason);
             }
         }
     }
