@@ -345,7 +345,7 @@ fn serve(
             .wrap(cors(&server_settings))
             .wrap(Compress::default())
             .wrap(from_fn(telemetry::request_id))
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<telemetry::RequestSpan>::new())
             // Outermost: clients of the Django API end paths with a slash.
             .wrap(NormalizePath::new(TrailingSlash::Trim));
         parts

@@ -99,6 +99,74 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
         .unwrap_or("other")
 }
 
+/// Query parameters whose values are credentials: never logged.
+const SECRET_PARAMETERS: &[&str] = &[
+    "token",
+    "ticket",
+    "password",
+    "access_token",
+    "refresh_token",
+    "secret",
+];
+
+/// The request's path and query with the values of credential parameters
+/// (`SECRET_PARAMETERS`, any case) replaced by `REDACTED`.
+pub fn redacted_target(uri: &actix_web::http::Uri) -> String {
+    let Some(query) = uri.query() else {
+        return uri.path().to_owned();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _))
+                if SECRET_PARAMETERS
+                    .iter()
+                    .any(|secret| secret.eq_ignore_ascii_case(name)) =>
+            {
+                format!("{name}=REDACTED")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{}?{}", uri.path(), pairs.join("&"))
+}
+
+/// The root span of every request (what each of its log lines carries):
+/// tracing-actix-web's fields, with the target's credentials redacted and
+/// the method from the fixed set.
+pub struct RequestSpan;
+
+impl tracing_actix_web::RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &ServiceRequest) -> tracing::Span {
+        let route = request
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
+        let request_id = request
+            .extensions()
+            .get::<tracing_actix_web::RequestId>()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %method_label(request.method()),
+            http.route = %route,
+            http.target = %redacted_target(request.uri()),
+            http.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+            request_id = %request_id,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(
+        span: tracing::Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
+        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
 pub async fn record_http(
     req: ServiceRequest,
     next: Next<impl MessageBody>,

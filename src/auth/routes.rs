@@ -378,7 +378,8 @@ pub async fn forgot_password(
         let ttl_secs = auth_settings.reset_token_ttl_secs;
         let ttl = config::seconds(ttl_secs);
         let token = store::create_password_reset(&mut *db.get().await?, user.id, ttl).await?;
-        let link = server.public_link(&format!("/reset-password?token={token}"));
+        // In the fragment: browsers never send it, so no server's log sees it.
+        let link = server.public_link(&format!("/reset-password#token={token}"));
         if let Some(mail) =
             templates::password_reset(&user.username, &user.email, &link, ttl_secs / 60)
         {

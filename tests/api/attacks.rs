@@ -203,3 +203,33 @@ async fn a_demoted_publisher_loses_what_publishers_see_at_once() {
         .await;
     assert_eq!(again.expect("error").await["code"], "forbidden");
 }
+
+/// Credentials in an address (a websocket ticket, a reset token) never reach
+/// the log: their values are redacted in every line; and the reset mail puts
+/// its token in the link's fragment, which browsers do not send at all.
+#[actix_web::test]
+async fn credentials_in_addresses_never_reach_the_log() {
+    let app = TestApp::spawn().await;
+    let log = app.outbox.path().join("node.log");
+    let node = app.node_logging(&[("RUST_LOG", "info")], Some(&log)).await;
+    for path in [
+        "/ws?ticket=TICKET-SECRET-1&since=5",
+        "/reset-password?token=RESET-SECRET-2",
+        "/api/deliveries?limit=5&Token=CASE-SECRET-3",
+    ] {
+        reqwest::get(node.url(path)).await.unwrap();
+    }
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.matches("REDACTED").count() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(text.contains("since=5"), "{text}");
+    for secret in ["TICKET-SECRET-1", "RESET-SECRET-2", "CASE-SECRET-3"] {
+        assert!(!text.contains(secret), "{secret} was logged:\n{text}");
+    }
+    assert!(text.matches("REDACTED").count() >= 3, "{text}");
+}

@@ -381,6 +381,21 @@ pub struct Node {
 impl TestApp {
     /// Starts another node; `env` adds or overrides settings.
     pub async fn node(&self, env: &[(&str, &str)]) -> Node {
+        self.node_logging(env, None).await
+    }
+
+    /// Starts another node whose log (its standard output and error) goes to `log`.
+    pub async fn node_logging(&self, env: &[(&str, &str)], log: Option<&Path>) -> Node {
+        let output = || match log {
+            Some(path) => std::process::Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap(),
+            ),
+            None => std::process::Stdio::null(),
+        };
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -399,8 +414,8 @@ impl TestApp {
             .env("CLASSBELL_DATABASE_POOL_SIZE", "4")
             .env("CLASSBELL_FANOUT_POLL_MS", "100")
             .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+            .stdout(output())
+            .stderr(output());
         for (name, value) in env {
             command.env(name, value);
         }

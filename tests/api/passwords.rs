@@ -171,7 +171,7 @@ async fn reset_link_by_smtp() -> (TestApp, crate::helpers::TestUser, String) {
     assert_eq!(mails.len(), 1, "the SMTP server received the reset mail");
     let mail = unfold_mail(&mails[0]);
     assert!(mail.contains("Subject: Reset your classbell password"));
-    let prefix = format!("{}/reset-password?token=", app.settings.server.public_url);
+    let prefix = format!("{}/reset-password#token=", app.settings.server.public_url);
     let start = mail.find(&prefix).expect("a reset link") + prefix.len();
     let token: String = mail[start..]
         .chars()
@@ -325,7 +325,7 @@ async fn forgot_password_answers_the_same_for_unknown_addresses_and_mails_nothin
     assert_eq!(json_body(known).await, unknown);
     let mail = app.outbox_mail(1).await;
     assert_eq!(mail.len(), 1);
-    assert!(unfold_mail(&mail[0]).contains("/reset-password?token="));
+    assert!(unfold_mail(&mail[0]).contains("/reset-password#token="));
 }
 
 #[actix_web::test]

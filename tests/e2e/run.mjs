@@ -82,8 +82,8 @@ function resetLink(address) {
   for (let i = 0; i < 50; i++) {
     for (const name of readdirSync(MAILDIR)) {
       const raw = readFileSync(join(MAILDIR, name), "utf8").replace(/=\r?\n/g, "").replace(/=3D/g, "=");
-      if (raw.includes(address) && raw.includes("/reset-password?token=")) {
-        return /https?:\/\/\S+\/reset-password\?token=[A-Za-z0-9_-]+/.exec(raw)[0];
+      if (raw.includes(address) && raw.includes("/reset-password#token=")) {
+        return /https?:\/\/\S+\/reset-password#token=[A-Za-z0-9_-]+/.exec(raw)[0];
       }
     }
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);

@@ -129,7 +129,10 @@ export function forgotPassword(main) {
 }
 
 export function resetPassword(main, { go }) {
-  const token = new URLSearchParams(location.search).get("token") ?? "";
+  // The mail's link carries the token in the fragment, which browsers never
+  // send to a server (so no log sees it); links from before came as ?token=.
+  const token = new URLSearchParams(location.hash.slice(1)).get("token")
+    ?? new URLSearchParams(location.search).get("token") ?? "";
   // Out of the address bar and the history: the token is a credential.
   history.replaceState({}, "", "/reset-password");
   const box = h("div");
