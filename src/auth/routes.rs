@@ -148,6 +148,7 @@ fn refresh_ttl(settings: &config::Auth) -> Duration {
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, body = TokenResponse),
+        (status = 400, description = "a field is missing, or the password is longer than any password can be", body = crate::error::ErrorBody),
         (status = 401, description = "wrong credentials (same answer whether the user exists or not)", body = crate::error::ErrorBody),
         (status = 429, description = "too many failures for this username or address; see Retry-After", body = crate::error::ErrorBody),
         (status = 503, description = "too many password checks at once; try again after Retry-After", body = crate::error::ErrorBody),
@@ -168,13 +169,22 @@ pub async fn login(
     }
     if body.password.is_empty() {
         errors.add("password", "is required");
+    } else if body.password.chars().count() > password::MAX_LENGTH {
+        // No password that long exists; refused before anything is hashed.
+        errors.add("password", "is longer than any password can be");
     }
     errors.into_result()?;
 
+    let user = user_store::find_by_login(&mut *db.get().await?, login).await?;
+    // Failures count per account, whichever of its identifiers was typed.
+    let account = match &user {
+        Some(user) => format!("user:{}", user.id),
+        None => format!("name:{}", login.to_lowercase()),
+    };
     let client = client_addr(&req, auth_settings.trust_forwarded_for);
     let per_user = Limit {
         scope: "login-user",
-        subject: login,
+        subject: &account,
         max: auth_settings.login_max_failures,
         window_secs: auth_settings.login_throttle_window_secs,
     };
@@ -185,14 +195,13 @@ pub async fn login(
         window_secs: auth_settings.login_throttle_window_secs,
     };
     let limits = [per_user, per_client];
-    if let Some(retry_after_secs) = throttle::blocked(&redis, &limits).await? {
+    if let Some(retry_after_secs) = throttle::take(&redis, &limits).await? {
         return Err(AppError::TooManyRequests {
             message: "too many failed sign-ins; try again later",
             retry_after_secs,
         });
     }
 
-    let user = user_store::find_by_login(&mut *db.get().await?, login).await?;
     let stored = user
         .as_ref()
         .map_or_else(|| password::DECOY_HASH.clone(), |u| u.password_hash.clone());
@@ -200,15 +209,14 @@ pub async fn login(
     match user {
         Some(user) if matches && user.is_active => {
             throttle::clear(&redis, &limits[0]).await?;
+            throttle::give_back(&redis, &limits[1]).await?;
             let (session, refresh_token) =
                 store::open_session(&mut *db.get().await?, user.id, refresh_ttl(&auth_settings))
                     .await?;
             Ok(web::Json(tokens(&jwt, user, session, refresh_token)?))
         }
-        _ => {
-            throttle::hit(&redis, &limits).await?;
-            Err(AppError::Unauthorized("invalid username or password"))
-        }
+        // Already counted, before the check.
+        _ => Err(AppError::Unauthorized("invalid username or password")),
     }
 }
 

@@ -24,49 +24,47 @@ impl Limit<'_> {
     }
 }
 
-/// `Some(seconds until it lifts)` when any of `limits` is used up.
-pub async fn blocked(redis: &Redis, limits: &[Limit<'_>]) -> Result<Option<u64>, AppError> {
-    let mut conn = redis.get().await?;
-    let mut pipe = redis::pipe();
-    for limit in limits {
-        let key = limit.key(redis);
-        pipe.get(&key).ttl(&key);
-    }
-    let replies: Vec<(Option<u32>, i64)> = pipe.query_async(&mut *conn).await?;
-    Ok(limits
-        .iter()
-        .zip(replies)
-        .filter(|(limit, (count, _))| count.unwrap_or(0) >= limit.max)
-        .map(|(limit, (_, ttl))| u64::try_from(ttl).unwrap_or(limit.window_secs).max(1))
-        .max())
-}
-
-/// Counts one attempt against each limit; a window starts at its first attempt.
-pub async fn hit(redis: &Redis, limits: &[Limit<'_>]) -> Result<(), AppError> {
+/// Counts one attempt against every limit first, in one atomic step, then
+/// answers `Some(seconds until it lifts)` when this attempt is past any of
+/// them. Counting before checking means a parallel burst cannot slip past a
+/// limit between a check and its count. A window starts at its first attempt.
+pub async fn take(redis: &Redis, limits: &[Limit<'_>]) -> Result<Option<u64>, AppError> {
     let mut conn = redis.get().await?;
     let mut pipe = redis::pipe();
     pipe.atomic();
     for limit in limits {
         let key = limit.key(redis);
         pipe.incr(&key, 1)
-            .ignore()
             .cmd("EXPIRE")
             .arg(&key)
             .arg(limit.window_secs)
             .arg("NX")
-            .ignore();
+            .ignore()
+            .ttl(&key);
     }
-    let () = pipe.query_async(&mut *conn).await?;
+    let replies: Vec<(u32, i64)> = pipe.query_async(&mut *conn).await?;
+    Ok(limits
+        .iter()
+        .zip(replies)
+        .filter(|(limit, (count, _))| *count > limit.max)
+        .map(|(limit, (_, ttl))| u64::try_from(ttl).unwrap_or(limit.window_secs).max(1))
+        .max())
+}
+
+/// Gives back an attempt `take` counted (a sign-in that succeeded does not
+/// count against its address).
+pub async fn give_back(redis: &Redis, limit: &Limit<'_>) -> Result<(), AppError> {
+    let mut conn = redis.get().await?;
+    let _: i64 = redis::cmd("DECR")
+        .arg(limit.key(redis))
+        .query_async(&mut *conn)
+        .await?;
     Ok(())
 }
 
 /// Counts one attempt and tells whether it is still within every limit.
 pub async fn allow(redis: &Redis, limits: &[Limit<'_>]) -> Result<bool, AppError> {
-    if blocked(redis, limits).await?.is_some() {
-        return Ok(false);
-    }
-    hit(redis, limits).await?;
-    Ok(true)
+    Ok(take(redis, limits).await?.is_none())
 }
 
 pub async fn clear(redis: &Redis, limit: &Limit<'_>) -> Result<(), AppError> {

@@ -233,3 +233,50 @@ async fn credentials_in_addresses_never_reach_the_log() {
     }
     assert!(text.matches("REDACTED").count() >= 3, "{text}");
 }
+
+/// The failed-sign-in limit holds against a parallel burst (each attempt is
+/// counted before it is checked), counts per account whichever identifier
+/// was typed, and a password longer than any can be is refused unhashed.
+#[actix_web::test]
+async fn sign_in_limits_hold_under_bursts_and_across_identifiers() {
+    let app = TestApp::spawn_with(|s| s.auth.login_max_failures = 3).await;
+    let target = app.user(Role::Student).await;
+    let username = target.user.username.clone();
+    let burst = (0..12).map(|_| app.login(&username, "Wrong-Password-42"));
+    let answers = futures_util::future::join_all(burst).await;
+    let refused = answers.iter().filter(|a| a.status() == 401).count();
+    let limited = answers.iter().filter(|a| a.status() == 429).count();
+    assert_eq!(
+        (refused, limited),
+        (3, 9),
+        "only the limit's worth get checked"
+    );
+
+    // 2 wrong by username and 2 by e-mail are 4 failures of one account.
+    let other = app.user(Role::Student).await;
+    for login in [
+        &other.user.username,
+        &other.user.username,
+        &other.user.email,
+    ] {
+        let response = app.login(login, "Wrong-Password-42").await;
+        assert_eq!(response.status(), 401);
+    }
+    let response = app.login(&other.user.email, "Wrong-Password-42").await;
+    assert_eq!(
+        response.status(),
+        429,
+        "the e-mail shares the username's count"
+    );
+    let response = app
+        .login(&other.user.username, crate::helpers::PASSWORD)
+        .await;
+    error_body(response, 429, "too_many_requests").await;
+
+    let long = "x".repeat(10_000);
+    let response = app
+        .login(&app.user(Role::Student).await.user.username, &long)
+        .await;
+    let body = error_body(response, 400, "validation_failed").await;
+    assert!(body["error"]["fields"]["password"].is_array());
+}
