@@ -18,6 +18,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::announcements::fanout::{FANOUT_SUPERVISOR, FanoutSettings, FanoutSupervisor, StopAll};
 use crate::announcements::scheduler::Scheduler;
+use crate::auth::extract::TrustedProxies;
 use crate::auth::hashing::Hasher;
 use crate::auth::jwt::JwtKeys;
 use crate::config::{self, Settings};
@@ -261,6 +262,7 @@ struct Parts {
     redis: Data<Redis>,
     jwt: Data<JwtKeys>,
     hasher: Data<Hasher>,
+    proxies: Data<TrustedProxies>,
     mailer: Data<Addr<Mailer>>,
     storage: Data<Storage>,
     bus: Data<EventBus>,
@@ -284,6 +286,10 @@ impl Parts {
             redis: Data::new(services.redis.clone()),
             jwt: services.jwt.clone(),
             hasher: services.hasher.clone(),
+            // Checked by `Settings::validate` before the app is built.
+            proxies: Data::new(TrustedProxies::new(
+                settings.auth.trusted_proxies().unwrap_or_default(),
+            )),
             mailer: Data::new(services.mailer.clone()),
             storage: Data::from(Arc::clone(&services.storage)),
             bus: Data::new(services.bus.clone()),
@@ -314,6 +320,7 @@ impl Parts {
             .app_data(self.redis)
             .app_data(self.jwt)
             .app_data(self.hasher)
+            .app_data(self.proxies)
             .app_data(self.mailer)
             .app_data(self.storage)
             .app_data(self.bus)

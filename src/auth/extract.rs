@@ -117,15 +117,45 @@ impl FromRequest for AuthClaims {
     }
 }
 
-/// The caller's address for throttling: the socket peer, or the first
-/// `X-Forwarded-For` hop when classbell is told it sits behind a trusted proxy.
-pub fn client_addr(req: &HttpRequest, trust_forwarded_for: bool) -> String {
-    let forwarded = trust_forwarded_for
-        .then(|| req.headers().get("x-forwarded-for")?.to_str().ok())
-        .flatten()
-        .and_then(|value| value.split(',').next())
-        .and_then(|first| first.trim().parse::<IpAddr>().ok());
-    forwarded
-        .or_else(|| req.peer_addr().map(|addr| addr.ip()))
-        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+/// The reverse proxies whose `X-Forwarded-For` is believed (none by default).
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    pub fn new(networks: Vec<ipnet::IpNet>) -> Self {
+        TrustedProxies(networks)
+    }
+
+    fn contains(&self, address: IpAddr) -> bool {
+        self.0.iter().any(|network| network.contains(&address))
+    }
+}
+
+/// The caller's address for throttling: the socket peer, unless the peer is
+/// a trusted proxy; then the right-most `X-Forwarded-For` address that is
+/// not one (each proxy appends who it heard from, so what is left of that
+/// was written by the client and is not believed).
+pub fn client_addr(req: &HttpRequest, trusted: &TrustedProxies) -> String {
+    let Some(peer) = req.peer_addr().map(|addr| addr.ip()) else {
+        return "unknown".to_owned();
+    };
+    if !trusted.contains(peer) {
+        return peer.to_string();
+    }
+    let hops: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(address) if trusted.contains(address) => client = address,
+            Ok(address) => return address.to_string(),
+            // Not what a proxy of ours writes: stop at the last one believed.
+            Err(_) => break,
+        }
+    }
+    client.to_string()
 }

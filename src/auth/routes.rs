@@ -6,12 +6,13 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::AuthUser;
+use super::extract::{TrustedProxies, client_addr};
 use super::hashing::Hasher;
 use super::jwt::JwtKeys;
 use super::password::{self, Owner, RuleOutcome};
 use super::store::{self, Refresh};
 use super::throttle::{self, Limit};
-use super::{AuthUser, extract::client_addr};
 use crate::config;
 use crate::db::DbPool;
 use crate::error::{AppError, FieldErrors};
@@ -153,8 +154,10 @@ fn refresh_ttl(settings: &config::Auth) -> Duration {
         (status = 429, description = "too many failures for this username or address; see Retry-After", body = crate::error::ErrorBody),
         (status = 503, description = "too many password checks at once; try again after Retry-After", body = crate::error::ErrorBody),
     ))]
+#[allow(clippy::too_many_arguments)]
 pub async fn login(
     hasher: web::Data<Hasher>,
+    proxies: web::Data<TrustedProxies>,
     auth_settings: web::Data<config::Auth>,
     redis: web::Data<Redis>,
     db: web::Data<DbPool>,
@@ -181,7 +184,7 @@ pub async fn login(
         Some(user) => format!("user:{}", user.id),
         None => format!("name:{}", login.to_lowercase()),
     };
-    let client = client_addr(&req, auth_settings.trust_forwarded_for);
+    let client = client_addr(&req, &proxies);
     let per_user = Limit {
         scope: "login-user",
         subject: &account,

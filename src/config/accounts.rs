@@ -58,9 +58,20 @@ pub struct Auth {
     #[arg(long, env = "CLASSBELL_PASSWORD_HASH_WAIT_MS", default_value_t = 1000)]
     pub password_hash_wait_ms: u64,
 
-    /// Use the first `X-Forwarded-For` address as the client address (only behind a proxy you run).
-    #[arg(long, env = "CLASSBELL_TRUST_FORWARDED_FOR", default_value_t = false)]
-    pub trust_forwarded_for: bool,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: addresses or CIDRs,
+    /// comma-separated (default none). The client is the right-most address
+    /// in the header that is not one of them.
+    #[arg(
+        long,
+        env = "CLASSBELL_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub trusted_proxies: Vec<String>,
+
+    /// Replaced by CLASSBELL_TRUSTED_PROXIES; set, it stops start-up.
+    #[arg(long, env = "CLASSBELL_TRUST_FORWARDED_FOR", hide = true)]
+    pub trust_forwarded_for: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -95,4 +106,21 @@ pub struct Mail {
         default_value_t = 4
     )]
     pub concurrency: usize,
+}
+
+impl Auth {
+    /// The trusted proxies as networks (a bare address is a network of one).
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.trusted_proxies
+            .iter()
+            .map(|entry| entry.trim())
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| entry.to_owned())
+            })
+            .collect()
+    }
 }

@@ -56,6 +56,12 @@ pub enum ConfigError {
     InsecureJwtSecret,
     #[error("CLASSBELL_PUBLIC_URL must start with http:// or https://")]
     PublicUrl,
+    #[error(
+        "CLASSBELL_TRUST_FORWARDED_FOR is gone: list the proxies whose X-Forwarded-For to believe in CLASSBELL_TRUSTED_PROXIES (addresses or CIDRs) instead"
+    )]
+    TrustForwardedFor,
+    #[error("CLASSBELL_TRUSTED_PROXIES: `{0}` is not an address or a CIDR")]
+    TrustedProxy(String),
 }
 
 impl Settings {
@@ -65,6 +71,12 @@ impl Settings {
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
             return Err(ConfigError::PublicUrl);
         }
+        if self.auth.trust_forwarded_for.is_some() {
+            return Err(ConfigError::TrustForwardedFor);
+        }
+        self.auth
+            .trusted_proxies()
+            .map_err(ConfigError::TrustedProxy)?;
         let secret = &self.auth.jwt_secret;
         if self.server.env == Environment::Production
             && (secret == DEFAULT_JWT_SECRET || secret.len() < 32)
@@ -126,6 +138,20 @@ mod tests {
         assert_eq!(settings.realtime.outbound_queue, 9);
         assert_eq!(settings.storage.backend, StorageBackend::S3);
         assert_eq!(settings.mail.from, "Bell <bell@school.example>");
+    }
+
+    #[test]
+    fn forwarded_headers_are_believed_from_listed_proxies_only() {
+        let old = parse(&["--trust-forwarded-for", "true"]);
+        let refused = old.validate().unwrap_err().to_string();
+        assert!(refused.contains("CLASSBELL_TRUSTED_PROXIES"), "{refused}");
+        let listed = parse(&["--trusted-proxies", "10.0.0.0/8,192.0.2.7"]);
+        assert!(listed.validate().is_ok());
+        assert_eq!(listed.auth.trusted_proxies().unwrap().len(), 2);
+        let bad = parse(&["--trusted-proxies", "10.0.0.0/8,proxy.example"]);
+        assert!(
+            matches!(bad.validate(), Err(ConfigError::TrustedProxy(entry)) if entry == "proxy.example")
+        );
     }
 
     #[test]

@@ -280,3 +280,42 @@ async fn sign_in_limits_hold_under_bursts_and_across_identifiers() {
     let body = error_body(response, 400, "validation_failed").await;
     assert!(body["error"]["fields"]["password"].is_array());
 }
+
+/// Behind a trusted proxy, the client is the right-most forwarded address
+/// that is not a proxy: writing a new first hop per request does not make
+/// a new address. From a peer that is not a trusted proxy, the header is
+/// not believed at all.
+#[actix_web::test]
+async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+    let behind = TestApp::spawn_with(|s| {
+        s.auth.login_max_failures_per_ip = 4;
+        s.auth.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let direct = TestApp::spawn_with(|s| s.auth.login_max_failures_per_ip = 4).await;
+    for app in [&behind, &direct] {
+        let mut statuses = Vec::new();
+        for n in 0..6 {
+            let response = app
+                .client
+                .post(app.url("/auth/login"))
+                .header("x-forwarded-for", format!("10.9.{n}.1, 203.0.113.9"))
+                .json(&json!({"username": format!("guess-{n}"), "password": "Wrong-Password-1"}))
+                .send()
+                .await
+                .unwrap();
+            statuses.push(response.status().as_u16());
+        }
+        assert_eq!(statuses, [401, 401, 401, 401, 429, 429]);
+    }
+    // Behind the proxy, another client (another right-most address) is not throttled.
+    let response = behind
+        .client
+        .post(behind.url("/auth/login"))
+        .header("x-forwarded-for", "203.0.113.10")
+        .json(&json!({"username": "guess-x", "password": "Wrong-Password-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}

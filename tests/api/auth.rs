@@ -541,7 +541,7 @@ async fn a_success_clears_the_username_failure_count() {
 async fn repeated_failures_from_one_address_are_throttled() {
     let app = TestApp::spawn_with(|s| {
         s.auth.login_max_failures_per_ip = 4;
-        s.auth.trust_forwarded_for = true;
+        s.auth.trusted_proxies = vec!["127.0.0.1".into()];
     })
     .await;
     let student = app.user(Role::Student).await;
