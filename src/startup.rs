@@ -364,6 +364,7 @@ fn serve(
             .configure(health::configure)
             .configure(openapi::configure)
             .configure(auth::routes::configure)
+            .configure(auth::recovery::configure)
             .configure(users::routes::configure)
             .configure(courses::routes::configure)
             .configure(sections::routes::configure)

@@ -131,6 +131,21 @@ impl TrustedProxies {
     }
 }
 
+/// The caller's address, as throttles count it (see `client_addr`).
+#[derive(Debug, Clone)]
+pub struct ClientAddr(pub String);
+
+impl FromRequest for ClientAddr {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(
+            part::<TrustedProxies>(req).map(|trusted| ClientAddr(client_addr(req, &trusted))),
+        )
+    }
+}
+
 /// The caller's address for throttling: the socket peer, unless the peer is
 /// a trusted proxy; then the right-most `X-Forwarded-For` address that is
 /// not one (each proxy appends who it heard from, so what is left of that

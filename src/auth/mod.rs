@@ -4,6 +4,7 @@ pub mod extract;
 pub mod hashing;
 pub mod jwt;
 pub mod password;
+pub mod recovery;
 pub mod routes;
 pub mod secret_token;
 pub mod store;

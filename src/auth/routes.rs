@@ -1,13 +1,12 @@
 //! `/auth/*`: the account loop.
 
-use actix::Addr;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AuthUser;
-use super::extract::{TrustedProxies, client_addr};
+use super::extract::ClientAddr;
 use super::hashing::Hasher;
 use super::jwt::JwtKeys;
 use super::password::{self, Owner, RuleOutcome};
@@ -16,20 +15,12 @@ use super::throttle::{self, Limit};
 use crate::config;
 use crate::db::DbPool;
 use crate::error::{AppError, FieldErrors};
-use crate::events::Event;
-use crate::events::EventBus;
+use crate::events::{Event, EventBus};
 use crate::http::resource;
-use crate::mail::Mailer;
-use crate::mail::{MAILER, templates};
 use crate::redis::Redis;
-use crate::telemetry::mailbox;
 use crate::users::accounts;
-use crate::users::fields::Email;
 use crate::users::model::{Role, User, UserView};
 use crate::users::store as user_store;
-
-/// Mail requests per address per hour before further ones are quietly dropped.
-const MAIL_REQUESTS_PER_HOUR: u32 = 5;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/auth/register").route(web::post().to(register)))
@@ -38,10 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/auth/refresh").route(web::post().to(refresh)))
         .service(resource("/auth/logout").route(web::post().to(logout)))
         .service(resource("/auth/me").route(web::get().to(me)))
-        .service(resource("/auth/change-password").route(web::post().to(change_password)))
-        .service(resource("/auth/forgot-username").route(web::post().to(forgot_username)))
-        .service(resource("/auth/forgot-password").route(web::post().to(forgot_password)))
-        .service(resource("/auth/reset-password").route(web::post().to(reset_password)));
+        .service(resource("/auth/change-password").route(web::post().to(change_password)));
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -57,13 +45,24 @@ pub struct RegisterRequest {
         (status = 201, body = UserView),
         (status = 400, description = "invalid fields; `fields.password` lists every failed rule", body = crate::error::ErrorBody),
         (status = 409, description = "username or email taken", body = crate::error::ErrorBody),
+        (status = 429, description = "too many requests from this address; see Retry-After", body = crate::error::ErrorBody),
         (status = 503, description = "too many password checks at once; try again after Retry-After", body = crate::error::ErrorBody),
     ))]
 pub async fn register(
     db: web::Data<DbPool>,
     hasher: web::Data<Hasher>,
+    redis: web::Data<Redis>,
+    auth_settings: web::Data<config::Auth>,
+    client: ClientAddr,
     body: web::Json<RegisterRequest>,
 ) -> Result<HttpResponse, AppError> {
+    let per_client = throttle::account_requests(&client, &auth_settings);
+    throttle::take_or_refuse(
+        &redis,
+        &[per_client],
+        "too many registrations from this address",
+    )
+    .await?;
     let user = accounts::create(
         &db,
         &hasher,
@@ -154,15 +153,13 @@ fn refresh_ttl(settings: &config::Auth) -> Duration {
         (status = 429, description = "too many failures for this username or address; see Retry-After", body = crate::error::ErrorBody),
         (status = 503, description = "too many password checks at once; try again after Retry-After", body = crate::error::ErrorBody),
     ))]
-#[allow(clippy::too_many_arguments)]
 pub async fn login(
     hasher: web::Data<Hasher>,
-    proxies: web::Data<TrustedProxies>,
     auth_settings: web::Data<config::Auth>,
     redis: web::Data<Redis>,
     db: web::Data<DbPool>,
     jwt: web::Data<JwtKeys>,
-    req: HttpRequest,
+    client: ClientAddr,
     body: web::Json<LoginRequest>,
 ) -> Result<web::Json<TokenResponse>, AppError> {
     let login = body.username.trim();
@@ -184,7 +181,6 @@ pub async fn login(
         Some(user) => format!("user:{}", user.id),
         None => format!("name:{}", login.to_lowercase()),
     };
-    let client = client_addr(&req, &proxies);
     let per_user = Limit {
         scope: "login-user",
         subject: &account,
@@ -193,7 +189,7 @@ pub async fn login(
     };
     let per_client = Limit {
         scope: "login-ip",
-        subject: &client,
+        subject: &client.0,
         max: auth_settings.login_max_failures_per_ip,
         window_secs: auth_settings.login_throttle_window_secs,
     };
@@ -292,10 +288,13 @@ pub struct ChangePasswordRequest {
         (status = 204),
         (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody),
+        (status = 429, description = "too many wrong current passwords; see Retry-After", body = crate::error::ErrorBody),
         (status = 503, description = "too many password checks at once; try again after Retry-After", body = crate::error::ErrorBody),
     ))]
 pub async fn change_password(
     hasher: web::Data<Hasher>,
+    redis: web::Data<Redis>,
+    auth_settings: web::Data<config::Auth>,
     db: web::Data<DbPool>,
     bus: web::Data<EventBus>,
     auth: AuthUser,
@@ -303,6 +302,21 @@ pub async fn change_password(
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
     let user = auth.user;
+    // Counted before the check, like sign-ins: guessing the current password
+    // through this form is as slow as signing in.
+    let account = format!("user:{}", user.id);
+    let checks = Limit {
+        scope: "password-check",
+        subject: &account,
+        max: auth_settings.login_max_failures,
+        window_secs: auth_settings.login_throttle_window_secs,
+    };
+    throttle::take_or_refuse(
+        &redis,
+        std::slice::from_ref(&checks),
+        "too many wrong passwords; try again later",
+    )
+    .await?;
     if !hasher
         .verify(&body.current_password, &user.password_hash)
         .await?
@@ -314,130 +328,9 @@ pub async fn change_password(
         email: Some(&user.email),
     };
     password::enforce(&body.new_password, owner, "new_password")?;
+    throttle::clear(&redis, &checks).await?;
     let password_hash = hasher.hash(&body.new_password).await?;
     store::replace_password(&mut *db.get().await?, user.id, &password_hash).await?;
-    bus.publish(Event::SignedOut {
-        user_id: user.id,
-        session: None,
-    });
-    Ok(HttpResponse::NoContent().finish())
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct EmailRequest {
-    pub email: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Accepted {
-    pub detail: &'static str,
-}
-
-/// Parses the address and counts the request against the per-address mail
-/// limit; `None` when no mail should go out (quietly, to reveal nothing).
-async fn mail_request(
-    redis: &Redis,
-    db: &DbPool,
-    scope: &'static str,
-    raw: &str,
-) -> Result<Option<User>, AppError> {
-    let email = Email::parse(raw).map_err(|reason| AppError::field("email", reason))?;
-    let limit = Limit {
-        scope,
-        subject: email.as_str(),
-        max: MAIL_REQUESTS_PER_HOUR,
-        window_secs: 3600,
-    };
-    if !throttle::allow(redis, &[limit]).await? {
-        tracing::info!(scope, "mail request over its hourly limit; not sending");
-        return Ok(None);
-    }
-    user_store::find_active_by_email(&mut *db.get().await?, email.as_str()).await
-}
-
-/// Mails the username to the address if an account uses it; answers the same either way.
-#[utoipa::path(post, path = "/auth/forgot-username", tag = "auth", request_body = EmailRequest,
-    responses((status = 202, body = Accepted), (status = 400, body = crate::error::ErrorBody)))]
-pub async fn forgot_username(
-    redis: web::Data<Redis>,
-    db: web::Data<DbPool>,
-    mailer: web::Data<Addr<Mailer>>,
-    body: web::Json<EmailRequest>,
-) -> Result<HttpResponse, AppError> {
-    if let Some(user) = mail_request(&redis, &db, "forgot-username", &body.email).await?
-        && let Some(mail) = templates::forgot_username(&user.username, &user.email)
-    {
-        mailbox::tell(&mailer, MAILER, mail);
-    }
-    Ok(HttpResponse::Accepted().json(Accepted {
-        detail: "If an account uses that address, its username is on the way.",
-    }))
-}
-
-/// Mails a single-use reset link if an account uses the address; answers the same either way.
-#[utoipa::path(post, path = "/auth/forgot-password", tag = "auth", request_body = EmailRequest,
-    responses((status = 202, body = Accepted), (status = 400, body = crate::error::ErrorBody)))]
-pub async fn forgot_password(
-    redis: web::Data<Redis>,
-    db: web::Data<DbPool>,
-    auth_settings: web::Data<config::Auth>,
-    server: web::Data<config::Server>,
-    mailer: web::Data<Addr<Mailer>>,
-    body: web::Json<EmailRequest>,
-) -> Result<HttpResponse, AppError> {
-    if let Some(user) = mail_request(&redis, &db, "forgot-password", &body.email).await? {
-        let ttl_secs = auth_settings.reset_token_ttl_secs;
-        let ttl = config::seconds(ttl_secs);
-        let token = store::create_password_reset(&mut *db.get().await?, user.id, ttl).await?;
-        // In the fragment: browsers never send it, so no server's log sees it.
-        let link = server.public_link(&format!("/reset-password#token={token}"));
-        if let Some(mail) =
-            templates::password_reset(&user.username, &user.email, &link, ttl_secs / 60)
-        {
-            mailbox::tell(&mailer, MAILER, mail);
-        }
-    }
-    Ok(HttpResponse::Accepted().json(Accepted {
-        detail: "If an account uses that address, a reset link is on the way.",
-    }))
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct ResetPasswordRequest {
-    pub token: String,
-    pub new_password: String,
-}
-
-/// Sets a new password with a mailed token and ends every session.
-#[utoipa::path(post, path = "/auth/reset-password", tag = "auth", request_body = ResetPasswordRequest,
-    responses(
-        (status = 204),
-        (status = 400, description = "invalid, used or expired token, or a weak password", body = crate::error::ErrorBody),
-        (status = 503, description = "too many password checks at once; try again after Retry-After", body = crate::error::ErrorBody),
-    ))]
-pub async fn reset_password(
-    hasher: web::Data<Hasher>,
-    db: web::Data<DbPool>,
-    bus: web::Data<EventBus>,
-    body: web::Json<ResetPasswordRequest>,
-) -> Result<HttpResponse, AppError> {
-    let body = body.into_inner();
-    let token = body.token.trim().to_owned();
-    let invalid = || AppError::field("token", "is invalid, already used or expired");
-    let user = store::password_reset_user(&mut *db.get().await?, &token)
-        .await?
-        .ok_or_else(invalid)?;
-    let owner = Owner {
-        username: Some(&user.username),
-        email: Some(&user.email),
-    };
-    password::enforce(&body.new_password, owner, "new_password")?;
-    let password_hash = hasher.hash(&body.new_password).await?;
-    if !store::complete_password_reset(&mut *db.get().await?, &token, user.id, &password_hash)
-        .await?
-    {
-        return Err(invalid());
-    }
     bus.publish(Event::SignedOut {
         user_id: user.id,
         session: None,

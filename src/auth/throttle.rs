@@ -2,7 +2,10 @@
 //! flooding. Kept in Redis so every classbell node sees the same counts.
 
 use bb8_redis::redis;
+use metrics::counter;
 
+use super::extract::ClientAddr;
+use crate::config;
 use crate::error::AppError;
 use crate::redis::Redis;
 
@@ -43,12 +46,15 @@ pub async fn take(redis: &Redis, limits: &[Limit<'_>]) -> Result<Option<u64>, Ap
             .ttl(&key);
     }
     let replies: Vec<(u32, i64)> = pipe.query_async(&mut *conn).await?;
-    Ok(limits
-        .iter()
-        .zip(replies)
-        .filter(|(limit, (count, _))| *count > limit.max)
-        .map(|(limit, (_, ttl))| u64::try_from(ttl).unwrap_or(limit.window_secs).max(1))
-        .max())
+    let mut retry_after = None;
+    for (limit, (count, ttl)) in limits.iter().zip(replies) {
+        if count > limit.max {
+            counter!("classbell_throttled_total", "scope" => limit.scope).increment(1);
+            let wait = u64::try_from(ttl).unwrap_or(limit.window_secs).max(1);
+            retry_after = retry_after.max(Some(wait));
+        }
+    }
+    Ok(retry_after)
 }
 
 /// Gives back an attempt `take` counted (a sign-in that succeeded does not
@@ -60,6 +66,21 @@ pub async fn give_back(redis: &Redis, limit: &Limit<'_>) -> Result<(), AppError>
         .query_async(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// `take`, answering 429 with `Retry-After` past a limit.
+pub async fn take_or_refuse(
+    redis: &Redis,
+    limits: &[Limit<'_>],
+    message: &'static str,
+) -> Result<(), AppError> {
+    match take(redis, limits).await? {
+        Some(retry_after_secs) => Err(AppError::TooManyRequests {
+            message,
+            retry_after_secs,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Counts one attempt and tells whether it is still within every limit.
@@ -74,4 +95,15 @@ pub async fn clear(redis: &Redis, limit: &Limit<'_>) -> Result<(), AppError> {
         .query_async(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// Registrations and mail requests from one client address, per hour,
+/// counted together.
+pub fn account_requests<'a>(client: &'a ClientAddr, settings: &config::Auth) -> Limit<'a> {
+    Limit {
+        scope: "account-requests",
+        subject: &client.0,
+        max: settings.account_requests_per_ip,
+        window_secs: 3600,
+    }
 }

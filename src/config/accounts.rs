@@ -58,6 +58,11 @@ pub struct Auth {
     #[arg(long, env = "CLASSBELL_PASSWORD_HASH_WAIT_MS", default_value_t = 1000)]
     pub password_hash_wait_ms: u64,
 
+    /// Registrations and forgotten-username or -password requests from one
+    /// client address per hour (more: 429).
+    #[arg(long, env = "CLASSBELL_ACCOUNT_REQUESTS_PER_IP", default_value_t = 100)]
+    pub account_requests_per_ip: u32,
+
     /// Reverse proxies whose `X-Forwarded-For` is believed: addresses or CIDRs,
     /// comma-separated (default none). The client is the right-most address
     /// in the header that is not one of them.

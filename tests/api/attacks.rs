@@ -319,3 +319,71 @@ async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
         .unwrap();
     assert_eq!(response.status(), 401);
 }
+
+/// Guessing a password through change-password is as slow as signing in
+/// (counted per account before the check); registrations and forgotten-
+/// password or -username requests are capped per address.
+#[actix_web::test]
+async fn password_checks_and_account_requests_are_throttled_too() {
+    let app = TestApp::spawn_with(|s| {
+        s.auth.login_max_failures = 3;
+        s.auth.account_requests_per_ip = 3;
+    })
+    .await;
+    let (student, token) = app.signed_in(Role::Student).await;
+    let change = |current: &'static str| {
+        app.send(
+            Method::POST,
+            "/auth/change-password",
+            &token,
+            json!({"current_password": current, "new_password": "Lantern-Orchard-57"}),
+        )
+    };
+    for _ in 0..3 {
+        error_body(change("Wrong-Guess-123").await, 400, "validation_failed").await;
+    }
+    let response = change(crate::helpers::PASSWORD).await;
+    assert!(response.headers().contains_key("retry-after"));
+    error_body(response, 429, "too_many_requests").await;
+    assert_eq!(
+        app.login(&student.user.username, crate::helpers::PASSWORD)
+            .await
+            .status(),
+        200,
+        "the password did not change"
+    );
+
+    // Registrations and mail requests from one address share one count.
+    for n in 0..2 {
+        let response = app
+            .register(
+                &format!("newcomer{n}"),
+                &format!("newcomer{n}@school.example"),
+                "Lantern-Orchard-57",
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+    }
+    let response = app
+        .post(
+            "/auth/forgot-username",
+            json!({"email": "someone@school.example"}),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let response = app
+        .post(
+            "/auth/forgot-password",
+            json!({"email": "someone@school.example"}),
+        )
+        .await;
+    error_body(response, 429, "too_many_requests").await;
+    let response = app
+        .register(
+            "newcomer9",
+            "newcomer9@school.example",
+            "Lantern-Orchard-57",
+        )
+        .await;
+    error_body(response, 429, "too_many_requests").await;
+}

@@ -1,0 +1,174 @@
+//! Getting back into an account: the forgotten username, and the password
+//! reset by a mailed link. Each answers the same whether or not an account
+//! uses the address, so nothing is revealed.
+
+use actix::Addr;
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::extract::ClientAddr;
+use super::hashing::Hasher;
+use super::password::{self, Owner};
+use super::store;
+use super::throttle::{self, Limit};
+use crate::config;
+use crate::db::DbPool;
+use crate::error::AppError;
+use crate::events::{Event, EventBus};
+use crate::http::resource;
+use crate::mail::{MAILER, Mailer, templates};
+use crate::redis::Redis;
+use crate::telemetry::mailbox;
+use crate::users::fields::Email;
+use crate::users::model::User;
+use crate::users::store as user_store;
+
+/// Mail requests per address per hour before further ones are quietly dropped.
+const MAIL_REQUESTS_PER_HOUR: u32 = 5;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/auth/forgot-username").route(web::post().to(forgot_username)))
+        .service(resource("/auth/forgot-password").route(web::post().to(forgot_password)))
+        .service(resource("/auth/reset-password").route(web::post().to(reset_password)));
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct EmailRequest {
+    pub email: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
+    pub detail: &'static str,
+}
+
+/// Parses the address and counts the request against the caller's address
+/// (429 past its limit) and the mailbox's limit (`None` past it, quietly:
+/// nothing about the account is revealed).
+async fn mail_request(
+    redis: &Redis,
+    db: &DbPool,
+    asker: (&ClientAddr, &config::Auth),
+    scope: &'static str,
+    raw: &str,
+) -> Result<Option<User>, AppError> {
+    let email = Email::parse(raw).map_err(|reason| AppError::field("email", reason))?;
+    let (client, settings) = asker;
+    let per_client = throttle::account_requests(client, settings);
+    throttle::take_or_refuse(redis, &[per_client], "too many requests from this address").await?;
+    let limit = Limit {
+        scope,
+        subject: email.as_str(),
+        max: MAIL_REQUESTS_PER_HOUR,
+        window_secs: 3600,
+    };
+    if !throttle::allow(redis, &[limit]).await? {
+        tracing::info!(scope, "mail request over its hourly limit; not sending");
+        return Ok(None);
+    }
+    user_store::find_active_by_email(&mut *db.get().await?, email.as_str()).await
+}
+
+/// Mails the username to the address if an account uses it; answers the same either way.
+#[utoipa::path(post, path = "/auth/forgot-username", tag = "auth", request_body = EmailRequest,
+    responses(
+        (status = 202, body = Accepted),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 429, description = "too many requests from this address; see Retry-After", body = crate::error::ErrorBody),
+    ))]
+pub async fn forgot_username(
+    redis: web::Data<Redis>,
+    db: web::Data<DbPool>,
+    auth_settings: web::Data<config::Auth>,
+    mailer: web::Data<Addr<Mailer>>,
+    client: ClientAddr,
+    body: web::Json<EmailRequest>,
+) -> Result<HttpResponse, AppError> {
+    let asker = (&client, auth_settings.as_ref());
+    if let Some(user) = mail_request(&redis, &db, asker, "forgot-username", &body.email).await?
+        && let Some(mail) = templates::forgot_username(&user.username, &user.email)
+    {
+        mailbox::tell(&mailer, MAILER, mail);
+    }
+    Ok(HttpResponse::Accepted().json(Accepted {
+        detail: "If an account uses that address, its username is on the way.",
+    }))
+}
+
+/// Mails a single-use reset link if an account uses the address; answers the same either way.
+#[utoipa::path(post, path = "/auth/forgot-password", tag = "auth", request_body = EmailRequest,
+    responses(
+        (status = 202, body = Accepted),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 429, description = "too many requests from this address; see Retry-After", body = crate::error::ErrorBody),
+    ))]
+pub async fn forgot_password(
+    redis: web::Data<Redis>,
+    db: web::Data<DbPool>,
+    auth_settings: web::Data<config::Auth>,
+    server: web::Data<config::Server>,
+    mailer: web::Data<Addr<Mailer>>,
+    client: ClientAddr,
+    body: web::Json<EmailRequest>,
+) -> Result<HttpResponse, AppError> {
+    let asker = (&client, auth_settings.as_ref());
+    if let Some(user) = mail_request(&redis, &db, asker, "forgot-password", &body.email).await? {
+        let ttl_secs = auth_settings.reset_token_ttl_secs;
+        let ttl = config::seconds(ttl_secs);
+        let token = store::create_password_reset(&mut *db.get().await?, user.id, ttl).await?;
+        // In the fragment: browsers never send it, so no server's log sees it.
+        let link = server.public_link(&format!("/reset-password#token={token}"));
+        if let Some(mail) =
+            templates::password_reset(&user.username, &user.email, &link, ttl_secs / 60)
+        {
+            mailbox::tell(&mailer, MAILER, mail);
+        }
+    }
+    Ok(HttpResponse::Accepted().json(Accepted {
+        detail: "If an account uses that address, a reset link is on the way.",
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ResetPasswordRequest {
+    pub token: String,
+    pub new_password: String,
+}
+
+/// Sets a new password with a mailed token and ends every session.
+#[utoipa::path(post, path = "/auth/reset-password", tag = "auth", request_body = ResetPasswordRequest,
+    responses(
+        (status = 204),
+        (status = 400, description = "invalid, used or expired token, or a weak password", body = crate::error::ErrorBody),
+        (status = 503, description = "too many password checks at once; try again after Retry-After", body = crate::error::ErrorBody),
+    ))]
+pub async fn reset_password(
+    hasher: web::Data<Hasher>,
+    db: web::Data<DbPool>,
+    bus: web::Data<EventBus>,
+    body: web::Json<ResetPasswordRequest>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.into_inner();
+    let token = body.token.trim().to_owned();
+    let invalid = || AppError::field("token", "is invalid, already used or expired");
+    let user = store::password_reset_user(&mut *db.get().await?, &token)
+        .await?
+        .ok_or_else(invalid)?;
+    let owner = Owner {
+        username: Some(&user.username),
+        email: Some(&user.email),
+    };
+    password::enforce(&body.new_password, owner, "new_password")?;
+    let password_hash = hasher.hash(&body.new_password).await?;
+    if !store::complete_password_reset(&mut *db.get().await?, &token, user.id, &password_hash)
+        .await?
+    {
+        return Err(invalid());
+    }
+    bus.publish(Event::SignedOut {
+        user_id: user.id,
+        session: None,
+    });
+    Ok(HttpResponse::NoContent().finish())
+}
