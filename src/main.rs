@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use classbell::auth::hashing::Hasher;
+use classbell::config::Environment;
 use classbell::config::Settings;
 use classbell::startup::{self, Application};
 use classbell::users::model::Role;
@@ -46,7 +47,12 @@ enum Command {
         password_stdin: bool,
     },
     /// Seed a small demo school and print its logins.
-    Demo,
+    Demo {
+        /// Seed even when CLASSBELL_ENV=production (its accounts share a
+        /// published password).
+        #[arg(long)]
+        force: bool,
+    },
     /// Measure throughput on a scratch database beside the configured one.
     #[command(subcommand)]
     Bench(Bench),
@@ -142,7 +148,12 @@ fn run(cli: Cli) -> Result<(), String> {
             .block_on(async move { bench::push(&settings, sessions).await }),
         Command::Bench(Bench::Import { rows }) => actix_web::rt::System::new()
             .block_on(async move { bench::import(&settings, rows).await }),
-        Command::Demo => actix_web::rt::System::new().block_on(async move {
+        Command::Demo { force } => actix_web::rt::System::new().block_on(async move {
+            if settings.server.env == Environment::Production && !force {
+                return Err("demo creates accounts whose password is published in the README; \
+                     in production (CLASSBELL_ENV=production) it runs only with --force"
+                    .to_owned());
+            }
             let hasher = Hasher::from_settings(&settings.auth);
             let school = demo::seed(&startup::database(&settings), &hasher)
                 .await

@@ -387,3 +387,38 @@ async fn password_checks_and_account_requests_are_throttled_too() {
         .await;
     error_body(response, 429, "too_many_requests").await;
 }
+
+/// In production, `classbell demo` (accounts with a published password)
+/// runs only when forced.
+#[test]
+fn the_demo_school_is_not_seeded_in_production_unless_forced() {
+    let database = crate::helpers::TestDatabase::migrated();
+    let outbox = tempfile::tempdir().unwrap();
+    let demo = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_classbell"))
+            .arg("demo")
+            .args(args)
+            .env("CLASSBELL_ENV", "production")
+            .env(
+                "CLASSBELL_JWT_SECRET",
+                "a-production-secret-of-at-least-32-bytes",
+            )
+            .env("CLASSBELL_DATABASE_URL", database.url())
+            .env("CLASSBELL_REDIS_URL", crate::helpers::redis_url())
+            .env("CLASSBELL_MAIL_OUTBOX", outbox.path())
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let refused = demo(&[]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("--force"), "{said}");
+    let forced = demo(&["--force"]);
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    assert!(String::from_utf8_lossy(&forced.stdout).contains("25 accounts created"));
+}
