@@ -317,9 +317,12 @@ pub async fn change_password(
         "too many wrong passwords; try again later",
     )
     .await?;
-    if !hasher
-        .verify(&body.current_password, &user.password_hash)
-        .await?
+    // No password is that long: wrong without hashing it.
+    let possible = body.current_password.chars().count() <= password::MAX_LENGTH;
+    if !possible
+        || !hasher
+            .verify(&body.current_password, &user.password_hash)
+            .await?
     {
         return Err(AppError::field("current_password", "is incorrect"));
     }

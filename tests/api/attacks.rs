@@ -331,7 +331,7 @@ async fn password_checks_and_account_requests_are_throttled_too() {
     })
     .await;
     let (student, token) = app.signed_in(Role::Student).await;
-    let change = |current: &'static str| {
+    let change = |current: String| {
         app.send(
             Method::POST,
             "/auth/change-password",
@@ -339,10 +339,19 @@ async fn password_checks_and_account_requests_are_throttled_too() {
             json!({"current_password": current, "new_password": "Lantern-Orchard-57"}),
         )
     };
-    for _ in 0..3 {
-        error_body(change("Wrong-Guess-123").await, 400, "validation_failed").await;
+    // A current password longer than any can be is wrong, unhashed; it counts.
+    for guess in [
+        "x".repeat(10_000),
+        "Wrong-Guess-123".into(),
+        "Wrong-Guess-456".into(),
+    ] {
+        let body = error_body(change(guess).await, 400, "validation_failed").await;
+        assert_eq!(
+            body["error"]["fields"]["current_password"],
+            json!(["is incorrect"])
+        );
     }
-    let response = change(crate::helpers::PASSWORD).await;
+    let response = change(crate::helpers::PASSWORD.into()).await;
     assert!(response.headers().contains_key("retry-after"));
     error_body(response, 429, "too_many_requests").await;
     assert_eq!(
