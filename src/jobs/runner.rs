@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::Utc;
@@ -51,7 +51,14 @@ async fn execute(ctx: &JobContext) -> Result<Outcome, Stop> {
 async fn run_job(ctx: JobContext) {
     let started = Instant::now();
     let kind = ctx.job.kind.as_str();
+    let keeper = actix_web::rt::spawn(keep_lease(
+        ctx.db.clone(),
+        ctx.job.id,
+        ctx.node,
+        ctx.settings.lease_secs,
+    ));
     let outcome = execute(&ctx).await;
+    keeper.abort();
     let ending = match outcome {
         Ok(outcome) => Ending {
             state: JobState::Succeeded,
@@ -98,6 +105,27 @@ async fn run_job(ctx: JobContext) {
         Ok(None) => tracing::info!(job = %ctx.job.id, "another node took the job over"),
         // The lease lapses and the job runs again.
         Err(error) => tracing::warn!(job = %ctx.job.id, %error, "could not record a job's end"),
+    }
+}
+
+/// Renews a running job's claim every third of its lease, so a job that
+/// reports progress seldom (an export reads and writes in one go) is never
+/// taken for dead and run a second time by another node.
+async fn keep_lease(db: DbPool, id: JobId, node: Uuid, lease_secs: u64) {
+    let every =
+        Duration::from_millis(lease_secs.saturating_mul(1000) / 3).max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(every).await;
+        let renewed = match db.get().await {
+            Ok(mut conn) => store::renew(&mut conn, id, node, lease_secs).await,
+            Err(error) => Err(error),
+        };
+        match renewed {
+            Ok(true) => {}
+            // Ended, or another node holds it now.
+            Ok(false) => return,
+            Err(error) => tracing::warn!(job = %id, %error, "could not renew a job's lease"),
+        }
     }
 }
 

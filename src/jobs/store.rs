@@ -114,6 +114,25 @@ pub async fn progress(
     Ok(updated == 1)
 }
 
+/// Renews `node`'s claim on a running job; false when it holds it no more.
+pub async fn renew(
+    conn: &mut AsyncPgConnection,
+    id: JobId,
+    node: Uuid,
+    lease_secs: u64,
+) -> Result<bool, AppError> {
+    let updated = diesel::sql_query(
+        "UPDATE jobs SET lease_until = now() + make_interval(secs => $3)
+         WHERE id = $1 AND claimed_by = $2 AND state = 'running'",
+    )
+    .bind::<SqlUuid, _>(id)
+    .bind::<SqlUuid, _>(node)
+    .bind::<Double, _>(lease_secs as f64)
+    .execute(conn)
+    .await?;
+    Ok(updated == 1)
+}
+
 /// How a job ended.
 pub struct Ending {
     pub state: JobState,

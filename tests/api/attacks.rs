@@ -431,3 +431,66 @@ fn the_demo_school_is_not_seeded_in_production_unless_forced() {
     );
     assert!(String::from_utf8_lossy(&forced.stdout).contains("25 accounts created"));
 }
+
+/// A deactivated student is not reminded, in the app or by mail.
+#[actix_web::test]
+async fn reminders_skip_deactivated_accounts() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.signed_in(Role::Admin).await;
+    let mut students = Vec::new();
+    for _ in 0..3 {
+        students.push(app.user(Role::Student).await.user);
+    }
+    let announcement = app.announce(&admin, json!({"kind": "all_students"})).await;
+    let id = announcement["id"].as_i64().unwrap();
+    app.fanned_out(&admin, id).await;
+    let gone = &students[0];
+    let response = app
+        .send(
+            Method::PATCH,
+            &format!("/api/users/{}", gone.id),
+            &admin,
+            json!({"is_active": false}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+
+    let path = format!("/api/announcements/{id}/remind_unacked");
+    let reminded = json_body(app.send(Method::POST, &path, &admin, json!({})).await).await;
+    assert_eq!(reminded, json!({"reminded": 2}));
+    let mails =
+        crate::helpers::wait_for_files(app.outbox.path(), 2, |text| text.contains("Reminder"))
+            .await;
+    assert_eq!(mails.len(), 2);
+    assert!(mails.iter().all(|mail| !mail.contains(&gone.email)));
+}
+
+/// A job that reports progress seldom (an export reads and writes in one
+/// go) keeps its claim while it runs: another node never runs it again.
+#[actix_web::test]
+async fn a_long_job_keeps_its_claim_while_it_runs() {
+    let app = TestApp::spawn_with(|s| {
+        s.jobs.lease_secs = 1;
+        s.jobs.poll_ms = 100;
+        s.jobs.chunk_delay_ms = 2500;
+    })
+    .await;
+    let _other = app
+        .node(&[
+            ("CLASSBELL_JOB_LEASE_SECS", "1"),
+            ("CLASSBELL_JOB_POLL_MS", "100"),
+            ("CLASSBELL_JOB_CHUNK_DELAY_MS", "2500"),
+        ])
+        .await;
+    let (_, manager) = app.signed_in(Role::Manager).await;
+    app.course("LONG-1").await;
+    let task = start(&app, "/api/exports/courses", &manager, None).await;
+    let done = finished(&app, &manager, &task).await;
+    assert_eq!(done["state"], "SUCCESS", "{done}");
+    let attempts = crate::jobs::id_of(
+        &app,
+        &format!("SELECT attempts::bigint AS id FROM jobs WHERE id = '{task}'"),
+    )
+    .await;
+    assert_eq!(attempts, 1, "the job ran once");
+}

@@ -144,7 +144,7 @@ async fn catalogue(app: &TestApp) -> Catalogue {
     }
 }
 
-async fn id_of(app: &TestApp, query: &str) -> i64 {
+pub async fn id_of(app: &TestApp, query: &str) -> i64 {
     use diesel_async::RunQueryDsl;
     #[derive(diesel::QueryableByName)]
     struct Id {

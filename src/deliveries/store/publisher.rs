@@ -122,8 +122,8 @@ pub struct Reminded {
     pub email: String,
 }
 
-/// Counts a reminder on every unread delivery of `announcement` and returns
-/// who was reminded.
+/// Counts a reminder on every unread delivery of `announcement` whose
+/// recipient is still active, and returns who was reminded.
 pub async fn mark_reminded(
     conn: &mut AsyncPgConnection,
     announcement: AnnouncementId,
@@ -132,7 +132,7 @@ pub async fn mark_reminded(
         "UPDATE deliveries SET retry_count = deliveries.retry_count + 1, last_push_at = now()
          FROM users, announcements
          WHERE deliveries.announcement_id = $1 AND users.id = deliveries.user_id
-           AND announcements.id = deliveries.announcement_id AND ",
+           AND users.is_active AND announcements.id = deliveries.announcement_id AND ",
         unread_sql!(),
         " RETURNING deliveries.id AS delivery_id, deliveries.user_id, deliveries.retry_count,
                    users.username, users.email"
