@@ -4,22 +4,30 @@
 //! run at once; a request waits up to `wait` for its turn, then gets 503
 //! with `Retry-After`. Sign-ins of unknown users hash a decoy through the
 //! same queue, so they cost what known ones cost.
+//!
+//! The hashes run on threads of their own, as many as may run at once: the
+//! allocator keeps a thread's freed argon2 memory for its next use, so on a
+//! shared blocking pool every thread that ever hashed would keep ~19 MiB.
 
-use std::sync::Arc;
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::web;
 use metrics::{counter, gauge};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 
 use super::password;
 use crate::config;
 use crate::error::AppError;
 
+type Work = Box<dyn FnOnce() + Send>;
+
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
     wait: Duration,
+    /// The hashing threads' queue; a permit is held for each queued work.
+    threads: Sender<Work>,
 }
 
 /// Keeps a gauge right however its holder ends (a dropped request included).
@@ -44,9 +52,32 @@ impl Hasher {
         gauge!("classbell_password_hashing_in_flight").increment(0.0);
         gauge!("classbell_password_hashing_queued").increment(0.0);
         counter!("classbell_password_hashing_rejected_total").increment(0);
+        let concurrency = concurrency.max(1);
+        let (threads, queue) = channel::<Work>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..concurrency {
+            let queue = Arc::clone(&queue);
+            let spawned = std::thread::Builder::new()
+                .name(format!("password-hash-{n}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only to take one work.
+                        let next = queue.lock().map(|queue| queue.recv());
+                        match next {
+                            Ok(Ok(work)) => work(),
+                            // Every `Hasher` is gone, or a thread panicked holding the lock.
+                            _ => return,
+                        }
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "could not start a password-hashing thread");
+            }
+        }
         Hasher {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            permits: Arc::new(Semaphore::new(concurrency)),
             wait,
+            threads,
         }
     }
 
@@ -75,8 +106,8 @@ impl Hasher {
         self.run(move || password::verify(&password, &stored)).await
     }
 
-    /// Runs `work` on a blocking thread once a permit is free; the permit
-    /// goes with the work, so a request that gives up cannot free it early.
+    /// Runs `work` on a hashing thread once a permit is free; the permit goes
+    /// with the work, so a request that gives up cannot free it early.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
@@ -92,10 +123,16 @@ impl Hasher {
             return Err(AppError::unavailable("password checking"));
         };
         let running = Counted::new("classbell_password_hashing_in_flight");
-        Ok(web::block(move || {
+        let (answer, answered) = oneshot::channel();
+        let job: Work = Box::new(move || {
             let (_permit, _running) = (permit, running);
-            work()
-        })
-        .await?)
+            let _ = answer.send(work());
+        });
+        self.threads
+            .send(job)
+            .map_err(|_| AppError::internal("the password-hashing threads are gone"))?;
+        answered
+            .await
+            .map_err(|_| AppError::internal("a password hash was dropped"))
     }
 }
