@@ -54,15 +54,7 @@ async fn made_up_methods_share_one_metric_label() {
         let response = app.request(method, "/healthz", None, None).await;
         assert_eq!(response.status(), 405);
     }
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         !metrics.contains("XEVIL"),
         "a made-up method became a label"
@@ -125,15 +117,7 @@ async fn parallel_sign_ins_are_bounded_not_piled_up() {
         }
     }
     assert!(refused >= 1 && busy >= 1, "{refused} refused, {busy} busy");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     let rejected = metrics
         .lines()
         .find(|line| line.starts_with("classbell_password_hashing_rejected_total"))

@@ -108,6 +108,13 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// What `/metrics` shows now.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
     pub async fn request(
         &self,
         method: Method,
