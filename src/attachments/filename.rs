@@ -4,13 +4,23 @@
 
 const MAX_CHARS: usize = 200;
 
-/// The last path segment, without control characters, characters that
-/// Windows forbids, or leading dots; `attachment` when nothing is left.
+/// Characters that reorder the text around them: a name like
+/// `invoice<U+202E>fdp.exe` shows as `invoiceexe.pdf`.
+fn reorders_text(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// The last path segment, without control or text-reordering characters,
+/// characters that Windows forbids, or leading dots; `attachment` when
+/// nothing is left.
 pub fn sanitize(raw: &str) -> String {
     let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
     let cleaned: String = base
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !reorders_text(*c))
         .map(|c| {
             if matches!(c, '"' | '<' | '>' | ':' | '|' | '?' | '*') {
                 '_'
@@ -28,9 +38,17 @@ pub fn sanitize(raw: &str) -> String {
     }
 }
 
+/// The name for `filename=`, which old clients read: ASCII only, the rest
+/// as `_`. Clients that know RFC 6266 read the exact name from `filename*`.
+pub fn ascii_fallback(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii() { c } else { '_' })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::sanitize;
+    use super::{ascii_fallback, sanitize};
 
     #[test]
     fn path_traversal_keeps_only_the_last_segment() {
@@ -48,5 +66,17 @@ mod tests {
         assert_eq!(sanitize("  .hidden  "), "hidden");
         assert_eq!(sanitize("syllabus – week 1.pdf"), "syllabus – week 1.pdf");
         assert_eq!(sanitize(&"x".repeat(500)).chars().count(), 200);
+    }
+
+    #[test]
+    fn text_reordering_characters_go() {
+        assert_eq!(sanitize("invoice\u{202E}fdp.exe"), "invoicefdp.exe");
+        assert_eq!(sanitize("a\u{2066}b\u{2069}\u{200F}.txt"), "ab.txt");
+    }
+
+    #[test]
+    fn headers_carry_an_ascii_name_and_the_exact_one() {
+        assert_eq!(ascii_fallback("Übung – 1.pdf"), "_bung _ 1.pdf");
+        assert_eq!(ascii_fallback("notes.pdf"), "notes.pdf");
     }
 }

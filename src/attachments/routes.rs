@@ -1,13 +1,15 @@
 //! `/api/course_attachments`: files attached to courses.
 
 use actix_multipart::Multipart;
-use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
+use actix_web::http::header::{
+    Charset, ContentDisposition, DispositionParam, DispositionType, ExtendedValue,
+};
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::model::{AttachmentView, NewAttachment};
-use super::{store, upload};
+use super::{filename, store, upload};
 use crate::auth::AuthUser;
 use crate::config;
 use crate::courses::store as courses;
@@ -154,9 +156,17 @@ pub async fn download_attachment(
 ) -> Result<HttpResponse, AppError> {
     let attachment = store::find(&mut *db.get().await?, id.into_inner()).await?;
     let download = storage.get(&attachment.object_key).await?;
+    // RFC 6266: an ASCII `filename`, and the exact name in `filename*`.
     let disposition = ContentDisposition {
         disposition: DispositionType::Attachment,
-        parameters: vec![DispositionParam::Filename(attachment.filename)],
+        parameters: vec![
+            DispositionParam::Filename(filename::ascii_fallback(&attachment.filename)),
+            DispositionParam::FilenameExt(ExtendedValue {
+                charset: Charset::Ext("UTF-8".to_owned()),
+                language_tag: None,
+                value: attachment.filename.into_bytes(),
+            }),
+        ],
     };
     let mut response = HttpResponse::Ok();
     response

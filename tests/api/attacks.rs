@@ -478,3 +478,51 @@ async fn a_long_job_keeps_its_claim_while_it_runs() {
     .await;
     assert_eq!(attempts, 1, "the job ran once");
 }
+
+/// An uploaded file's name cannot disguise it: text-reordering characters
+/// go, and the download names it in an ASCII `filename` and the exact
+/// `filename*` (RFC 6266).
+#[actix_web::test]
+async fn attachment_names_cannot_disguise_themselves() {
+    let app = TestApp::spawn().await;
+    let (_, manager) = app.signed_in(Role::Manager).await;
+    let course = app.course("NAMES-1").await;
+    let file = reqwest::multipart::Part::bytes(b"%PDF-1.4 answers".to_vec())
+        .file_name("\u{dc}bung\u{202e}fdp.exe")
+        .mime_str("application/pdf")
+        .unwrap();
+    let form = reqwest::multipart::Form::new()
+        .percent_encode_noop()
+        .text("course", course.to_string())
+        .text("title", "Answers")
+        .part("file", file);
+    let response = app
+        .client
+        .post(app.url("/api/course_attachments"))
+        .bearer_auth(&manager)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let created = json_body(response).await;
+    assert_eq!(created["filename"], "\u{dc}bungfdp.exe");
+    let response = app
+        .get(
+            &format!("/api/course_attachments/{}/download", created["id"]),
+            &manager,
+        )
+        .await;
+    let disposition = response.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        disposition.contains(r#"filename="_bungfdp.exe""#),
+        "{disposition}"
+    );
+    assert!(
+        disposition.contains("filename*=UTF-8''%C3%9Cbungfdp.exe"),
+        "{disposition}"
+    );
+}
