@@ -411,6 +411,10 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session {
                 ctx.close(reason);
                 ctx.stop();
             }
+            Err(ws::ProtocolError::Overflow) => {
+                counter!("classbell_ws_bad_messages_total").increment(1);
+                self.close(CloseCode::Size, "message too big", ctx);
+            }
             Err(error) => {
                 tracing::debug!(%error, "websocket protocol error");
                 self.close(CloseCode::Protocol, "protocol error", ctx);

@@ -526,3 +526,15 @@ async fn attachment_names_cannot_disguise_themselves() {
         "{disposition}"
     );
 }
+
+/// A websocket message past the frame limit closes the socket with 1009
+/// (message too big), not as a protocol error.
+#[actix_web::test]
+async fn an_oversize_websocket_message_closes_with_1009() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.signed_in(Role::Student).await;
+    let (mut socket, _) = crate::realtime::open(&app, &token).await;
+    socket.send_text(&"x".repeat(64 * 1024)).await;
+    let (code, reason) = socket.closed(std::time::Duration::from_secs(5)).await;
+    assert_eq!((code, reason.as_str()), (1009, "message too big"));
+}
