@@ -175,6 +175,15 @@ pub async fn login(
     }
     errors.into_result()?;
 
+    // The address first, before any query: a flood from one address stops here.
+    let per_client = Limit {
+        scope: "login-ip",
+        subject: &client.0,
+        max: auth_settings.login_max_failures_per_ip,
+        window_secs: auth_settings.login_throttle_window_secs,
+    };
+    let too_many = "too many failed sign-ins; try again later";
+    throttle::take_or_refuse(&redis, std::slice::from_ref(&per_client), too_many).await?;
     let user = user_store::find_by_login(&mut *db.get().await?, login).await?;
     // Failures count per account, whichever of its identifiers was typed.
     let account = match &user {
@@ -187,19 +196,7 @@ pub async fn login(
         max: auth_settings.login_max_failures,
         window_secs: auth_settings.login_throttle_window_secs,
     };
-    let per_client = Limit {
-        scope: "login-ip",
-        subject: &client.0,
-        max: auth_settings.login_max_failures_per_ip,
-        window_secs: auth_settings.login_throttle_window_secs,
-    };
-    let limits = [per_user, per_client];
-    if let Some(retry_after_secs) = throttle::take(&redis, &limits).await? {
-        return Err(AppError::TooManyRequests {
-            message: "too many failed sign-ins; try again later",
-            retry_after_secs,
-        });
-    }
+    throttle::take_or_refuse(&redis, std::slice::from_ref(&per_user), too_many).await?;
 
     let stored = user
         .as_ref()
@@ -207,8 +204,8 @@ pub async fn login(
     let matches = hasher.verify(&body.password, &stored).await?;
     match user {
         Some(user) if matches && user.is_active => {
-            throttle::clear(&redis, &limits[0]).await?;
-            throttle::give_back(&redis, &limits[1]).await?;
+            throttle::clear(&redis, &per_user).await?;
+            throttle::give_back(&redis, &per_client).await?;
             let (session, refresh_token) =
                 store::open_session(&mut *db.get().await?, user.id, refresh_ttl(&auth_settings))
                     .await?;

@@ -85,8 +85,7 @@ pub async fn update_user(
         is_active: body.is_active,
     };
     let id = id.into_inner();
-    let before = store::find(&mut conn, id).await?.role;
-    let user = store::update_access(&mut conn, id, changes).await?;
+    let (before, user) = store::update_access(&mut conn, id, changes).await?;
     if user.role != before {
         bus.publish(Event::RoleChanged { user_id: user.id });
     }

@@ -161,12 +161,13 @@ pub struct UserChanges {
 
 /// Changes a user's role or active flag, refusing to leave the school without
 /// an active admin. Active admins are locked first, so two admins demoting
-/// each other at once cannot both succeed.
+/// each other at once cannot both succeed. Returns the role the user had
+/// before, and the user now.
 pub async fn update_access(
     conn: &mut AsyncPgConnection,
     id: UserId,
     changes: UserChanges,
-) -> Result<User, AppError> {
+) -> Result<(Role, User), AppError> {
     conn.transaction(async |conn| {
         let admins: Vec<UserId> = users::table
             .filter(users::role.eq(Role::Admin))
@@ -186,13 +187,14 @@ pub async fn update_access(
             ));
         }
         if changes.role.is_none() && changes.is_active.is_none() {
-            return Ok(current);
+            return Ok((current.role, current));
         }
-        Ok(diesel::update(users::table.find(id))
+        let updated = diesel::update(users::table.find(id))
             .set((&changes, users::updated_at.eq(Utc::now())))
             .returning(User::as_returning())
             .get_result(conn)
-            .await?)
+            .await?;
+        Ok((current.role, updated))
     })
     .await
 }
