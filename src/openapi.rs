@@ -16,6 +16,7 @@ use crate::{
     info(title = "classbell", description = "Announcements, deliveries and acknowledgments for a school."),
     paths(
         auth::routes::register,
+        auth::routes::registration,
         auth::routes::password_policy,
         auth::routes::login,
         auth::routes::refresh,

@@ -274,6 +274,7 @@ struct Parts {
     metrics: Data<PrometheusHandle>,
     server: Data<config::Server>,
     auth: Data<config::Auth>,
+    registration: Data<config::Registration>,
     storage_settings: Data<config::Storage>,
     announcements: Data<config::Announcements>,
     jobs_settings: Data<config::Jobs>,
@@ -301,6 +302,7 @@ impl Parts {
             metrics: Data::new(services.metrics.clone()),
             server: Data::new(settings.server.clone()),
             auth: Data::new(settings.auth.clone()),
+            registration: Data::new(settings.registration()),
             storage_settings: Data::new(settings.storage.clone()),
             announcements: Data::new(settings.announcements.clone()),
             jobs_settings: Data::new(settings.jobs.clone()),
@@ -332,6 +334,7 @@ impl Parts {
             .app_data(self.metrics)
             .app_data(self.server)
             .app_data(self.auth)
+            .app_data(self.registration)
             .app_data(self.storage_settings)
             .app_data(self.announcements)
             .app_data(self.jobs_settings)

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// `{"kind": "all_students"}`, `{"kind": "course", "course_id": n}` (every
-/// student enrolled in any section of the course) or
+/// student enrolled in a current, not archived, section of the course) or
 /// `{"kind": "section", "section_id": n}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -55,7 +55,7 @@ impl Audience {
             Audience::AllStudents => students.to_owned(),
             Audience::Course { course_id } => format!(
                 "{students} AND EXISTS (SELECT 1 FROM enrollments e JOIN sections s ON s.id = e.section_id \
-                 WHERE e.student_id = u.id AND s.course_id = {course_id})"
+                 WHERE e.student_id = u.id AND s.course_id = {course_id} AND s.status <> 'archived')"
             ),
             Audience::Section { section_id } => format!(
                 "{students} AND EXISTS (SELECT 1 FROM enrollments e \

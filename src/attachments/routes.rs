@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::model::{AttachmentView, NewAttachment};
-use super::{filename, store, upload};
+use super::{filename, media, store, upload};
 use crate::auth::AuthUser;
 use crate::config;
 use crate::courses::store as courses;
@@ -52,24 +52,43 @@ async fn require_course_editor(
     }
 }
 
+/// Who may see a course's files: staff, the teachers of its current
+/// sections and the students enrolled in one. To anyone else the files do
+/// not exist (404), so their names and number leak nothing.
+async fn require_course_reader(
+    db: &DbPool,
+    auth: &AuthUser,
+    course_id: CourseId,
+) -> Result<(), AppError> {
+    if auth.role().is_staff()
+        || sections::takes_part_in(&mut *db.get().await?, auth.id(), auth.role(), course_id).await?
+    {
+        Ok(())
+    } else {
+        Err(AppError::NotFound("attachment"))
+    }
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct AttachmentQuery {
     /// Only this course's files.
     pub course: Option<CourseId>,
 }
 
-/// Lists attachments, newest first.
+/// Lists the attachments of the courses the caller may read, newest first
+/// (staff: all; teachers and students: their current sections' courses).
 #[utoipa::path(get, path = "/api/course_attachments", tag = "attachments", security(("bearer" = [])),
     params(AttachmentQuery, PageQuery),
     responses((status = 200, body = Paginated<AttachmentView>)))]
 pub async fn list_attachments(
     db: web::Data<DbPool>,
-    _auth: AuthUser,
+    auth: AuthUser,
     query: web::Query<AttachmentQuery>,
     page: web::Query<PageQuery>,
 ) -> Result<web::Json<Paginated<AttachmentView>>, AppError> {
     let page = page.into_inner().page()?;
-    let (items, total) = store::list(&mut *db.get().await?, query.course, page).await?;
+    let reader = (!auth.role().is_staff()).then(|| (auth.id(), auth.role()));
+    let (items, total) = store::list(&mut *db.get().await?, query.course, reader, page).await?;
     Ok(web::Json(Paginated {
         items: items.into_iter().map(AttachmentView::from).collect(),
         total,
@@ -140,7 +159,8 @@ pub async fn upload_attachment(
     }
 }
 
-/// Streams the file with its name and type (anyone signed in).
+/// Streams the file with its name and type (staff, and the teachers and
+/// students of the course's current sections).
 #[utoipa::path(get, path = "/api/course_attachments/{id}/download", tag = "attachments", security(("bearer" = [])),
     params(("id" = i64, Path)),
     responses(
@@ -151,10 +171,11 @@ pub async fn upload_attachment(
 pub async fn download_attachment(
     db: web::Data<DbPool>,
     storage: web::Data<Storage>,
-    _auth: AuthUser,
+    auth: AuthUser,
     id: web::Path<AttachmentId>,
 ) -> Result<HttpResponse, AppError> {
     let attachment = store::find(&mut *db.get().await?, id.into_inner()).await?;
+    require_course_reader(&db, &auth, attachment.course_id).await?;
     let download = storage.get(&attachment.object_key).await?;
     // RFC 6266: an ASCII `filename`, and the exact name in `filename*`.
     let disposition = ContentDisposition {
@@ -170,7 +191,8 @@ pub async fn download_attachment(
     };
     let mut response = HttpResponse::Ok();
     response
-        .content_type(attachment.content_type)
+        // Rows stored before the allowlist existed are held to it here too.
+        .content_type(media::served_type(&attachment.content_type))
         .insert_header(disposition)
         // Uploaded bytes are never to be run as a page of this site.
         .insert_header(("X-Content-Type-Options", "nosniff"))

@@ -6,8 +6,10 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use super::model::{Attachment, NewAttachment};
 use crate::db::schema::course_attachments;
 use crate::error::AppError;
-use crate::ids::{AttachmentId, CourseId};
+use crate::ids::{AttachmentId, CourseId, UserId};
 use crate::pagination::Page;
+use crate::sections::store as sections;
+use crate::users::model::Role;
 
 pub async fn insert(
     conn: &mut AsyncPgConnection,
@@ -30,15 +32,22 @@ pub async fn find(conn: &mut AsyncPgConnection, id: AttachmentId) -> Result<Atta
         .ok_or(AppError::NotFound("attachment"))
 }
 
+/// Attachments, optionally of one course; with a `reader`, only those of
+/// the courses the reader takes part in.
 pub async fn list(
     conn: &mut AsyncPgConnection,
     course: Option<CourseId>,
+    reader: Option<(UserId, Role)>,
     page: Page,
 ) -> Result<(Vec<Attachment>, i64), AppError> {
     let filtered = || {
         let mut query = course_attachments::table.into_boxed();
         if let Some(course) = course {
             query = query.filter(course_attachments::course_id.eq(course));
+        }
+        if let Some((user, role)) = reader {
+            query = query
+                .filter(course_attachments::course_id.eq_any(sections::courses_of(user, role)));
         }
         query
     };

@@ -12,7 +12,7 @@ use actix_multipart::{Field, Multipart, MultipartError};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::filename;
+use super::{filename, media};
 use crate::db::DbPool;
 use crate::error::{AppError, FieldErrors};
 use crate::ids::CourseId;
@@ -86,10 +86,12 @@ pub async fn read(
                             .and_then(|cd| cd.get_filename())
                             .unwrap_or_default(),
                     );
-                    let content_type = field.content_type().map_or_else(
-                        || "application/octet-stream".to_owned(),
-                        ToString::to_string,
-                    );
+                    let content_type = field
+                        .content_type()
+                        .map_or(media::OPAQUE, |claimed| {
+                            media::served_type(claimed.as_ref())
+                        })
+                        .to_owned();
                     // Until `store` answers, the object may exist: clean up on any error.
                     upload.file = Some(StoredFile {
                         key: key.clone(),

@@ -24,6 +24,7 @@ use crate::users::store as user_store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/auth/register").route(web::post().to(register)))
+        .service(resource("/auth/registration").route(web::get().to(registration)))
         .service(resource("/auth/password-policy").route(web::post().to(password_policy)))
         .service(resource("/auth/login").route(web::post().to(login)))
         .service(resource("/auth/refresh").route(web::post().to(refresh)))
@@ -39,11 +40,22 @@ pub struct RegisterRequest {
     pub password: String,
 }
 
-/// Creates a student account.
+/// Who may register: `{"mode": "open"}`, `{"mode": "closed"}`, or
+/// `{"mode": "domains", "domains": [...]}` (CLASSBELL_REGISTRATION).
+#[utoipa::path(get, path = "/auth/registration", tag = "auth",
+    responses((status = 200, body = config::Registration)))]
+pub async fn registration(
+    policy: web::Data<config::Registration>,
+) -> web::Json<config::Registration> {
+    web::Json(policy.get_ref().clone())
+}
+
+/// Creates a student account, when the registration policy admits the address.
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
     responses(
         (status = 201, body = UserView),
-        (status = 400, description = "invalid fields; `fields.password` lists every failed rule", body = crate::error::ErrorBody),
+        (status = 400, description = "invalid fields; `fields.password` lists every failed rule, `fields.email` an address the policy does not admit", body = crate::error::ErrorBody),
+        (status = 403, description = "registration is closed", body = crate::error::ErrorBody),
         (status = 409, description = "username or email taken", body = crate::error::ErrorBody),
         (status = 429, description = "too many requests from this address; see Retry-After", body = crate::error::ErrorBody),
         (status = 503, description = "too many password checks at once; try again after Retry-After", body = crate::error::ErrorBody),
@@ -53,9 +65,24 @@ pub async fn register(
     hasher: web::Data<Hasher>,
     redis: web::Data<Redis>,
     auth_settings: web::Data<config::Auth>,
+    policy: web::Data<config::Registration>,
     client: ClientAddr,
     body: web::Json<RegisterRequest>,
 ) -> Result<HttpResponse, AppError> {
+    match policy.get_ref() {
+        config::Registration::Closed => {
+            return Err(AppError::Forbidden(
+                "registration is closed: the school creates accounts",
+            ));
+        }
+        config::Registration::Domains(domains) if !policy.admits(&body.email) => {
+            return Err(AppError::field(
+                "email",
+                format!("must be an address at {}", domains.join(" or ")),
+            ));
+        }
+        _ => {}
+    }
     let per_client = throttle::account_requests(&client, &auth_settings);
     throttle::take_or_refuse(
         &redis,

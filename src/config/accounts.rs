@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// The JWT secret the defaults ship with; production refuses to start with it.
 pub const DEFAULT_JWT_SECRET: &str = "classbell-development-secret-change-me";
@@ -74,6 +76,12 @@ pub struct Auth {
     )]
     pub trusted_proxies: Vec<String>,
 
+    /// Who may create their own (student) account: `open`, `closed`, or the
+    /// e-mail domains allowed, comma-separated. Unset: `closed` when
+    /// CLASSBELL_ENV=production, `open` otherwise.
+    #[arg(long, env = "CLASSBELL_REGISTRATION")]
+    pub registration: Option<Registration>,
+
     /// Replaced by CLASSBELL_TRUSTED_PROXIES; set, it stops start-up.
     #[arg(long, env = "CLASSBELL_TRUST_FORWARDED_FOR", hide = true)]
     pub trust_forwarded_for: Option<String>,
@@ -127,5 +135,57 @@ impl Auth {
                     .map_err(|_| entry.to_owned())
             })
             .collect()
+    }
+}
+
+/// Who may register themselves. Staff create accounts whatever it says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(tag = "mode", content = "domains", rename_all = "snake_case")]
+pub enum Registration {
+    Open,
+    Closed,
+    /// Only addresses at one of these domains (lowercase, exact match).
+    Domains(Vec<String>),
+}
+
+impl Registration {
+    /// Whether someone with this e-mail address may register.
+    pub fn admits(&self, email: &str) -> bool {
+        match self {
+            Registration::Open => true,
+            Registration::Closed => false,
+            Registration::Domains(domains) => email
+                .rsplit_once('@')
+                .is_some_and(|(_, domain)| domains.contains(&domain.to_lowercase())),
+        }
+    }
+}
+
+impl std::str::FromStr for Registration {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value.trim().to_lowercase().as_str() {
+            "open" => Ok(Registration::Open),
+            "closed" => Ok(Registration::Closed),
+            list => {
+                let domains: Vec<String> = list
+                    .split(',')
+                    .map(|domain| domain.trim().trim_start_matches('@').to_owned())
+                    .filter(|domain| !domain.is_empty())
+                    .collect();
+                let bad = domains.iter().find(|domain| {
+                    !domain.contains('.')
+                        || !domain
+                            .chars()
+                            .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
+                });
+                match (domains.is_empty(), bad) {
+                    (true, _) => Err("expected open, closed or a list of e-mail domains".into()),
+                    (false, Some(bad)) => Err(format!("`{bad}` is not an e-mail domain")),
+                    (false, None) => Ok(Registration::Domains(domains)),
+                }
+            }
+        }
     }
 }

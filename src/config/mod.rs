@@ -14,7 +14,7 @@ mod work;
 
 use clap::Args;
 
-pub use accounts::{Auth, DEFAULT_JWT_SECRET, Mail};
+pub use accounts::{Auth, DEFAULT_JWT_SECRET, Mail, Registration};
 pub use server::{Environment, LogFormat, Server, Telemetry};
 pub use stores::{Database, Redis, Storage, StorageBackend};
 pub use work::{Announcements, Deliveries, Fanout, Jobs, Realtime};
@@ -87,6 +87,19 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The registration policy in force: as set, or by default closed in
+    /// production (a school on the internet hands out accounts itself) and
+    /// open elsewhere.
+    pub fn registration(&self) -> Registration {
+        match (&self.auth.registration, self.server.env) {
+            (Some(policy), _) => policy.clone(),
+            (None, Environment::Production) => Registration::Closed,
+            (None, _) => Registration::Open,
+        }
+    }
+}
+
 /// Seconds from configuration as a `chrono::Duration`, saturating instead of overflowing.
 pub fn seconds(secs: u64) -> chrono::Duration {
     chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
@@ -152,6 +165,36 @@ mod tests {
         assert!(
             matches!(bad.validate(), Err(ConfigError::TrustedProxy(entry)) if entry == "proxy.example")
         );
+    }
+
+    #[test]
+    fn registration_is_closed_by_default_in_production_only() {
+        assert_eq!(parse(&[]).registration(), Registration::Open);
+        let secret = "s".repeat(32);
+        let production = ["--env", "production", "--jwt-secret", &secret];
+        assert_eq!(parse(&production).registration(), Registration::Closed);
+        let listed = parse(
+            &[
+                &production[..],
+                &["--registration", "School.example, @pupils.school.example"],
+            ]
+            .concat(),
+        );
+        let policy = listed.registration();
+        assert_eq!(
+            policy,
+            Registration::Domains(vec![
+                "school.example".into(),
+                "pupils.school.example".into()
+            ])
+        );
+        assert!(policy.admits("li.wei@SCHOOL.example"));
+        assert!(policy.admits("a@pupils.school.example"));
+        assert!(!policy.admits("a@school.example.evil.test"));
+        assert!(!policy.admits("school.example"));
+        assert!(!Registration::Closed.admits("a@school.example"));
+        assert!("school example".parse::<Registration>().is_err());
+        assert!(",".parse::<Registration>().is_err());
     }
 
     #[test]

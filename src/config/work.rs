@@ -192,4 +192,33 @@ pub struct Realtime {
         default_value_t = 30
     )]
     pub stall_timeout_secs: u64,
+
+    /// Messages a websocket client may send per second, on average; a client
+    /// past that (and its burst) is closed with 1008.
+    #[arg(
+        id = "ws_messages_per_sec",
+        long = "ws-messages-per-sec",
+        env = "CLASSBELL_WS_MESSAGES_PER_SEC",
+        default_value_t = 20
+    )]
+    pub messages_per_sec: u32,
+
+    /// Messages a websocket client may send at once before the rate applies.
+    #[arg(
+        id = "ws_message_burst",
+        long = "ws-message-burst",
+        env = "CLASSBELL_WS_MESSAGE_BURST",
+        default_value_t = 100
+    )]
+    pub message_burst: u32,
+
+    /// Inbox changes a reconnecting websocket is replayed from its `since`;
+    /// past that it is told to read its inbox over HTTP instead (`resync`).
+    #[arg(
+        id = "ws_replay_limit",
+        long = "ws-replay-limit",
+        env = "CLASSBELL_WS_REPLAY_LIMIT",
+        default_value_t = 200
+    )]
+    pub replay_limit: usize,
 }

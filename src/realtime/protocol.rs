@@ -88,6 +88,11 @@ pub enum ServerMessage {
     /// Answer to a client `ping`.
     #[serde(rename = "pong")]
     Pong,
+    /// More changed since the client's `since` than a replay carries: it is
+    /// to read its inbox over HTTP (`GET /api/deliveries`); what changes
+    /// after this message's cursor comes over the socket as usual.
+    #[serde(rename = "resync")]
+    Resync { unread_count: i64 },
 }
 
 impl ServerMessage {
@@ -103,6 +108,7 @@ impl ServerMessage {
             ServerMessage::JobProgress { .. } => "job.progress",
             ServerMessage::Error { .. } => "error",
             ServerMessage::Pong => "pong",
+            ServerMessage::Resync { .. } => "resync",
         }
     }
 

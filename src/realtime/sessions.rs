@@ -1,9 +1,11 @@
 //! What every websocket session shares: its settings and the handles it
 //! uses, built once at start-up.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use actix::Addr;
+use governor::Quota;
 
 use super::hub::Hub;
 use crate::config;
@@ -25,6 +27,10 @@ pub struct SessionSettings {
     pub send_buffer_bytes: usize,
     /// How long unacknowledged data may sit before the kernel drops the socket.
     pub stall_timeout: Duration,
+    /// What a client may send: a rate per second and a burst.
+    pub inbound: Quota,
+    /// Changes replayed from a `since` before the client is told to resync.
+    pub replay_limit: usize,
 }
 
 impl From<&config::Realtime> for SessionSettings {
@@ -36,6 +42,11 @@ impl From<&config::Realtime> for SessionSettings {
             checkpoint: Duration::from_secs(settings.checkpoint_secs.max(1)),
             send_buffer_bytes: settings.send_buffer_bytes,
             stall_timeout: Duration::from_secs(settings.stall_timeout_secs.max(1)),
+            inbound: Quota::per_second(
+                NonZeroU32::new(settings.messages_per_sec).unwrap_or(NonZeroU32::MIN),
+            )
+            .allow_burst(NonZeroU32::new(settings.message_burst).unwrap_or(NonZeroU32::MIN)),
+            replay_limit: settings.replay_limit.max(1),
         }
     }
 }

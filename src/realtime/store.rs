@@ -4,6 +4,7 @@
 use diesel::QueryableByName;
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use metrics::counter;
 
 use super::protocol::{Cursor, ServerMessage};
 use crate::deliveries::model::InboxItem;
@@ -31,6 +32,10 @@ pub async fn current_cursor(conn: &mut AsyncPgConnection) -> Result<Cursor, AppE
 /// resume from next time.
 pub struct CatchUp {
     pub messages: Vec<ServerMessage>,
+    /// More changed than the replay limit: `messages` is empty, and the
+    /// client is to read its inbox over HTTP (after this cursor, so nothing
+    /// falls between the two).
+    pub too_many: bool,
     pub cursor: Cursor,
     pub unread: i64,
 }
@@ -40,17 +45,34 @@ pub struct CatchUp {
 /// since comes as `delivery.created` in its current state; an older item that
 /// changed since comes as `delivery.updated`; withdrawals follow the order in
 /// which they committed. Duplicates of what the client already saw are
-/// possible (a cursor is conservative), gaps are not.
+/// possible (a cursor is conservative), gaps are not. At most `limit`
+/// changes are read and replayed: past that, none are (see `too_many`), so
+/// a stale cursor costs one bounded read, not the whole inbox.
 pub async fn catch_up(
     conn: &mut AsyncPgConnection,
     user: UserId,
     since: Option<Cursor>,
+    limit: usize,
 ) -> Result<CatchUp, AppError> {
     // The cursor first: whatever committed below it is visible to the reads below.
     let cursor = current_cursor(conn).await?;
     let mut changes: Vec<(i64, DeliveryId, ServerMessage)> = Vec::new();
+    let mut too_many = false;
     if let Some(Cursor(since)) = since {
-        for change in deliveries::changes_since(conn, user, since).await? {
+        let read = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
+        let changed = deliveries::changes_since(conn, user, since, read).await?;
+        let withdrawn = deliveries::withdrawn_since(conn, user, since, read).await?;
+        too_many = changed.len() + withdrawn.len() > limit;
+        if too_many {
+            counter!("classbell_ws_replays_cut_total").increment(1);
+            return Ok(CatchUp {
+                messages: Vec::new(),
+                too_many,
+                cursor,
+                unread: deliveries::unread_count(conn, user).await?,
+            });
+        }
+        for change in changed {
             let order = (change.changed_tx, change.item.id);
             let message = if change.created_tx >= since {
                 ServerMessage::DeliveryCreated {
@@ -61,7 +83,7 @@ pub async fn catch_up(
             };
             changes.push((order.0, order.1, message));
         }
-        for (announcement_id, tx) in deliveries::withdrawn_since(conn, user, since).await? {
+        for (announcement_id, tx) in withdrawn {
             changes.push((
                 tx.unwrap_or(since),
                 // Before the items of the same transaction.
@@ -73,6 +95,7 @@ pub async fn catch_up(
     }
     Ok(CatchUp {
         messages: changes.into_iter().map(|(_, _, m)| m).collect(),
+        too_many,
         cursor,
         unread: deliveries::unread_count(conn, user).await?,
     })

@@ -62,12 +62,7 @@ pub async fn enroll(
                 "archived sections take no new enrollments",
             ));
         }
-        let already = diesel::select(diesel::dsl::exists(
-            enrollments::table.find((section_id, student_id)),
-        ))
-        .get_result::<bool>(conn)
-        .await?;
-        if already {
+        if is_enrolled(conn, section_id, student_id).await? {
             return Err(conflict(
                 "already_enrolled",
                 "the student is already enrolled in this section",
@@ -93,6 +88,19 @@ pub async fn enroll(
         })
     })
     .await
+}
+
+/// Whether `student_id` is enrolled in the section.
+pub async fn is_enrolled(
+    conn: &mut AsyncPgConnection,
+    section_id: SectionId,
+    student_id: UserId,
+) -> Result<bool, AppError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        enrollments::table.find((section_id, student_id)),
+    ))
+    .get_result(conn)
+    .await?)
 }
 
 pub async fn withdraw(

@@ -42,7 +42,7 @@ pub struct SectionView {
     pub enrolled: i64,
 }
 
-#[derive(Debug, Insertable)]
+#[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = sections)]
 pub struct NewSection {
     pub course_id: CourseId,

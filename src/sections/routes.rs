@@ -49,7 +49,8 @@ pub struct SectionQuery {
     pub status: Option<SectionStatus>,
 }
 
-/// Lists sections with their course and teacher; students see published ones only.
+/// Lists sections with their course and teacher; students see only the
+/// published sections they are enrolled in.
 #[utoipa::path(get, path = "/api/sections", tag = "sections", security(("bearer" = [])),
     params(SectionQuery, PageQuery),
     responses((status = 200, body = Paginated<SectionView>)))]
@@ -79,12 +80,14 @@ pub async fn list_sections(
             }));
         }
         filter.status = Some(SectionStatus::Published);
+        filter.student = Some(auth.id());
     }
     let (items, total) = store::list(&mut *db.get().await?, &filter, page).await?;
     Ok(web::Json(Paginated { items, total }))
 }
 
-/// One section; students see published ones only.
+/// One section; students see the published sections they are enrolled in
+/// (others are not found).
 #[utoipa::path(get, path = "/api/sections/{id}", tag = "sections", security(("bearer" = [])),
     params(("id" = i64, Path)),
     responses((status = 200, body = SectionView), (status = 404, body = crate::error::ErrorBody)))]
@@ -93,8 +96,12 @@ pub async fn get_section(
     auth: AuthUser,
     id: web::Path<SectionId>,
 ) -> Result<web::Json<SectionView>, AppError> {
-    let view = store::find_view(&mut *db.get().await?, id.into_inner()).await?;
-    if auth.role() == Role::Student && view.section.status != SectionStatus::Published {
+    let mut conn = db.get().await?;
+    let view = store::find_view(&mut conn, id.into_inner()).await?;
+    if auth.role() == Role::Student
+        && (view.section.status != SectionStatus::Published
+            || !enrollments::is_enrolled(&mut conn, view.section.id, auth.id()).await?)
+    {
         return Err(AppError::NotFound("section"));
     }
     Ok(web::Json(view))

@@ -2,6 +2,7 @@
 
 use chrono::Utc;
 use diesel::dsl::sql;
+use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -12,6 +13,7 @@ use crate::db::violates;
 use crate::error::{AppError, FieldErrors};
 use crate::ids::{CourseId, SectionId, UserId};
 use crate::pagination::Page;
+use crate::users::model::Role;
 
 fn map_conflict(error: diesel::result::Error) -> AppError {
     if violates(&error, "sections_course_term_code_key") {
@@ -217,19 +219,59 @@ pub async fn delete(conn: &mut AsyncPgConnection, id: SectionId) -> Result<(), A
     Ok(())
 }
 
-/// Whether `teacher` teaches any section of `course`.
+/// The current sections: those not archived. Who teaches a course, who
+/// takes it and who hears its announcements are counted over these only,
+/// so last year's sections grant nothing this year.
+pub fn current() -> diesel::dsl::NotEq<sections::status, SectionStatus> {
+    sections::status.ne(SectionStatus::Archived)
+}
+
+/// The courses `user` takes part in through a current section: as its
+/// teacher when a teacher, as an enrolled student when a student. Staff
+/// take part in none (they see every course by their role).
+pub fn courses_of(user: UserId, role: Role) -> sections::BoxedQuery<'static, Pg, BigInt> {
+    let current = sections::table
+        .filter(current())
+        .select(sections::course_id);
+    match role {
+        Role::Teacher => current.filter(sections::teacher_id.eq(user)).into_boxed(),
+        Role::Student => current
+            .filter(
+                sections::id.eq_any(
+                    enrollments::table
+                        .filter(enrollments::student_id.eq(user))
+                        .select(enrollments::section_id),
+                ),
+            )
+            .into_boxed(),
+        _ => current
+            .filter(false.into_sql::<diesel::sql_types::Bool>())
+            .into_boxed(),
+    }
+}
+
+/// Whether `user`, with `role`, takes part in `course` through a current
+/// section (see [`courses_of`]).
+pub async fn takes_part_in(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    role: Role,
+    course: CourseId,
+) -> Result<bool, AppError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        courses_of(user, role).filter(sections::course_id.eq(course)),
+    ))
+    .get_result(conn)
+    .await?)
+}
+
+/// Whether `teacher` teaches a current section of `course`.
 pub async fn teaches_course(
     conn: &mut AsyncPgConnection,
     teacher: UserId,
     course: CourseId,
 ) -> Result<bool, AppError> {
-    Ok(diesel::select(diesel::dsl::exists(
-        sections::table
-            .filter(sections::course_id.eq(course))
-            .filter(sections::teacher_id.eq(teacher)),
-    ))
-    .get_result(conn)
-    .await?)
+    takes_part_in(conn, teacher, Role::Teacher, course).await
 }
 
 /// A section as exports write it and imports read it.
@@ -310,36 +352,97 @@ pub async fn keyed(
     .await?)
 }
 
+/// Sections of a batch that exist, found by natural key and locked until
+/// the transaction ends: `(index into the batch, id)`.
+#[derive(QueryableByName)]
+struct LockedSection {
+    #[diesel(sql_type = BigInt)]
+    position: i64,
+    #[diesel(sql_type = BigInt)]
+    id: SectionId,
+}
+
 /// Inserts the sections, or updates those whose course, term and code
-/// (in any case) exist, in one statement; a row that matches what is stored
-/// changes nothing. The keys must differ from each other.
+/// (in any case) exist; a row that matches what is stored changes nothing.
+/// The keys must differ from each other.
+///
+/// A section is not given a capacity below its enrollment: the existing
+/// sections are locked first (as enrollments lock them), then counted, so
+/// an enrollment import running at the same time cannot slip students in
+/// between the count and the write. Returns, row by row, `Err(enrolled)`
+/// for a row refused for that reason.
 pub async fn upsert_many(
     conn: &mut AsyncPgConnection,
     rows: &[NewSection],
-) -> Result<(), AppError> {
+) -> Result<Vec<Result<(), i64>>, AppError> {
     use diesel::sql_types::{Array, Integer, Text};
-    let courses: Vec<CourseId> = rows.iter().map(|r| r.course_id).collect();
-    let codes: Vec<&str> = rows.iter().map(|r| r.section_code.as_str()).collect();
-    let terms: Vec<&str> = rows.iter().map(|r| r.term.as_str()).collect();
-    let teachers: Vec<UserId> = rows.iter().map(|r| r.teacher_id).collect();
-    let capacities: Vec<i32> = rows.iter().map(|r| r.capacity).collect();
-    let statuses: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
-    diesel::sql_query(
-        "INSERT INTO sections (course_id, section_code, term, teacher_id, capacity, status)
-         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[])
-         ON CONFLICT (course_id, lower(term), lower(section_code)) DO UPDATE
-             SET teacher_id = EXCLUDED.teacher_id, capacity = EXCLUDED.capacity,
-                 status = EXCLUDED.status, updated_at = now()
-             WHERE (sections.teacher_id, sections.capacity, sections.status)
-                   IS DISTINCT FROM (EXCLUDED.teacher_id, EXCLUDED.capacity, EXCLUDED.status)",
-    )
-    .bind::<Array<BigInt>, _>(courses)
-    .bind::<Array<Text>, _>(codes)
-    .bind::<Array<Text>, _>(terms)
-    .bind::<Array<BigInt>, _>(teachers)
-    .bind::<Array<Integer>, _>(capacities)
-    .bind::<Array<Text>, _>(statuses)
-    .execute(conn)
-    .await?;
-    Ok(())
+    conn.transaction(async |conn| {
+        let courses: Vec<CourseId> = rows.iter().map(|r| r.course_id).collect();
+        let codes: Vec<&str> = rows.iter().map(|r| r.section_code.as_str()).collect();
+        let terms: Vec<&str> = rows.iter().map(|r| r.term.as_str()).collect();
+        let locked: Vec<LockedSection> = diesel::sql_query(
+            "SELECT k.position - 1 AS position, s.id
+             FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY
+                  AS k(course_id, section_code, term, position)
+             JOIN sections s ON s.course_id = k.course_id AND lower(s.term) = lower(k.term)
+                  AND lower(s.section_code) = lower(k.section_code)
+             ORDER BY s.id FOR UPDATE OF s",
+        )
+        .bind::<Array<BigInt>, _>(&courses)
+        .bind::<Array<Text>, _>(&codes)
+        .bind::<Array<Text>, _>(&terms)
+        .load(conn)
+        .await?;
+        // A new statement: it sees every enrollment committed before the locks.
+        let ids: Vec<SectionId> = locked.iter().map(|l| l.id).collect();
+        let enrolled: std::collections::HashMap<SectionId, i64> = enrollments::table
+            .filter(enrollments::section_id.eq_any(&ids))
+            .group_by(enrollments::section_id)
+            .select((enrollments::section_id, diesel::dsl::count_star()))
+            .load(conn)
+            .await?
+            .into_iter()
+            .collect();
+        let mut outcomes = vec![Ok(()); rows.len()];
+        for section in &locked {
+            let count = enrolled.get(&section.id).copied().unwrap_or(0);
+            let position = usize::try_from(section.position).unwrap_or(usize::MAX);
+            if let (Some(row), Some(outcome)) = (rows.get(position), outcomes.get_mut(position))
+                && i64::from(row.capacity) < count
+            {
+                *outcome = Err(count);
+            }
+        }
+        let kept: Vec<&NewSection> = rows
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| outcome.is_ok())
+            .map(|(row, _)| row)
+            .collect();
+        let courses: Vec<CourseId> = kept.iter().map(|r| r.course_id).collect();
+        let codes: Vec<&str> = kept.iter().map(|r| r.section_code.as_str()).collect();
+        let terms: Vec<&str> = kept.iter().map(|r| r.term.as_str()).collect();
+        let teachers: Vec<UserId> = kept.iter().map(|r| r.teacher_id).collect();
+        let capacities: Vec<i32> = kept.iter().map(|r| r.capacity).collect();
+        let statuses: Vec<&str> = kept.iter().map(|r| r.status.as_str()).collect();
+        diesel::sql_query(
+            "INSERT INTO sections (course_id, section_code, term, teacher_id, capacity, status)
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[])
+             ON CONFLICT (course_id, lower(term), lower(section_code)) DO UPDATE
+                 SET teacher_id = EXCLUDED.teacher_id, capacity = EXCLUDED.capacity,
+                     status = EXCLUDED.status, updated_at = now()
+                 WHERE (sections.teacher_id, sections.capacity, sections.status)
+                       IS DISTINCT FROM (EXCLUDED.teacher_id, EXCLUDED.capacity, EXCLUDED.status)",
+        )
+        .bind::<Array<BigInt>, _>(courses)
+        .bind::<Array<Text>, _>(codes)
+        .bind::<Array<Text>, _>(terms)
+        .bind::<Array<BigInt>, _>(teachers)
+        .bind::<Array<Integer>, _>(capacities)
+        .bind::<Array<Text>, _>(statuses)
+        .execute(conn)
+        .await?;
+        Ok(outcomes)
+    })
+    .await
 }

@@ -30,7 +30,7 @@ fn payload(len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn form(course: CourseId, title: &str, filename: &str, bytes: Vec<u8>) -> Form {
+pub fn form(course: CourseId, title: &str, filename: &str, bytes: Vec<u8>) -> Form {
     Form::new()
         .text("course", course.to_string())
         .text("title", title.to_owned())
@@ -43,7 +43,7 @@ fn form(course: CourseId, title: &str, filename: &str, bytes: Vec<u8>) -> Form {
         )
 }
 
-async fn upload(app: &TestApp, token: &str, form: Form) -> reqwest::Response {
+pub async fn upload(app: &TestApp, token: &str, form: Form) -> reqwest::Response {
     app.client
         .post(app.url("/api/course_attachments"))
         .bearer_auth(token)
@@ -164,7 +164,17 @@ async fn storage_suite(app: TestApp) {
     );
     assert!(!key.contains("passwd") && !key.contains(".."));
 
-    let (_, student) = app.signed_in(Role::Student).await;
+    // A student of one of the course's sections downloads it.
+    let (pupil, student) = app.signed_in(Role::Student).await;
+    let teacher = app.user(Role::Teacher).await;
+    let section = app
+        .section(course, teacher.user.id, 10, SectionStatus::Published)
+        .await;
+    app.sql(&format!(
+        "INSERT INTO enrollments (section_id, student_id) VALUES ({section}, {})",
+        pupil.user.id
+    ))
+    .await;
     let response = app
         .get(
             &format!("/api/course_attachments/{}/download", created["id"]),

@@ -5,8 +5,12 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{TestApp, error_body, json_body};
+use crate::attachments::{form, upload};
+use crate::helpers::{PASSWORD, TestApp, error_body, json_body};
 use crate::jobs::{export, finished, start};
+use crate::ws_client::{Incoming, WsClient};
+use classbell::config::Environment;
+use classbell::sections::model::SectionStatus;
 use classbell::users::model::Role;
 
 /// A formula in a course title reaches a spreadsheet as text, and what the
@@ -537,4 +541,396 @@ async fn an_oversize_websocket_message_closes_with_1009() {
     socket.send_text(&"x".repeat(64 * 1024)).await;
     let (code, reason) = socket.closed(std::time::Duration::from_secs(5)).await;
     assert_eq!((code, reason.as_str()), (1009, "message too big"));
+}
+
+/// A course's files reach its current teachers, staff and the students of
+/// its current sections only; a student lists their own sections; a course
+/// announcement skips archived sections.
+#[actix_web::test]
+async fn course_files_and_sections_are_seen_by_their_people_only() {
+    let app = TestApp::spawn().await;
+    let (_, manager) = app.signed_in(Role::Manager).await;
+    let (teacher, teacher_token) = app.signed_in(Role::Teacher).await;
+    let (_, outsider_teacher) = app.signed_in(Role::Teacher).await;
+    let (student, student_token) = app.signed_in(Role::Student).await;
+    let (_, stranger) = app.signed_in(Role::Student).await;
+    let physics = app.course("SEE-PHYS").await;
+    let history = app.course("SEE-HIST").await;
+    let current = app
+        .section(physics, teacher.user.id, 30, SectionStatus::Published)
+        .await;
+    let other = app
+        .section(physics, teacher.user.id, 30, SectionStatus::Published)
+        .await;
+    // Last year's history section: taught by the same teacher, with the same student.
+    let archived = app
+        .section(history, teacher.user.id, 30, SectionStatus::Archived)
+        .await;
+    app.sql(&format!(
+        "INSERT INTO enrollments (section_id, student_id) VALUES ({current}, {0}), ({archived}, {0})",
+        student.user.id
+    ))
+    .await;
+    let mut files = vec![];
+    for course in [physics, history] {
+        let response = upload(
+            &app,
+            &manager,
+            form(course, "Answer key", "key.pdf", b"%PDF".to_vec()),
+        )
+        .await;
+        assert_eq!(response.status(), 201);
+        files.push(json_body(response).await["id"].clone());
+    }
+    let listed = async |token: &str| {
+        let page = json_body(app.get("/api/course_attachments", token).await).await;
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["id"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(listed(&manager).await.len(), 2);
+    assert_eq!(listed(&student_token).await, vec![files[0].clone()]);
+    assert_eq!(listed(&teacher_token).await, vec![files[0].clone()]);
+    assert!(listed(&stranger).await.is_empty());
+    assert!(listed(&outsider_teacher).await.is_empty());
+    let download = async |token: &str, file: &serde_json::Value| {
+        app.get(&format!("/api/course_attachments/{file}/download"), token)
+            .await
+    };
+    assert_eq!(download(&student_token, &files[0]).await.status(), 200);
+    error_body(download(&student_token, &files[1]).await, 404, "not_found").await;
+    error_body(download(&stranger, &files[0]).await, 404, "not_found").await;
+    error_body(
+        download(&outsider_teacher, &files[0]).await,
+        404,
+        "not_found",
+    )
+    .await;
+    error_body(download(&teacher_token, &files[1]).await, 404, "not_found").await;
+    // An archived section no longer makes its teacher the course's teacher.
+    let response = upload(
+        &app,
+        &teacher_token,
+        form(history, "Old", "old.pdf", b"%PDF".to_vec()),
+    )
+    .await;
+    error_body(response, 403, "forbidden").await;
+
+    // Sections: a student lists and opens their own.
+    let mine = json_body(app.get("/api/sections", &student_token).await).await;
+    assert_eq!(mine["total"], 1, "{mine}");
+    assert_eq!(mine["items"][0]["id"], current);
+    let none = json_body(app.get("/api/sections", &stranger).await).await;
+    assert_eq!(none["total"], 0, "{none}");
+    error_body(
+        app.get(&format!("/api/sections/{other}"), &student_token)
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    let all = json_body(app.get("/api/sections", &manager).await).await;
+    assert_eq!(all["total"], 3);
+
+    // A course announcement reaches the course's current sections only.
+    let announcement = app
+        .announce(&manager, json!({"kind": "course", "course_id": history}))
+        .await;
+    app.fanned_out(&manager, announcement["id"].as_i64().unwrap())
+        .await;
+    assert!(
+        app.recipients(announcement["id"].as_i64().unwrap())
+            .await
+            .is_empty()
+    );
+}
+
+/// Registration follows CLASSBELL_REGISTRATION: closed by default in
+/// production, or only for the school's e-mail domains.
+#[actix_web::test]
+async fn registration_follows_the_school_policy() {
+    let production = TestApp::spawn_with(|settings| {
+        settings.server.env = Environment::Production;
+        settings.auth.jwt_secret = "p".repeat(40);
+    })
+    .await;
+    let policy = json_body(
+        production
+            .client
+            .get(production.url("/auth/registration"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(policy, json!({"mode": "closed"}));
+    let response = production
+        .register("walk-in", "walk.in@school.example", PASSWORD)
+        .await;
+    error_body(response, 403, "forbidden").await;
+
+    let domains = TestApp::spawn_with(|settings| {
+        settings.auth.registration = Some("school.example".parse().unwrap());
+    })
+    .await;
+    let policy = json_body(
+        domains
+            .client
+            .get(domains.url("/auth/registration"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        policy,
+        json!({"mode": "domains", "domains": ["school.example"]})
+    );
+    let refused = error_body(
+        domains
+            .register("outsider", "someone@mail.example", PASSWORD)
+            .await,
+        400,
+        "validation_failed",
+    )
+    .await;
+    assert!(
+        refused["error"]["fields"]["email"][0]
+            .as_str()
+            .unwrap()
+            .contains("school.example")
+    );
+    assert_eq!(
+        domains
+            .register("pupil", "pupil@School.example", PASSWORD)
+            .await
+            .status(),
+        201
+    );
+
+    let open = TestApp::spawn().await;
+    let policy = json_body(
+        open.client
+            .get(open.url("/auth/registration"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(policy, json!({"mode": "open"}));
+}
+
+/// A reconnect from an old cursor replays at most a page; past that the
+/// client is told to read its inbox over HTTP, and live pushes go on.
+#[actix_web::test]
+async fn a_stale_cursor_replays_a_page_at_most() {
+    let app = TestApp::spawn_with(|settings| settings.realtime.replay_limit = 3).await;
+    let class = crate::realtime::class(&app).await;
+    let token = class.enrolled[0].1.clone();
+    let (socket, hello) = crate::realtime::open(&app, &token).await;
+    let cursor = hello["cursor"].as_str().unwrap().to_owned();
+    drop(socket);
+    for _ in 0..2 {
+        crate::realtime::published(&app, &class).await;
+    }
+    // Two changes fit the page: replayed as usual.
+    let path = format!("/ws?since={cursor}");
+    let mut socket = WsClient::connect(&app.address, &path, Some(&token)).await;
+    socket.expect("hello").await;
+    socket.expect("delivery.created").await;
+    socket.expect("delivery.created").await;
+    drop(socket);
+    for _ in 0..3 {
+        crate::realtime::published(&app, &class).await;
+    }
+    // Five do not: no replay, a resync with the unread count instead.
+    let mut socket = WsClient::connect(&app.address, &path, Some(&token)).await;
+    socket.expect("hello").await;
+    let resync = socket.next_json().await;
+    assert_eq!(resync["type"], "resync", "{resync}");
+    assert_eq!(resync["unread_count"], 5);
+    assert_ne!(resync["cursor"], json!(cursor));
+    let quiet = socket.drain(std::time::Duration::from_millis(300)).await;
+    assert!(
+        quiet.is_empty(),
+        "nothing replayed after a resync: {quiet:?}"
+    );
+    // The socket stays live.
+    crate::realtime::published(&app, &class).await;
+    socket.expect("delivery.created").await;
+    let cut = crate::realtime::metric(&app.metrics_text().await, "classbell_ws_replays_cut_total");
+    assert!(cut >= Some(1.0), "{cut:?}");
+}
+
+/// A websocket client that floods is closed with 1008; one within its
+/// burst is answered in full.
+#[actix_web::test]
+async fn a_websocket_flood_is_closed_with_1008() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.realtime.messages_per_sec = 5;
+        settings.realtime.message_burst = 20;
+    })
+    .await;
+    let (_, token) = app.signed_in(Role::Student).await;
+    let (mut honest, _) = crate::realtime::open(&app, &token).await;
+    for _ in 0..20 {
+        honest.send_json(json!({"type": "ping"})).await;
+    }
+    for _ in 0..20 {
+        honest.expect("pong").await;
+    }
+    let (mut flood, _) = crate::realtime::open(&app, &token).await;
+    for _ in 0..200 {
+        flood.send_text("{not json").await;
+    }
+    let mut answered = 0;
+    let (code, reason) = loop {
+        match flood.recv_within(std::time::Duration::from_secs(5)).await {
+            Incoming::Json(message) if message["type"] == "error" => answered += 1,
+            Incoming::Json(_) => {}
+            Incoming::Closed(Some(reason)) => {
+                break (
+                    u16::from(reason.code),
+                    reason.description.unwrap_or_default(),
+                );
+            }
+            other => panic!("expected a close, got {other:?}"),
+        }
+    };
+    assert_eq!((code, reason.as_str()), (1008, "too many messages"));
+    assert!(
+        answered <= 20,
+        "{answered} malformed messages were answered"
+    );
+    let closed = crate::realtime::metric(
+        &app.metrics_text().await,
+        "classbell_ws_floods_closed_total",
+    );
+    assert!(closed >= Some(1.0), "{closed:?}");
+}
+
+/// An upload claiming a type a browser would run is served as opaque bytes.
+#[actix_web::test]
+async fn uploads_are_served_with_allowed_types_only() {
+    let app = TestApp::spawn().await;
+    let (_, manager) = app.signed_in(Role::Manager).await;
+    let course = app.course("TYPES-1").await;
+    for (claimed, served) in [
+        ("text/html", "application/octet-stream"),
+        ("image/svg+xml", "application/octet-stream"),
+        ("application/pdf", "application/pdf"),
+    ] {
+        let file = reqwest::multipart::Part::bytes(b"<script>alert(1)</script>".to_vec())
+            .file_name("page.html")
+            .mime_str(claimed)
+            .unwrap();
+        let form = reqwest::multipart::Form::new()
+            .text("course", course.to_string())
+            .text("title", "A page")
+            .part("file", file);
+        let created = json_body(upload(&app, &manager, form).await).await;
+        assert_eq!(created["content_type"], served, "{claimed}");
+        let response = app
+            .get(
+                &format!("/api/course_attachments/{}/download", created["id"]),
+                &manager,
+            )
+            .await;
+        assert_eq!(response.headers()["content-type"], served, "{claimed}");
+    }
+    // A row stored before the allowlist is held to it when served.
+    app.sql("UPDATE course_attachments SET content_type = 'text/html'")
+        .await;
+    let page = json_body(app.get("/api/course_attachments", &manager).await).await;
+    let response = app
+        .get(
+            &format!(
+                "/api/course_attachments/{}/download",
+                page["items"][0]["id"]
+            ),
+            &manager,
+        )
+        .await;
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/octet-stream"
+    );
+}
+
+/// A sections import cannot lower a capacity below the enrollment, even
+/// when students are enrolled between its read and its write.
+#[actix_web::test]
+async fn imports_keep_sections_within_capacity_under_concurrency() {
+    use classbell::sections::{enrollments, model::NewSection, store as sections};
+    let app = TestApp::spawn_with(|settings| settings.database.pool_size = 8).await;
+    let (teacher, _) = app.signed_in(Role::Teacher).await;
+    let course = app.course("CAP-1").await;
+    let section = app
+        .section(course, teacher.user.id, 50, SectionStatus::Published)
+        .await;
+    app.bulk_students("cap", 40).await;
+    let students: Vec<classbell::ids::UserId> = {
+        use classbell::db::schema::users;
+        use diesel::{QueryDsl, TextExpressionMethods};
+        use diesel_async::RunQueryDsl;
+        users::table
+            .filter(users::username.like("cap%"))
+            .select(users::id)
+            .order(users::id)
+            .load(&mut app.db.get().await.unwrap())
+            .await
+            .unwrap()
+    };
+    let stored = classbell::sections::store::find(&mut app.db.get().await.unwrap(), section)
+        .await
+        .unwrap();
+    let lowered = |capacity: i32| NewSection {
+        course_id: course,
+        section_code: stored.section_code.to_lowercase(),
+        term: stored.term.to_uppercase(),
+        teacher_id: teacher.user.id,
+        capacity,
+        status: SectionStatus::Published,
+    };
+    // Students enrolled in batches while imports lower the capacity step by step.
+    let enrolling = students.chunks(4).map(|batch| {
+        let db = app.db.clone();
+        let batch = batch.to_vec();
+        async move {
+            enrollments::enroll_many(&mut db.get().await.unwrap(), section, &batch)
+                .await
+                .unwrap();
+        }
+    });
+    let lowering = (0..10).map(|step| {
+        let db = app.db.clone();
+        let row = lowered(40 - 3 * step);
+        async move {
+            sections::upsert_many(&mut db.get().await.unwrap(), &[row])
+                .await
+                .unwrap()
+        }
+    });
+    let (_, outcomes) = futures_util::join!(
+        futures_util::future::join_all(enrolling),
+        futures_util::future::join_all(lowering)
+    );
+    let after = classbell::sections::store::find_view(&mut app.db.get().await.unwrap(), section)
+        .await
+        .unwrap();
+    assert!(
+        after.enrolled <= i64::from(after.section.capacity),
+        "{} enrolled in a section of {}",
+        after.enrolled,
+        after.section.capacity
+    );
+    // Straight: a capacity below what is enrolled is refused, with the count.
+    let refused = sections::upsert_many(&mut app.db.get().await.unwrap(), &[lowered(1)])
+        .await
+        .unwrap();
+    assert_eq!(refused, vec![Err(after.enrolled)]);
+    assert!(outcomes.iter().flatten().any(Result::is_ok));
 }

@@ -93,6 +93,7 @@ async fn metrics_count_requests_by_route_template_and_report_both_pools() {
 /// Every endpoint this service routes, as `METHOD path` in OpenAPI form.
 const ENDPOINTS: &[&str] = &[
     "post /auth/register",
+    "get /auth/registration",
     "post /auth/password-policy",
     "post /auth/login",
     "post /auth/refresh",

@@ -667,7 +667,7 @@ async fn stalled_client(address: &str, token: &str) -> tokio::net::TcpStream {
 }
 
 /// A gauge or counter's value in Prometheus text, when exported.
-fn metric(text: &str, name: &str) -> Option<f64> {
+pub fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|value| value.trim().parse().ok())

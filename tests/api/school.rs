@@ -493,7 +493,7 @@ async fn teachers_edit_their_own_sections_without_reassigning_them() {
 }
 
 #[actix_web::test]
-async fn students_see_published_sections_only() {
+async fn students_see_their_own_published_sections_only() {
     let app = TestApp::spawn().await;
     let teacher = app.user(Role::Teacher).await;
     let course = app.course("LIT-1").await;
@@ -505,8 +505,16 @@ async fn students_see_published_sections_only() {
         .await;
     app.section(course, teacher.user.id, 10, SectionStatus::Archived)
         .await;
+    // Another published section, of which the student is not a member.
+    app.section(course, teacher.user.id, 10, SectionStatus::Published)
+        .await;
 
-    let (_, student) = app.signed_in(Role::Student).await;
+    let (pupil, student) = app.signed_in(Role::Student).await;
+    app.sql(&format!(
+        "INSERT INTO enrollments (section_id, student_id) VALUES ({published}, {0}), ({draft}, {0})",
+        pupil.user.id
+    ))
+    .await;
     let list = json_body(app.get("/api/sections", &student).await).await;
     assert_eq!(list["total"], 1);
     let item = &list["items"][0];
@@ -514,7 +522,7 @@ async fn students_see_published_sections_only() {
     assert_eq!(item["course_code"], "LIT-1");
     assert_eq!(item["course_title"], "LIT-1 title");
     assert_eq!(item["teacher_username"], teacher.user.username);
-    assert_eq!(item["enrolled"], 0);
+    assert_eq!(item["enrolled"], 1);
     let none = json_body(app.get("/api/sections?status=draft", &student).await).await;
     assert_eq!(none["total"], 0);
     error_body(
@@ -530,7 +538,7 @@ async fn students_see_published_sections_only() {
             .await,
     )
     .await;
-    assert_eq!(all["total"], 3);
+    assert_eq!(all["total"], 4);
     let drafts = json_body(app.get("/api/sections?status=draft", &manager).await).await;
     assert_eq!(drafts["total"], 1);
     let by_teacher = json_body(
@@ -541,7 +549,7 @@ async fn students_see_published_sections_only() {
         .await,
     )
     .await;
-    assert_eq!(by_teacher["total"], 3);
+    assert_eq!(by_teacher["total"], 4);
 }
 
 #[actix_web::test]

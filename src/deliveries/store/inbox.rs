@@ -135,11 +135,13 @@ pub struct Change {
     pub changed_tx: i64,
 }
 
-/// `user`'s live deliveries changed in transaction `since` or later.
+/// `user`'s live deliveries changed in transaction `since` or later, the
+/// first `limit` of them in commit order.
 pub async fn changes_since(
     conn: &mut AsyncPgConnection,
     user: UserId,
     since: i64,
+    limit: i64,
 ) -> Result<Vec<Change>, AppError> {
     let rows: Vec<(InboxRow, i64, i64)> = deliveries::table
         .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))
@@ -152,6 +154,8 @@ pub async fn changes_since(
             deliveries::created_tx,
             deliveries::changed_tx,
         ))
+        .order((deliveries::changed_tx, deliveries::id))
+        .limit(limit)
         .load(conn)
         .await?;
     Ok(rows
@@ -165,17 +169,20 @@ pub async fn changes_since(
 }
 
 /// Announcements `user` received that were withdrawn in transaction `since`
-/// or later, with that transaction.
+/// or later, with that transaction; the first `limit` in commit order.
 pub async fn withdrawn_since(
     conn: &mut AsyncPgConnection,
     user: UserId,
     since: i64,
+    limit: i64,
 ) -> Result<Vec<(AnnouncementId, Option<i64>)>, AppError> {
     Ok(announcements::table
         .inner_join(deliveries::table.on(deliveries::announcement_id.eq(announcements::id)))
         .filter(deliveries::user_id.eq(user))
         .filter(announcements::withdrawn_tx.ge(since))
         .select((announcements::id, announcements::withdrawn_tx))
+        .order((announcements::withdrawn_tx, announcements::id))
+        .limit(limit)
         .load(conn)
         .await?)
 }

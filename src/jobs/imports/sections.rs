@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use csv::ByteRecord;
 use diesel_async::AsyncPgConnection;
 
-use super::rows::{Report, RowError, RowSpec, optional, required_text, write_in_chunks};
+use super::rows::{CHUNK, Report, RowError, RowSpec, advance, optional, required_text};
 use crate::error::AppError;
 use crate::ids::{CourseId, UserId};
 use crate::jobs::context::{JobContext, Stop};
@@ -73,8 +73,9 @@ impl RowSpec for Sections {
         read_row(sheet, record)
     }
 
-    /// The course and teacher each row names, and the enrollment of sections
-    /// that exist (capacity may not drop below it).
+    /// The course and teacher each row names. Whether a capacity is below a
+    /// section's enrollment is settled when it is written, under the
+    /// section's lock.
     async fn resolve(
         conn: &mut AsyncPgConnection,
         read_rows: Vec<(usize, Row)>,
@@ -99,11 +100,6 @@ impl RowSpec for Sections {
                 .await?
                 .into_iter()
                 .collect();
-        let existing: HashMap<SectionKey, i64> = store::keyed(conn, &codes)
-            .await?
-            .into_iter()
-            .map(|s| ((s.course_code, s.term, s.section_code), s.enrolled))
-            .collect();
         let mut rows = Vec::new();
         for (row, r) in read_rows {
             let key = (
@@ -122,13 +118,6 @@ impl RowSpec for Sections {
                 );
                 continue;
             };
-            if let Some(&enrolled) = existing.get(&key)
-                && i64::from(r.capacity) < enrolled
-            {
-                let reason = format!("is below the {enrolled} students enrolled");
-                report.fail(row, RowError::new("capacity", reason));
-                continue;
-            }
             let section = NewSection {
                 course_id,
                 section_code: r.section_code,
@@ -148,6 +137,23 @@ impl RowSpec for Sections {
         report: &mut Report,
         total: usize,
     ) -> Result<(), Stop> {
-        write_in_chunks(ctx, rows, report, total, store::upsert_many).await
+        for chunk in rows.chunks(CHUNK) {
+            let sections: Vec<NewSection> = chunk.iter().map(|(_, s)| s.clone()).collect();
+            let outcomes = store::upsert_many(&mut *ctx.conn().await?, &sections).await?;
+            for ((row, _), outcome) in chunk.iter().zip(outcomes) {
+                match outcome {
+                    Ok(()) => report.ok += 1,
+                    Err(enrolled) => report.fail(
+                        *row,
+                        RowError::new(
+                            "capacity",
+                            format!("is below the {enrolled} students enrolled"),
+                        ),
+                    ),
+                }
+            }
+            advance(ctx, report, total).await?;
+        }
+        Ok(())
     }
 }

@@ -173,6 +173,8 @@ impl Hub {
             "classbell_ws_heartbeat_timeouts_total",
             "classbell_ws_messages_healed_total",
             "classbell_ws_sessions_opened_total",
+            "classbell_ws_floods_closed_total",
+            "classbell_ws_replays_cut_total",
         ] {
             counter!(name).absolute(0);
         }

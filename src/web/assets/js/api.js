@@ -92,3 +92,11 @@ export async function download(path, filename) {
   link.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
+
+let registrationPolicy = null;
+
+/** Who may register (`{mode: "open" | "closed" | "domains", domains?}`), asked once. */
+export function registration() {
+  registrationPolicy ??= api("GET", "/auth/registration").catch(() => ({ mode: "open" }));
+  return registrationPolicy;
+}

@@ -1,7 +1,7 @@
 // The app: routes addresses to pages, keeps the header (navigation, the bell
 // and its unread badge) and one live connection for the signed-in user.
 
-import { api, session } from "./api.js";
+import { api, registration, session } from "./api.js";
 import { h, replace } from "./dom.js";
 import { Live } from "./live.js";
 import * as account from "./pages/account.js";
@@ -67,7 +67,14 @@ function navigation() {
   const bell = document.getElementById("bell");
   if (!u) {
     bell.hidden = true;
-    return replace(nav, link("/login", "Sign in"), link("/register", "Register"));
+    replace(nav, link("/login", "Sign in"));
+    // The register link shows only while the school lets people register.
+    registration().then((policy) => {
+      if (policy.mode !== "closed" && !user() && !nav.querySelector('a[href="/register"]')) {
+        nav.append(link("/register", "Register"));
+      }
+    });
+    return;
   }
   bell.hidden = false;
   replace(
@@ -98,6 +105,7 @@ function setBadge(unread) {
 
 live.addEventListener("hello", (e) => setBadge(e.detail.unread_count));
 live.addEventListener("unread_count", (e) => setBadge(e.detail.unread));
+live.addEventListener("resync", (e) => setBadge(e.detail.unread_count));
 live.addEventListener("connection", (e) => status(e.detail.connected ? "" : "Reconnecting to live updates…"));
 window.addEventListener("signed-out", () => { live.stop(); go("/login", { replace: true }); });
 

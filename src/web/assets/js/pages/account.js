@@ -1,6 +1,6 @@
 // Signing in and out, registering, and the password pages.
 
-import { api, session } from "../api.js";
+import { api, registration, session } from "../api.js";
 import { field, h, notice, replace, values } from "../dom.js";
 
 function failure(box, error) {
@@ -67,14 +67,23 @@ export function login(main, { go, live }) {
       failure(box, error);
     }
   });
-  replace(main, h("h1", {}, "Sign in"), box, form,
-    h("p", { class: "muted" },
-      h("a", { href: "/register", "data-link": true }, "Create an account"), " · ",
-      h("a", { href: "/forgot-username", "data-link": true }, "Forgot your username?"), " · ",
-      h("a", { href: "/forgot-password", "data-link": true }, "Forgot your password?")));
+  const links = h("p", { class: "muted" },
+    h("a", { href: "/forgot-username", "data-link": true }, "Forgot your username?"), " · ",
+    h("a", { href: "/forgot-password", "data-link": true }, "Forgot your password?"));
+  replace(main, h("h1", {}, "Sign in"), box, form, links);
+  registration().then((policy) => {
+    if (policy.mode !== "closed") links.prepend(h("a", { href: "/register", "data-link": true }, "Create an account"), " · ");
+  });
 }
 
-export function register(main, { go }) {
+export async function register(main, { go }) {
+  const policy = await registration();
+  if (policy.mode === "closed") {
+    replace(main, h("h1", {}, "Create an account"),
+      notice("Registration is closed: the school creates accounts. Ask the school office for yours.", "bad"),
+      h("p", {}, h("a", { href: "/login", "data-link": true }, "Sign in")));
+    return null;
+  }
   const box = h("div");
   const form = h("form", { class: "stack", novalidate: true },
     field("Username", { name: "username", autocomplete: "username", required: true }),
@@ -97,7 +106,9 @@ export function register(main, { go }) {
       failure(box, error);
     }
   });
-  replace(main, h("h1", {}, "Create an account"), box, form);
+  const hint = policy.mode === "domains"
+    && h("p", { class: "muted" }, `Use your address at ${policy.domains.join(" or ")}.`);
+  replace(main, h("h1", {}, "Create an account"), hint, box, form);
   return () => stop?.();
 }
 

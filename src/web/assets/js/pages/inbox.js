@@ -54,9 +54,16 @@ export async function page(main, { live }) {
     empty.hidden = true;
   }
 
-  const page = await api("GET", "/api/deliveries?limit=100");
-  for (const item of page.items) add(item);
-  empty.hidden = items.size > 0;
+  /** The first page afresh: on opening, and when the socket says too much changed to replay. */
+  async function load() {
+    const page = await api("GET", "/api/deliveries?limit=100");
+    items.clear();
+    replace(list);
+    for (const item of page.items) add(item);
+    empty.hidden = items.size > 0;
+  }
+
+  await load();
   replace(main, h("h1", {}, "Inbox"), empty, list);
 
   const handlers = {
@@ -76,6 +83,7 @@ export async function page(main, { live }) {
       }
       empty.hidden = items.size > 0;
     },
+    resync: () => load(),
     reminder: (m) => {
       const entry = items.get(m.delivery_id);
       if (entry) {

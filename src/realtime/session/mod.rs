@@ -10,24 +10,20 @@ use actix::prelude::*;
 use actix_web::web;
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use chrono::Utc;
+use governor::{DefaultDirectRateLimiter, RateLimiter};
 use metrics::{counter, gauge, histogram};
 use uuid::Uuid;
 
-use super::hub::{
-    Connect, Control, Disconnect, HUB, Push, SESSION, SessionId, SessionLink, WatchStats,
-};
+use super::hub::{Connect, Control, Disconnect, HUB, Push, SESSION, SessionId, SessionLink};
 use super::ledger::Ledger;
-use super::protocol::{ClientMessage, Cursor, Frame, HelloUser, ServerMessage};
+use super::protocol::{Cursor, Frame, HelloUser, ServerMessage};
 use super::sessions::SessionServices;
 use super::store;
-use crate::announcements::store as announcements;
-use crate::deliveries::model::DeliveryState;
-use crate::deliveries::writer::{self, Transition};
 use crate::error::AppError;
-use crate::ids::{AnnouncementId, DeliveryId};
 use crate::telemetry::mailbox;
-use crate::users::model::{Role, User};
-use crate::users::store as users;
+use crate::users::model::User;
+
+mod inbound;
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
@@ -49,6 +45,8 @@ pub struct Session {
     queued: Arc<AtomicI64>,
     checkpointing: bool,
     last_heard: Instant,
+    /// What the client may still send now (see `SessionSettings::inbound`).
+    inbound: DefaultDirectRateLimiter,
 }
 
 impl Session {
@@ -58,6 +56,7 @@ impl Session {
         since: Option<Cursor>,
         services: web::Data<SessionServices>,
     ) -> Self {
+        let inbound = RateLimiter::direct(services.settings.inbound);
         Session {
             id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
             user: HelloUser {
@@ -74,6 +73,7 @@ impl Session {
             queued: Arc::default(),
             checkpointing: false,
             last_heard: Instant::now(),
+            inbound,
         }
     }
 
@@ -122,13 +122,14 @@ impl Session {
         let db = self.services.db.clone();
         let hub = self.services.hub.clone();
         let user = self.user.id;
+        let limit = self.services.settings.replay_limit;
         let work = async move {
             mailbox::sent(HUB);
             hub.send(Connect(link))
                 .await
                 .map_err(|_| AppError::unavailable("the websocket hub"))?;
             let mut conn = db.get().await?;
-            store::catch_up(&mut conn, user, since).await
+            store::catch_up(&mut conn, user, since, limit).await
         };
         ctx.spawn(work.into_actor(self).map(move |result, session, ctx| {
             let catch_up = match result {
@@ -150,7 +151,12 @@ impl Session {
                 session.write(message, ctx);
             }
             session.cursor = Some(catch_up.cursor);
-            if since.is_some() {
+            if catch_up.too_many {
+                let resync = ServerMessage::Resync {
+                    unread_count: catch_up.unread,
+                };
+                session.write(&resync, ctx);
+            } else if since.is_some() {
                 // Carries the new cursor once all the rest is out.
                 let unread = ServerMessage::UnreadCount {
                     unread: catch_up.unread,
@@ -176,9 +182,10 @@ impl Session {
         self.ledger.begin_checkpoint();
         let db = self.services.db.clone();
         let user = self.user.id;
+        let limit = self.services.settings.replay_limit;
         let work = async move {
             let mut conn = db.get().await?;
-            store::catch_up(&mut conn, user, Some(since)).await
+            store::catch_up(&mut conn, user, Some(since), limit).await
         };
         ctx.spawn(work.into_actor(self).map(|result, session, ctx| {
             session.checkpointing = false;
@@ -187,6 +194,15 @@ impl Session {
                 // The cursor stays put; the next checkpoint tries again.
                 Err(error) => return tracing::warn!(%error, "a websocket checkpoint failed"),
             };
+            if catch_up.too_many {
+                // Too much to compare against what was sent: start over.
+                session.cursor = Some(catch_up.cursor);
+                session.ledger = Ledger::default();
+                let resync = ServerMessage::Resync {
+                    unread_count: catch_up.unread,
+                };
+                return session.write(&resync, ctx);
+            }
             let missed: Vec<&ServerMessage> = catch_up
                 .messages
                 .iter()
@@ -205,116 +221,6 @@ impl Session {
                 session.write(&unread, ctx);
             }
         }));
-    }
-
-    fn on_client_message(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
-        let message = match ClientMessage::parse(text) {
-            Ok(message) => message,
-            Err(reason) => {
-                counter!("classbell_ws_bad_messages_total").increment(1);
-                return self.write(&ServerMessage::error("bad_message", reason), ctx);
-            }
-        };
-        match message {
-            ClientMessage::Ping => self.write(&ServerMessage::Pong, ctx),
-            ClientMessage::Delivered { delivery_id } => {
-                self.transition(delivery_id, DeliveryState::Delivered, ctx)
-            }
-            ClientMessage::Ack { delivery_id } => {
-                self.transition(delivery_id, DeliveryState::Acknowledged, ctx)
-            }
-            ClientMessage::SubscribeStats { announcement_id } => {
-                self.watch_stats(announcement_id, ctx)
-            }
-            ClientMessage::UnsubscribeStats { announcement_id } => {
-                let watch = WatchStats {
-                    id: self.id,
-                    announcement_id,
-                    watch: false,
-                };
-                mailbox::tell(&self.services.hub, HUB, watch);
-            }
-        }
-    }
-
-    /// The delivery writer moves the delivery; the bus then tells every
-    /// session of the user (this one included). A repeat changes nothing and
-    /// raises no event, so its answer comes straight back here.
-    fn transition(
-        &mut self,
-        delivery_id: DeliveryId,
-        to: DeliveryState,
-        ctx: &mut ws::WebsocketContext<Self>,
-    ) {
-        let request = Transition {
-            delivery_id,
-            user_id: self.user.id,
-            session: self.auth_session,
-            to,
-        };
-        let writer = self.services.writer.clone();
-        let work = async move { writer::transition(&writer, request).await };
-        ctx.spawn(
-            work.into_actor(self)
-                .map(|result, session, ctx| match result {
-                    Ok(done) if done.changed => {}
-                    Ok(done) => {
-                        let status = done.status;
-                        let message = ServerMessage::DeliveryUpdated {
-                            delivery_id: status.id,
-                            announcement_id: status.announcement_id,
-                            state: status.state,
-                            delivered_at: status.delivered_at,
-                            ack_at: status.ack_at,
-                        };
-                        session.write(&message, ctx);
-                    }
-                    Err(AppError::Unauthorized(reason)) => {
-                        session.close(CloseCode::Policy, reason, ctx)
-                    }
-                    Err(error) => {
-                        session.write(&ServerMessage::error(error.code(), error.to_string()), ctx)
-                    }
-                }),
-        );
-    }
-
-    /// Live figures are for staff and the announcement's publisher while a
-    /// teacher, as over HTTP; checked against the user's role now.
-    fn watch_stats(
-        &mut self,
-        announcement_id: AnnouncementId,
-        ctx: &mut ws::WebsocketContext<Self>,
-    ) {
-        let db = self.services.db.clone();
-        let user = self.user.id;
-        let work = async move {
-            let mut conn = db.get().await?;
-            // The role now, not when the socket opened.
-            let role = users::find(&mut conn, user).await?.role;
-            if role == Role::Student {
-                return Err(AppError::Forbidden(
-                    "students do not see announcement figures",
-                ));
-            }
-            announcements::find_visible(&mut conn, announcement_id, user, role).await
-        };
-        ctx.spawn(
-            work.into_actor(self)
-                .map(move |result, session, ctx| match result {
-                    Ok(_) => {
-                        let watch = WatchStats {
-                            id: session.id,
-                            announcement_id,
-                            watch: true,
-                        };
-                        mailbox::tell(&session.services.hub, HUB, watch);
-                    }
-                    Err(error) => {
-                        session.write(&ServerMessage::error(error.code(), error.to_string()), ctx)
-                    }
-                }),
-        );
     }
 }
 
@@ -389,36 +295,6 @@ impl Handler<Control> for Session {
         match control {
             Control::Close { code, reason } => self.close(code, reason, ctx),
             Control::Resync => self.checkpoint(ctx),
-        }
-    }
-}
-
-impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session {
-    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        self.last_heard = Instant::now();
-        match item {
-            Ok(ws::Message::Text(text)) => self.on_client_message(&text, ctx),
-            Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
-            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
-            Ok(ws::Message::Binary(_)) | Ok(ws::Message::Continuation(_)) => {
-                counter!("classbell_ws_bad_messages_total").increment(1);
-                self.write(
-                    &ServerMessage::error("bad_message", "send JSON text frames"),
-                    ctx,
-                );
-            }
-            Ok(ws::Message::Close(reason)) => {
-                ctx.close(reason);
-                ctx.stop();
-            }
-            Err(ws::ProtocolError::Overflow) => {
-                counter!("classbell_ws_bad_messages_total").increment(1);
-                self.close(CloseCode::Size, "message too big", ctx);
-            }
-            Err(error) => {
-                tracing::debug!(%error, "websocket protocol error");
-                self.close(CloseCode::Protocol, "protocol error", ctx);
-            }
         }
     }
 }
