@@ -35,6 +35,13 @@ pub enum Event {
         last_user_id: UserId,
         count: i64,
     },
+    /// A student left an audience: the announcement's delivery to them was
+    /// retracted and leaves their inbox.
+    #[serde(rename = "delivery.retracted")]
+    DeliveryRetracted {
+        user_id: UserId,
+        announcement_id: AnnouncementId,
+    },
     #[serde(rename = "delivery.updated")]
     DeliveryUpdated {
         delivery_id: DeliveryId,
@@ -79,6 +86,7 @@ impl Event {
     pub fn kind(&self) -> &'static str {
         match self {
             Event::DeliveriesCreated { .. } => "deliveries.created",
+            Event::DeliveryRetracted { .. } => "delivery.retracted",
             Event::DeliveryUpdated { .. } => "delivery.updated",
             Event::AnnouncementWithdrawn { .. } => "announcement.withdrawn",
             Event::AnnouncementStats { .. } => "announcement.stats",

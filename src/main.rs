@@ -42,6 +42,12 @@ enum Command {
         email: String,
         #[arg(long, value_enum)]
         role: Role,
+        /// How the person is called (any script); the username when absent.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// The school's student or staff number.
+        #[arg(long)]
+        number: Option<String>,
         /// Read the password from the first line of standard input (required).
         #[arg(long, required = true)]
         password_stdin: bool,
@@ -122,6 +128,8 @@ fn run(cli: Cli) -> Result<(), String> {
             username,
             email,
             role,
+            display_name,
+            number,
             password_stdin: _,
         } => {
             let mut password = String::new();
@@ -133,7 +141,14 @@ fn run(cli: Cli) -> Result<(), String> {
             actix_web::rt::System::new().block_on(async move {
                 let db = startup::database(&settings);
                 let hasher = Hasher::from_settings(&settings.auth);
-                let user = users::accounts::create(&db, &hasher, &username, &email, &password, role)
+                let account = users::accounts::NewAccount {
+                    username: &username,
+                    email: &email,
+                    display_name: display_name.as_deref(),
+                    number: number.as_deref(),
+                    role,
+                };
+                let user = users::accounts::create(&db, &hasher, &account, Some(&password))
                     .await
                     .map_err(|e| describe(&e))?;
                 println!("created {} #{} ({})", user.username, user.id, user.role);

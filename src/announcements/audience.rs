@@ -46,6 +46,17 @@ impl Audience {
         }
     }
 
+    /// The same rule the other way round, for every announcement at once:
+    /// SQL that is true when the announcement joined as `a` reaches the user
+    /// joined as `u` (an active student, checked by the caller). Used when a
+    /// student joins an audience after its announcements went out.
+    pub const INCLUDES_SQL: &'static str = "(a.audience_kind = 'all_students'
+          OR (a.audience_kind = 'section' AND EXISTS (SELECT 1 FROM enrollments e
+              WHERE e.student_id = u.id AND e.section_id = a.audience_id))
+          OR (a.audience_kind = 'course' AND EXISTS (SELECT 1 FROM enrollments e
+              JOIN sections s ON s.id = e.section_id
+              WHERE e.student_id = u.id AND s.course_id = a.audience_id AND s.status <> 'archived')))";
+
     /// A query of the recipients' user ids (`SELECT u.id FROM users u …`):
     /// active students, and for a course or section those enrolled in it.
     /// The id is a typed integer, so formatting it into SQL is safe.

@@ -129,6 +129,10 @@ pub struct Unacked {
     pub delivery_id: DeliveryId,
     pub user_id: UserId,
     pub username: String,
+    /// How the student is called.
+    pub display_name: String,
+    /// The student's school number, when it has one.
+    pub number: Option<String>,
     pub email: String,
     pub state: crate::deliveries::model::DeliveryState,
     pub retry_count: i32,

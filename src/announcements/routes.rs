@@ -415,7 +415,7 @@ pub async fn remind_unacked(
     });
     for recipient in &reminded {
         if let Some(mail) = templates::reminder(
-            &recipient.username,
+            &recipient.display_name,
             &recipient.email,
             &announcement.title,
             &link,

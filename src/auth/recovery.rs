@@ -1,5 +1,6 @@
-//! Getting back into an account: the forgotten username, and the password
-//! reset by a mailed link. Each answers the same whether or not an account
+//! Getting into an account by mail: the forgotten username, the password
+//! reset by a mailed link, and the invitation staff send with an account
+//! they created. The requests answer the same whether or not an account
 //! uses the address, so nothing is revealed.
 
 use actix::Addr;
@@ -10,7 +11,7 @@ use utoipa::ToSchema;
 use super::extract::ClientAddr;
 use super::hashing::Hasher;
 use super::password::{self, Owner};
-use super::store;
+use super::store::{self, TokenPurpose};
 use super::throttle::{self, Limit};
 use crate::config;
 use crate::db::DbPool;
@@ -30,7 +31,8 @@ const MAIL_REQUESTS_PER_HOUR: u32 = 5;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/auth/forgot-username").route(web::post().to(forgot_username)))
         .service(resource("/auth/forgot-password").route(web::post().to(forgot_password)))
-        .service(resource("/auth/reset-password").route(web::post().to(reset_password)));
+        .service(resource("/auth/reset-password").route(web::post().to(reset_password)))
+        .service(resource("/auth/accept-invitation").route(web::post().to(accept_invitation)));
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -116,7 +118,9 @@ pub async fn forgot_password(
     if let Some(user) = mail_request(&redis, &db, asker, "forgot-password", &body.email).await? {
         let ttl_secs = auth_settings.reset_token_ttl_secs;
         let ttl = config::seconds(ttl_secs);
-        let token = store::create_password_reset(&mut *db.get().await?, user.id, ttl).await?;
+        let token =
+            store::create_password_reset(&mut *db.get().await?, user.id, TokenPurpose::Reset, ttl)
+                .await?;
         // In the fragment: browsers never send it, so no server's log sees it.
         let link = server.public_link(&format!("/reset-password#token={token}"));
         if let Some(mail) =
@@ -149,10 +153,45 @@ pub async fn reset_password(
     bus: web::Data<EventBus>,
     body: web::Json<ResetPasswordRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let body = body.into_inner();
+    set_password(&hasher, &db, &bus, body.into_inner(), TokenPurpose::Reset).await
+}
+
+/// Sets the first password of an account staff created, with the token its
+/// invitation mailed (the shape of reset-password).
+#[utoipa::path(post, path = "/auth/accept-invitation", tag = "auth", request_body = ResetPasswordRequest,
+    responses(
+        (status = 204),
+        (status = 400, description = "invalid, used or expired token, or a weak password", body = crate::error::ErrorBody),
+        (status = 503, description = "too many password checks at once; try again after Retry-After", body = crate::error::ErrorBody),
+    ))]
+pub async fn accept_invitation(
+    hasher: web::Data<Hasher>,
+    db: web::Data<DbPool>,
+    bus: web::Data<EventBus>,
+    body: web::Json<ResetPasswordRequest>,
+) -> Result<HttpResponse, AppError> {
+    set_password(
+        &hasher,
+        &db,
+        &bus,
+        body.into_inner(),
+        TokenPurpose::Invitation,
+    )
+    .await
+}
+
+/// Spends a mailed token of `purpose` for a new password, under the
+/// password rules, and ends every session the account had.
+async fn set_password(
+    hasher: &Hasher,
+    db: &DbPool,
+    bus: &EventBus,
+    body: ResetPasswordRequest,
+    purpose: TokenPurpose,
+) -> Result<HttpResponse, AppError> {
     let token = body.token.trim().to_owned();
     let invalid = || AppError::field("token", "is invalid, already used or expired");
-    let user = store::password_reset_user(&mut *db.get().await?, &token)
+    let user = store::password_reset_user(&mut *db.get().await?, &token, purpose)
         .await?
         .ok_or_else(invalid)?;
     let owner = Owner {
@@ -161,9 +200,15 @@ pub async fn reset_password(
     };
     password::enforce(&body.new_password, owner, "new_password")?;
     let password_hash = hasher.hash(&body.new_password).await?;
-    if !store::complete_password_reset(&mut *db.get().await?, &token, user.id, &password_hash)
-        .await?
-    {
+    let done = store::complete_password_reset(
+        &mut *db.get().await?,
+        &token,
+        purpose,
+        user.id,
+        &password_hash,
+    )
+    .await?;
+    if !done {
         return Err(invalid());
     }
     bus.publish(Event::SignedOut {
@@ -171,4 +216,32 @@ pub async fn reset_password(
         session: None,
     });
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Mails `user` a link to set their first password, valid for
+/// CLASSBELL_INVITATION_TTL_SECS; a new invitation voids the earlier ones.
+pub async fn send_invitation(
+    db: &DbPool,
+    mailer: &Addr<Mailer>,
+    server: &config::Server,
+    auth_settings: &config::Auth,
+    user: &User,
+) -> Result<(), AppError> {
+    let ttl_secs = auth_settings.invitation_ttl_secs;
+    let token = store::create_password_reset(
+        &mut *db.get().await?,
+        user.id,
+        TokenPurpose::Invitation,
+        config::seconds(ttl_secs),
+    )
+    .await?;
+    // In the fragment, as for resets: no server's log sees it.
+    let link = server.public_link(&format!("/accept-invitation#token={token}"));
+    let days = ttl_secs.div_ceil(24 * 3600).max(1);
+    if let Some(mail) =
+        templates::invitation(&user.display_name, &user.username, &user.email, &link, days)
+    {
+        mailbox::tell(mailer, MAILER, mail);
+    }
+    Ok(())
 }

@@ -18,7 +18,7 @@ use crate::error::{AppError, FieldErrors};
 use crate::events::{Event, EventBus};
 use crate::http::resource;
 use crate::redis::Redis;
-use crate::users::accounts;
+use crate::users::accounts::{self, NewAccount};
 use crate::users::model::{Role, User, UserView};
 use crate::users::store as user_store;
 
@@ -38,6 +38,8 @@ pub struct RegisterRequest {
     pub username: String,
     pub email: String,
     pub password: String,
+    /// How to be called (any script, 1–100 characters); the username when absent.
+    pub display_name: Option<String>,
 }
 
 /// Who may register: `{"mode": "open"}`, `{"mode": "closed"}`, or
@@ -90,15 +92,11 @@ pub async fn register(
         "too many registrations from this address",
     )
     .await?;
-    let user = accounts::create(
-        &db,
-        &hasher,
-        &body.username,
-        &body.email,
-        &body.password,
-        Role::Student,
-    )
-    .await?;
+    let account = NewAccount {
+        display_name: body.display_name.as_deref(),
+        ..NewAccount::named(&body.username, &body.email, Role::Student)
+    };
+    let user = accounts::create(&db, &hasher, &account, Some(&body.password)).await?;
     Ok(HttpResponse::Created().json(UserView::from(user)))
 }
 
@@ -225,10 +223,12 @@ pub async fn login(
     };
     throttle::take_or_refuse(&redis, std::slice::from_ref(&per_user), too_many).await?;
 
-    let stored = user
-        .as_ref()
-        .map_or_else(|| password::DECOY_HASH.clone(), |u| u.password_hash.clone());
-    let matches = hasher.verify(&body.password, &stored).await?;
+    // An unknown user, or one whose invitation is not accepted yet, is
+    // checked against a decoy: the same work, and never a match.
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    let has_password = stored.is_some();
+    let stored = stored.unwrap_or_else(|| password::DECOY_HASH.clone());
+    let matches = hasher.verify(&body.password, &stored).await? && has_password;
     match user {
         Some(user) if matches && user.is_active => {
             throttle::clear(&redis, &per_user).await?;
@@ -268,7 +268,7 @@ pub async fn refresh(
             user,
             session,
             refresh_token,
-        } => Ok(web::Json(tokens(&jwt, user, session, refresh_token)?)),
+        } => Ok(web::Json(tokens(&jwt, *user, session, refresh_token)?)),
         Refresh::Reused => Err(AppError::Unauthorized(
             "refresh token was already used; the session has been revoked",
         )),
@@ -343,11 +343,10 @@ pub async fn change_password(
     .await?;
     // No password is that long: wrong without hashing it.
     let possible = body.current_password.chars().count() <= password::MAX_LENGTH;
-    if !possible
-        || !hasher
-            .verify(&body.current_password, &user.password_hash)
-            .await?
-    {
+    let Some(current_hash) = user.password_hash.as_deref().filter(|_| possible) else {
+        return Err(AppError::field("current_password", "is incorrect"));
+    };
+    if !hasher.verify(&body.current_password, current_hash).await? {
         return Err(AppError::field("current_password", "is incorrect"));
     }
     let owner = Owner {

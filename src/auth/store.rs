@@ -54,7 +54,7 @@ async fn insert_refresh_token(
 /// What presenting a refresh token led to.
 pub enum Refresh {
     Rotated {
-        user: User,
+        user: Box<User>,
         session: Uuid,
         refresh_token: String,
     },
@@ -109,7 +109,7 @@ pub async fn rotate_refresh_token(
         let refresh_token = secret_token::generate();
         insert_refresh_token(conn, session, &refresh_token, ttl).await?;
         Ok(Refresh::Rotated {
-            user,
+            user: Box::new(user),
             session,
             refresh_token,
         })
@@ -171,32 +171,60 @@ pub async fn replace_password(
     .await
 }
 
-/// Issues a single-use reset token; only its hash is stored.
+crate::text_enum! {
+    /// What a mailed password-setting token is for; one is never accepted as the other.
+    pub enum TokenPurpose {
+        /// Forgot-password: replaces a password.
+        Reset => "reset",
+        /// Staff created the account: sets its first password.
+        Invitation => "invitation",
+    }
+}
+
+/// Issues a single-use password-setting token; only its hash is stored. A
+/// new invitation spends the user's earlier ones, so only the latest link works.
 pub async fn create_password_reset(
     conn: &mut AsyncPgConnection,
     user_id: UserId,
+    purpose: TokenPurpose,
     ttl: Duration,
 ) -> Result<String, AppError> {
     let token = secret_token::generate();
-    diesel::insert_into(password_resets::table)
-        .values((
-            password_resets::token_hash.eq(secret_token::digest(&token)),
-            password_resets::user_id.eq(user_id),
-            password_resets::expires_at.eq(Utc::now() + ttl),
-        ))
-        .execute(conn)
-        .await?;
+    conn.transaction(async |conn| {
+        if purpose == TokenPurpose::Invitation {
+            diesel::update(password_resets::table)
+                .filter(password_resets::user_id.eq(user_id))
+                .filter(password_resets::purpose.eq(purpose))
+                .filter(password_resets::used_at.is_null())
+                .set(password_resets::used_at.eq(Utc::now()))
+                .execute(conn)
+                .await?;
+        }
+        diesel::insert_into(password_resets::table)
+            .values((
+                password_resets::token_hash.eq(secret_token::digest(&token)),
+                password_resets::user_id.eq(user_id),
+                password_resets::purpose.eq(purpose),
+                password_resets::expires_at.eq(Utc::now() + ttl),
+            ))
+            .execute(conn)
+            .await?;
+        Ok::<_, AppError>(())
+    })
+    .await?;
     Ok(token)
 }
 
-/// The active user a still-usable reset token belongs to.
+/// The active user a still-usable token of `purpose` belongs to.
 pub async fn password_reset_user(
     conn: &mut AsyncPgConnection,
     token: &str,
+    purpose: TokenPurpose,
 ) -> Result<Option<User>, AppError> {
     Ok(password_resets::table
         .inner_join(users::table)
         .filter(password_resets::token_hash.eq(secret_token::digest(token)))
+        .filter(password_resets::purpose.eq(purpose))
         .filter(password_resets::used_at.is_null())
         .filter(password_resets::expires_at.gt(Utc::now()))
         .filter(users::is_active.eq(true))
@@ -206,12 +234,13 @@ pub async fn password_reset_user(
         .optional()?)
 }
 
-/// Spends the reset token, sets the new password, spends the user's other
-/// reset tokens and ends their sessions, all or nothing. `false` when the
+/// Spends the token, sets the new password, spends the user's other
+/// tokens (of either purpose) and ends their sessions, all or nothing. `false` when the
 /// token was spent or expired meanwhile.
 pub async fn complete_password_reset(
     conn: &mut AsyncPgConnection,
     token: &str,
+    purpose: TokenPurpose,
     user_id: UserId,
     password_hash: &str,
 ) -> Result<bool, AppError> {
@@ -220,6 +249,7 @@ pub async fn complete_password_reset(
         let now = Utc::now();
         let spent = diesel::update(password_resets::table.find(&hash))
             .filter(password_resets::user_id.eq(user_id))
+            .filter(password_resets::purpose.eq(purpose))
             .filter(password_resets::used_at.is_null())
             .filter(password_resets::expires_at.gt(now))
             .set(password_resets::used_at.eq(now))

@@ -31,6 +31,10 @@ pub struct Auth {
     #[arg(long, env = "CLASSBELL_RESET_TOKEN_TTL_SECS", default_value_t = 30 * 60)]
     pub reset_token_ttl_secs: u64,
 
+    /// How long the link in an invitation to a staff-created account works.
+    #[arg(long, env = "CLASSBELL_INVITATION_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub invitation_ttl_secs: u64,
+
     /// Failed logins for one username before it is throttled.
     #[arg(long, env = "CLASSBELL_LOGIN_MAX_FAILURES", default_value_t = 5)]
     pub login_max_failures: u32,

@@ -84,6 +84,7 @@ diesel::table! {
         retry_count -> Int4,
         created_tx -> Int8,
         changed_tx -> Int8,
+        retracted_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -133,6 +134,7 @@ diesel::table! {
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
         used_at -> Nullable<Timestamptz>,
+        purpose -> Text,
     }
 }
 
@@ -165,12 +167,14 @@ diesel::table! {
         id -> Int8,
         username -> Text,
         email -> Text,
-        password_hash -> Text,
+        password_hash -> Nullable<Text>,
         role -> Text,
         is_active -> Bool,
         credentials_changed_at -> Timestamptz,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        display_name -> Text,
+        number -> Nullable<Text>,
     }
 }
 

@@ -2,6 +2,7 @@
 //! `queued → delivered → acknowledged`.
 
 pub mod model;
+pub mod reach;
 pub mod routes;
 pub mod store;
 pub mod writer;

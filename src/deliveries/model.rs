@@ -43,6 +43,8 @@ pub struct InboxAnnouncement {
     pub body: String,
     /// The publisher's username.
     pub publisher: String,
+    /// The publisher's name, as people see it.
+    pub publisher_name: String,
     pub published_at: Option<DateTime<Utc>>,
 }
 

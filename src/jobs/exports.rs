@@ -9,7 +9,7 @@ use super::sheet::CsvOut;
 use crate::courses::store as courses;
 use crate::deliveries::store as deliveries;
 use crate::pagination::Page;
-use crate::sections::{enrollments, store as sections};
+use crate::sections::{bulk as sections, enrollments};
 
 pub async fn run(ctx: &JobContext) -> Result<Outcome, Stop> {
     let params: ExportParams = serde_json::from_value(ctx.job.params.clone())
@@ -60,7 +60,15 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, Stop> {
             let id = params
                 .announcement
                 .ok_or_else(|| Stop::Failed("no announcement to export".into()))?;
-            let header = ["username", "email", "state", "retry_count", "last_push_at"];
+            let header = [
+                "username",
+                "display_name",
+                "number",
+                "email",
+                "state",
+                "retry_count",
+                "last_push_at",
+            ];
             let mut out = CsvOut::new(&header)?;
             let everyone = Page {
                 limit: i64::MAX,
@@ -72,6 +80,8 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, Stop> {
                 let pushed = u.last_push_at.map(|at| at.to_rfc3339()).unwrap_or_default();
                 out.row([
                     u.username.as_str(),
+                    &u.display_name,
+                    u.number.as_deref().unwrap_or_default(),
                     &u.email,
                     u.state.as_str(),
                     &retries,

@@ -21,7 +21,12 @@ pub const MAILER: &str = "mailer";
 const ATTEMPTS: u32 = 3;
 
 /// Every kind of mail, registered at zero so the series exist before the first send.
-const KINDS: &[&str] = &["forgot_username", "password_reset", "reminder"];
+const KINDS: &[&str] = &[
+    "forgot_username",
+    "password_reset",
+    "invitation",
+    "reminder",
+];
 
 #[derive(Clone)]
 enum Transport {

@@ -40,12 +40,32 @@ pub fn password_reset(
     })
 }
 
-pub fn reminder(username: &str, email: &str, title: &str, link: &str) -> Option<SendMail> {
+pub fn invitation(
+    display_name: &str,
+    username: &str,
+    email: &str,
+    link: &str,
+    valid_days: u64,
+) -> Option<SendMail> {
     Some(SendMail {
-        to: mailbox(username, email)?,
+        to: mailbox(display_name, email)?,
+        subject: "Your classbell account is ready".to_owned(),
+        body: format!(
+            "Hello {display_name},\n\nyour school has made you a classbell account. Your \
+             username is: {username}\n\nTo choose your password and sign in, open this link \
+             within {valid_days} days:\n\n{link}\n\nThe link works once. If it has run out, \
+             ask the school office to send a new one.\n"
+        ),
+        kind: "invitation",
+    })
+}
+
+pub fn reminder(display_name: &str, email: &str, title: &str, link: &str) -> Option<SendMail> {
+    Some(SendMail {
+        to: mailbox(display_name, email)?,
         subject: format!("Reminder: {title}"),
         body: format!(
-            "Hello {username},\n\nplease read and acknowledge the announcement \"{title}\".\n\n\
+            "Hello {display_name},\n\nplease read and acknowledge the announcement \"{title}\".\n\n\
              Your inbox: {link}\n"
         ),
         kind: "reminder",

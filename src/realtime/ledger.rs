@@ -104,6 +104,7 @@ mod tests {
                     title: "t".into(),
                     body: "b".into(),
                     publisher: "p".into(),
+                    publisher_name: "P".into(),
                     published_at: None,
                 },
             },

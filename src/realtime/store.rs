@@ -42,10 +42,12 @@ pub struct CatchUp {
 
 /// Every inbox change of `user` at or after `since` (all of it when `None` is
 /// given, only the cursor and unread count are read then). An item created
-/// since comes as `delivery.created` in its current state; an older item that
-/// changed since comes as `delivery.updated`; withdrawals follow the order in
-/// which they committed. Duplicates of what the client already saw are
-/// possible (a cursor is conservative), gaps are not. At most `limit`
+/// since (or brought back after a retraction) comes as `delivery.created` in
+/// its current state; an older item that changed since comes as
+/// `delivery.updated`; withdrawals and retractions (as
+/// `announcement.withdrawn`) follow the order in which they committed.
+/// Duplicates of what the client already saw are possible (a cursor is
+/// conservative), gaps are not. At most `limit`
 /// changes are read and replayed: past that, none are (see `too_many`), so
 /// a stale cursor costs one bounded read, not the whole inbox.
 pub async fn catch_up(
@@ -61,7 +63,10 @@ pub async fn catch_up(
     if let Some(Cursor(since)) = since {
         let read = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
         let changed = deliveries::changes_since(conn, user, since, read).await?;
-        let withdrawn = deliveries::withdrawn_since(conn, user, since, read).await?;
+        let mut withdrawn = deliveries::withdrawn_since(conn, user, since, read).await?;
+        // A retracted delivery leaves the inbox as a withdrawn one does.
+        let retracted = deliveries::retracted_since(conn, user, since, read).await?;
+        withdrawn.extend(retracted.into_iter().map(|(id, tx)| (id, Some(tx))));
         too_many = changed.len() + withdrawn.len() > limit;
         if too_many {
             counter!("classbell_ws_replays_cut_total").increment(1);

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use super::model::SectionStatus;
 use super::store as sections;
 use crate::db::schema::{enrollments, users};
+use crate::deliveries::store::{self as deliveries, Reach};
 use crate::error::{AppError, FieldErrors};
 use crate::ids::{SectionId, UserId};
 use crate::pagination::Page;
@@ -21,8 +22,36 @@ pub struct Enrollment {
     pub section_id: SectionId,
     pub student_id: UserId,
     pub username: String,
+    pub display_name: String,
+    pub number: Option<String>,
     pub email: String,
     pub enrolled_at: DateTime<Utc>,
+}
+
+/// A student as a roster shows them.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+struct Student {
+    #[diesel(column_name = id)]
+    student_id: UserId,
+    username: String,
+    display_name: String,
+    number: Option<String>,
+    email: String,
+}
+
+impl Student {
+    fn enrolled(self, section_id: SectionId, enrolled_at: DateTime<Utc>) -> Enrollment {
+        Enrollment {
+            section_id,
+            student_id: self.student_id,
+            username: self.username,
+            display_name: self.display_name,
+            number: self.number,
+            email: self.email,
+            enrolled_at,
+        }
+    }
 }
 
 fn conflict(reason: &'static str, message: &str) -> AppError {
@@ -37,23 +66,25 @@ pub fn register_metrics() {
     }
 }
 
-/// Enrolls `student_id`. The section row is locked first, so concurrent
-/// enrollments into one section count and insert one at a time and the
-/// capacity holds however many arrive at once.
+/// Enrolls `student_id`, and delivers the live announcements the student
+/// now belongs to the audience of (returned, for the bus once committed).
+/// The section row is locked first, so concurrent enrollments into one
+/// section count and insert one at a time and the capacity holds however
+/// many arrive at once.
 pub async fn enroll(
     conn: &mut AsyncPgConnection,
     section_id: SectionId,
     student_id: UserId,
-) -> Result<Enrollment, AppError> {
+) -> Result<(Enrollment, Vec<Reach>), AppError> {
     conn.transaction(async |conn| {
         let section = sections::lock(conn, section_id).await?;
-        let student: Option<(String, String, Role, bool)> = users::table
+        let student: Option<(Student, Role, bool)> = users::table
             .find(student_id)
-            .select((users::username, users::email, users::role, users::is_active))
+            .select((Student::as_select(), users::role, users::is_active))
             .first(conn)
             .await
             .optional()?;
-        let Some((username, email, Role::Student, true)) = student else {
+        let Some((student, Role::Student, true)) = student else {
             return Err(AppError::field("student_id", "must be an active student"));
         };
         if section.status == SectionStatus::Archived {
@@ -79,13 +110,8 @@ pub async fn enroll(
             .returning(enrollments::created_at)
             .get_result(conn)
             .await?;
-        Ok(Enrollment {
-            section_id,
-            student_id,
-            username,
-            email,
-            enrolled_at,
-        })
+        let reached = deliveries::deliver_due(conn, &[student_id]).await?;
+        Ok((student.enrolled(section_id, enrolled_at), reached))
     })
     .await
 }
@@ -103,18 +129,23 @@ pub async fn is_enrolled(
     .await?)
 }
 
+/// Removes a student from a section, and retracts what reached them only
+/// through it and is still unacknowledged (returned, for the bus once committed).
 pub async fn withdraw(
     conn: &mut AsyncPgConnection,
     section_id: SectionId,
     student_id: UserId,
-) -> Result<(), AppError> {
-    let removed = diesel::delete(enrollments::table.find((section_id, student_id)))
-        .execute(conn)
-        .await?;
-    if removed == 0 {
-        return Err(AppError::NotFound("enrollment"));
-    }
-    Ok(())
+) -> Result<Vec<Reach>, AppError> {
+    conn.transaction(async |conn| {
+        let removed = diesel::delete(enrollments::table.find((section_id, student_id)))
+            .execute(conn)
+            .await?;
+        if removed == 0 {
+            return Err(AppError::NotFound("enrollment"));
+        }
+        deliveries::retract_left(conn, section_id, &[student_id]).await
+    })
+    .await
 }
 
 pub async fn list(
@@ -123,29 +154,18 @@ pub async fn list(
     page: Page,
 ) -> Result<(Vec<Enrollment>, i64), AppError> {
     let total = sections::enrolled_count(conn, section_id).await?;
-    let rows: Vec<(UserId, String, String, DateTime<Utc>)> = enrollments::table
+    let rows: Vec<(Student, DateTime<Utc>)> = enrollments::table
         .inner_join(users::table)
         .filter(enrollments::section_id.eq(section_id))
-        .select((
-            users::id,
-            users::username,
-            users::email,
-            enrollments::created_at,
-        ))
-        .order(users::username)
+        .select((Student::as_select(), enrollments::created_at))
+        .order((users::display_name, users::username))
         .limit(page.limit)
         .offset(page.offset)
         .load(conn)
         .await?;
     let items = rows
         .into_iter()
-        .map(|(student_id, username, email, enrolled_at)| Enrollment {
-            section_id,
-            student_id,
-            username,
-            email,
-            enrolled_at,
-        })
+        .map(|(student, enrolled_at)| student.enrolled(section_id, enrolled_at))
         .collect();
     Ok((items, total))
 }
@@ -187,16 +207,17 @@ pub enum Admission {
 
 /// Enrolls active students into one section under its row lock, in order,
 /// while there is room: the capacity holds as for single enrollments. The
-/// ids must be active students' (the caller resolved them).
+/// ids must be active students' (the caller resolved them). The admitted
+/// get the live announcements they now belong to the audience of.
 pub async fn enroll_many(
     conn: &mut AsyncPgConnection,
     section_id: SectionId,
     students: &[UserId],
-) -> Result<Vec<Admission>, AppError> {
+) -> Result<(Vec<Admission>, Vec<Reach>), AppError> {
     conn.transaction(async |conn| {
         let section = sections::lock(conn, section_id).await?;
         if section.status == SectionStatus::Archived {
-            return Ok(vec![Admission::Archived; students.len()]);
+            return Ok((vec![Admission::Archived; students.len()], Vec::new()));
         }
         let already: std::collections::HashSet<UserId> = enrollments::table
             .filter(enrollments::section_id.eq(section_id))
@@ -236,7 +257,8 @@ pub async fn enroll_many(
             .values(&rows)
             .execute(conn)
             .await?;
-        Ok(outcomes)
+        let reached = deliveries::deliver_due(conn, &admitted).await?;
+        Ok((outcomes, reached))
     })
     .await
 }

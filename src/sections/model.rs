@@ -39,6 +39,8 @@ pub struct SectionView {
     pub course_code: String,
     pub course_title: String,
     pub teacher_username: String,
+    /// The teacher's name, as people see it.
+    pub teacher_name: String,
     pub enrolled: i64,
 }
 

@@ -10,7 +10,9 @@ use super::store::{self, SectionFilter};
 use crate::auth::AuthUser;
 use crate::courses::store as courses;
 use crate::db::DbPool;
+use crate::deliveries::reach;
 use crate::error::{AppError, FieldErrors};
+use crate::events::EventBus;
 use crate::http::resource;
 use crate::ids::{CourseId, SectionId, UserId};
 use crate::pagination::{PageQuery, Paginated};
@@ -303,7 +305,8 @@ pub struct EnrollRequest {
     pub student_id: UserId,
 }
 
-/// Enrolls a student (managers, registrars, admins).
+/// Enrolls a student (managers, registrars, admins); the live announcements
+/// of the section, its course and all students reach them at once.
 #[utoipa::path(post, path = "/api/sections/{id}/enrollments", tag = "sections", security(("bearer" = [])),
     params(("id" = i64, Path)), request_body = EnrollRequest,
     responses(
@@ -315,28 +318,33 @@ pub struct EnrollRequest {
     ))]
 pub async fn enroll(
     db: web::Data<DbPool>,
+    bus: web::Data<EventBus>,
     auth: AuthUser,
     id: web::Path<SectionId>,
     body: web::Json<EnrollRequest>,
 ) -> Result<HttpResponse, AppError> {
     auth.require_staff()?;
-    let enrollment =
+    let (enrollment, reached) =
         enrollments::enroll(&mut *db.get().await?, id.into_inner(), body.student_id).await?;
+    reach::reached(&bus, &reached);
     Ok(HttpResponse::Created().json(enrollment))
 }
 
-/// Removes a student from a section (managers, registrars, admins).
+/// Removes a student from a section (managers, registrars, admins); their
+/// unacknowledged deliveries that came only through it are retracted.
 #[utoipa::path(delete, path = "/api/sections/{id}/enrollments/{student_id}", tag = "sections", security(("bearer" = [])),
     params(("id" = i64, Path), ("student_id" = i64, Path)),
     responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn withdraw(
     db: web::Data<DbPool>,
+    bus: web::Data<EventBus>,
     auth: AuthUser,
     path: web::Path<(SectionId, UserId)>,
 ) -> Result<HttpResponse, AppError> {
     auth.require_staff()?;
     let (section_id, student_id) = path.into_inner();
-    enrollments::withdraw(&mut *db.get().await?, section_id, student_id).await?;
+    let retracted = enrollments::withdraw(&mut *db.get().await?, section_id, student_id).await?;
+    reach::retracted(&bus, &retracted);
     Ok(HttpResponse::NoContent().finish())
 }
 

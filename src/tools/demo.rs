@@ -250,6 +250,7 @@ async fn seed_catalogue(db: &DbPool) -> Result<usize, AppError> {
             if let Some(student) =
                 store::find_by_login(&mut conn, &format!("student{n:02}")).await?
             {
+                // Before any announcement: nothing reaches anyone yet.
                 enrollments::enroll(&mut conn, section.id, student.id).await?;
             }
         }
@@ -264,7 +265,8 @@ async fn seed_accounts(db: &DbPool, hasher: &Hasher) -> Result<Vec<DemoAccount>,
         let email = format!("{username}@demo.classbell.school");
         let exists = store::exists_by_username(&mut *db.get().await?, &username).await?;
         if !exists {
-            accounts::create(db, hasher, &username, &email, DEMO_PASSWORD, role).await?;
+            let account = accounts::NewAccount::named(&username, &email, role);
+            accounts::create(db, hasher, &account, Some(DEMO_PASSWORD)).await?;
         }
         seeded.push(DemoAccount {
             username,

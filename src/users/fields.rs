@@ -57,6 +57,63 @@ impl Email {
     }
 }
 
+/// How a person is called, in any script (张伟, Zoë O'Brien): 1–100
+/// characters once trimmed, none of them control or text-reordering
+/// characters (a name must not rearrange the text around it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let name = raw.trim();
+        let length = name.chars().count();
+        if length == 0 {
+            return Err("is required");
+        }
+        if length > 100 {
+            return Err("must be at most 100 characters");
+        }
+        if name.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+            return Err("may not contain control characters");
+        }
+        Ok(DisplayName(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Characters that reorder displayed text (U+202A–202E, U+2066–2069, marks).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A student or staff number: 1–32 letters, digits and `-./_`, unique
+/// (whatever its case) when set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchoolNumber(String);
+
+impl SchoolNumber {
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let number = raw.trim();
+        if number.is_empty() || number.chars().count() > 32 {
+            return Err("must be 1 to 32 characters");
+        }
+        if !number
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '/' | '_'))
+        {
+            return Err("may contain only letters, digits, '-', '.', '/' and '_'");
+        }
+        Ok(SchoolNumber(number.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Parses `raw` into `field`, recording the reason on failure.
 pub fn parse_field<T>(
     errors: &mut FieldErrors,
@@ -83,6 +140,25 @@ mod tests {
         assert!(Username::parse("ab").is_err());
         assert!(Username::parse("ada@school").is_err());
         assert!(Username::parse(&"a".repeat(151)).is_err());
+    }
+
+    #[test]
+    fn names_take_any_script_but_no_control_characters() {
+        assert_eq!(DisplayName::parse(" 张伟 ").unwrap().as_str(), "张伟");
+        assert_eq!(
+            DisplayName::parse("Zoë O'Brien").unwrap().as_str(),
+            "Zoë O'Brien"
+        );
+        assert!(DisplayName::parse("   ").is_err());
+        assert!(DisplayName::parse(&"名".repeat(101)).is_err());
+        assert!(DisplayName::parse("Eve\u{202e}nimda").is_err());
+        assert!(DisplayName::parse("Eve\nAdmin").is_err());
+        assert_eq!(
+            SchoolNumber::parse(" S-2026/001 ").unwrap().as_str(),
+            "S-2026/001"
+        );
+        assert!(SchoolNumber::parse("S 001").is_err());
+        assert!(SchoolNumber::parse("").is_err());
     }
 
     #[test]

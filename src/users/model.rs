@@ -43,12 +43,15 @@ pub struct User {
     pub id: UserId,
     pub username: String,
     pub email: String,
-    pub password_hash: String,
+    /// `None` until an invited account's first password is set.
+    pub password_hash: Option<String>,
     pub role: Role,
     pub is_active: bool,
     pub credentials_changed_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub display_name: String,
+    pub number: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -56,7 +59,9 @@ pub struct User {
 pub struct NewUser<'a> {
     pub username: &'a str,
     pub email: &'a str,
-    pub password_hash: &'a str,
+    pub display_name: &'a str,
+    pub number: Option<&'a str>,
+    pub password_hash: Option<&'a str>,
     pub role: Role,
 }
 
@@ -65,9 +70,14 @@ pub struct NewUser<'a> {
 pub struct UserView {
     pub id: UserId,
     pub username: String,
+    pub display_name: String,
+    /// The school's student or staff number, when it has one.
+    pub number: Option<String>,
     pub email: String,
     pub role: Role,
     pub is_active: bool,
+    /// Invited by staff and no password set yet.
+    pub invitation_pending: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -76,9 +86,12 @@ impl From<User> for UserView {
         UserView {
             id: user.id,
             username: user.username,
+            display_name: user.display_name,
+            number: user.number,
             email: user.email,
             role: user.role,
             is_active: user.is_active,
+            invitation_pending: user.password_hash.is_none(),
             created_at: user.created_at,
         }
     }

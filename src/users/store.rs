@@ -17,15 +17,20 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: NewUser<'_>) -> Result<Us
         .returning(User::as_returning())
         .get_result(conn)
         .await
-        .map_err(|error| {
-            if violates(&error, "users_username_lower_key") {
-                taken("username")
-            } else if violates(&error, "users_email_lower_key") {
-                taken("email")
-            } else {
-                error.into()
-            }
-        })
+        .map_err(map_taken)
+}
+
+/// A unique field someone else holds, as the conflict it is.
+fn map_taken(error: diesel::result::Error) -> AppError {
+    if violates(&error, "users_username_lower_key") {
+        taken("username")
+    } else if violates(&error, "users_email_lower_key") {
+        taken("email")
+    } else if violates(&error, "users_number_lower_key") {
+        taken("number")
+    } else {
+        error.into()
+    }
 }
 
 fn taken(field: &str) -> AppError {
@@ -36,30 +41,42 @@ fn taken(field: &str) -> AppError {
     )
 }
 
-/// Which of `username` and `email` already belong to someone (any case).
+/// Which of `username`, `email` and `number` already belong to someone
+/// else than `except` (any case). Unset ones are not looked for.
 pub async fn taken_fields(
     conn: &mut AsyncPgConnection,
-    username: &str,
-    email: &str,
+    username: Option<&str>,
+    email: Option<&str>,
+    number: Option<&str>,
+    except: Option<UserId>,
 ) -> Result<FieldErrors, AppError> {
-    let rows: Vec<(String, String)> = users::table
+    let lowered = |value: Option<&str>| value.map(str::to_lowercase).unwrap_or_default();
+    let (username, email, number) = (lowered(username), lowered(email), lowered(number));
+    let rows: Vec<(String, String, Option<String>)> = users::table
         .filter(
             lower(users::username)
-                .eq(username.to_lowercase())
-                .or(lower(users::email).eq(email.to_lowercase())),
+                .eq(&username)
+                .or(lower(users::email).eq(&email))
+                .or(lower(users::number.assume_not_null()).eq(&number)),
         )
-        .select((users::username, users::email))
+        .filter(users::id.ne(except.unwrap_or(UserId(0))))
+        .select((users::username, users::email, users::number))
         .load(conn)
         .await?;
     let mut fields = FieldErrors::new();
-    if rows.iter().any(|(u, _)| u.eq_ignore_ascii_case(username)) {
+    let matches =
+        |stored: &str, wanted: &str| !wanted.is_empty() && stored.to_lowercase() == wanted;
+    if rows.iter().any(|(u, _, _)| matches(u, &username)) {
         fields.add("username", "is already taken");
+    }
+    if rows.iter().any(|(_, e, _)| matches(e, &email)) {
+        fields.add("email", "is already taken");
     }
     if rows
         .iter()
-        .any(|(_, e)| e.to_lowercase() == email.to_lowercase())
+        .any(|(_, _, n)| n.as_deref().is_some_and(|n| matches(n, &number)))
     {
-        fields.add("email", "is already taken");
+        fields.add("number", "is already taken");
     }
     Ok(fields)
 }
@@ -104,7 +121,7 @@ pub async fn find_active_by_email(
 
 #[derive(Debug, Default)]
 pub struct UserFilter {
-    /// Matches anywhere in the username or email, any case.
+    /// Matches anywhere in the name, username, number or e-mail, any case.
     pub q: Option<String>,
     pub role: Option<Role>,
 }
@@ -121,6 +138,8 @@ pub async fn list(
             query = query.filter(
                 users::username
                     .ilike(pattern.clone())
+                    .or(users::display_name.ilike(pattern.clone()))
+                    .or(users::number.assume_not_null().ilike(pattern.clone()))
                     .or(users::email.ilike(pattern)),
             );
         }
@@ -152,22 +171,38 @@ pub fn escape_like(text: &str) -> String {
     escaped
 }
 
+/// What staff may change of an account; `None` leaves a field as it is,
+/// and `number: Some(None)` clears the number.
 #[derive(Debug, Default, AsChangeset)]
 #[diesel(table_name = users)]
 pub struct UserChanges {
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub number: Option<Option<String>>,
     pub role: Option<Role>,
     pub is_active: Option<bool>,
 }
 
-/// Changes a user's role or active flag, refusing to leave the school without
-/// an active admin. Active admins are locked first, so two admins demoting
-/// each other at once cannot both succeed. Returns the role the user had
-/// before, and the user now.
-pub async fn update_access(
+impl UserChanges {
+    fn is_empty(&self) -> bool {
+        self.display_name.is_none()
+            && self.email.is_none()
+            && self.number.is_none()
+            && self.role.is_none()
+            && self.is_active.is_none()
+    }
+}
+
+/// Changes an account if `allowed` accepts it as it stands (it is locked
+/// meanwhile), refusing to leave the school without an active admin. Active
+/// admins are locked first, so two admins demoting each other at once cannot
+/// both succeed. Returns the user as it was, and as it is now.
+pub async fn update(
     conn: &mut AsyncPgConnection,
     id: UserId,
     changes: UserChanges,
-) -> Result<(Role, User), AppError> {
+    allowed: impl Fn(&User) -> Result<(), AppError> + Send + Sync,
+) -> Result<(User, User), AppError> {
     conn.transaction(async |conn| {
         let admins: Vec<UserId> = users::table
             .filter(users::role.eq(Role::Admin))
@@ -176,7 +211,15 @@ pub async fn update_access(
             .for_update()
             .load(conn)
             .await?;
-        let current = find(conn, id).await?;
+        let current = users::table
+            .find(id)
+            .select(User::as_select())
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?
+            .ok_or(AppError::NotFound("user"))?;
+        allowed(&current)?;
         let stays_admin = changes.role.unwrap_or(current.role) == Role::Admin
             && changes.is_active.unwrap_or(current.is_active);
         if admins == [id] && !stays_admin {
@@ -186,15 +229,16 @@ pub async fn update_access(
                 FieldErrors::new(),
             ));
         }
-        if changes.role.is_none() && changes.is_active.is_none() {
-            return Ok((current.role, current));
+        if changes.is_empty() {
+            return Ok((current.clone(), current));
         }
         let updated = diesel::update(users::table.find(id))
             .set((&changes, users::updated_at.eq(Utc::now())))
             .returning(User::as_returning())
             .get_result(conn)
-            .await?;
-        Ok((current.role, updated))
+            .await
+            .map_err(map_taken)?;
+        Ok((current, updated))
     })
     .await
 }

@@ -864,7 +864,7 @@ async fn uploads_are_served_with_allowed_types_only() {
 /// when students are enrolled between its read and its write.
 #[actix_web::test]
 async fn imports_keep_sections_within_capacity_under_concurrency() {
-    use classbell::sections::{enrollments, model::NewSection, store as sections};
+    use classbell::sections::{bulk as sections, enrollments, model::NewSection};
     let app = TestApp::spawn_with(|settings| settings.database.pool_size = 8).await;
     let (teacher, _) = app.signed_in(Role::Teacher).await;
     let course = app.course("CAP-1").await;

@@ -174,16 +174,10 @@ impl TestApp {
     pub async fn user(&self, role: Role) -> TestUser {
         let username = format!("{}-{}", role, &Uuid::new_v4().simple().to_string()[..8]);
         let email = format!("{username}@school.example");
-        let user = accounts::create(
-            &self.db,
-            &self.state.hasher,
-            &username,
-            &email,
-            PASSWORD,
-            role,
-        )
-        .await
-        .expect("create a test user");
+        let account = accounts::NewAccount::named(&username, &email, role);
+        let user = accounts::create(&self.db, &self.state.hasher, &account, Some(PASSWORD))
+            .await
+            .expect("create a test user");
         TestUser {
             user,
             password: PASSWORD.to_owned(),
@@ -290,8 +284,8 @@ impl TestApp {
     /// (no password hashing: they never sign in).
     pub async fn bulk_students(&self, prefix: &str, n: u32) {
         self.sql(&format!(
-            "INSERT INTO users (username, email, password_hash, role) \
-             SELECT '{prefix}' || g, '{prefix}' || g || '@school.example', 'x', 'student' \
+            "INSERT INTO users (username, display_name, email, password_hash, role) \
+             SELECT '{prefix}' || g, '{prefix}' || g, '{prefix}' || g || '@school.example', 'x', 'student' \
              FROM generate_series(1, {n}) g"
         ))
         .await;

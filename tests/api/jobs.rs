@@ -116,8 +116,8 @@ async fn catalogue(app: &TestApp) -> Catalogue {
     for name in ["ada", "ben", "cy"] {
         let username = format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
         app.sql(&format!(
-            "INSERT INTO users (username, email, password_hash, role)
-             VALUES ('{username}', '{username}@school.example', 'x', 'student')"
+            "INSERT INTO users (username, display_name, email, password_hash, role)
+             VALUES ('{username}', '{username}', '{username}@school.example', 'x', 'student')"
         ))
         .await;
         students.push(username);
@@ -221,7 +221,7 @@ async fn each_export_writes_its_header_and_rows() {
     assert_eq!(
         unacked,
         format!(
-            "{BOM}username,email,state,retry_count,last_push_at\n{0},{0}@school.example,queued,0,\n",
+            "{BOM}username,display_name,number,email,state,retry_count,last_push_at\n{0},{0},,{0}@school.example,queued,0,\n",
             s[1]
         )
     );

@@ -4,6 +4,7 @@
 mod announcements;
 mod attachments;
 mod attacks;
+mod audiences;
 mod auth;
 mod cli;
 mod databases;
@@ -14,6 +15,7 @@ mod layers;
 mod nodes;
 mod ops;
 mod passwords;
+mod people;
 mod realtime;
 mod school;
 mod users;

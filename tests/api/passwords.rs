@@ -144,13 +144,13 @@ async fn reset_link_by_smtp() -> (TestApp, crate::helpers::TestUser, String) {
     let username = format!("reset-{}", &Uuid::new_v4().simple().to_string()[..10]);
     let student = {
         let email = format!("{username}@school.example");
+        let account =
+            classbell::users::accounts::NewAccount::named(&username, &email, Role::Student);
         let user = classbell::users::accounts::create(
             &app.db,
             &app.state.hasher,
-            &username,
-            &email,
-            PASSWORD,
-            Role::Student,
+            &account,
+            Some(PASSWORD),
         )
         .await
         .unwrap();

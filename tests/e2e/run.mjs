@@ -4,7 +4,8 @@
 // through every page of the app's page list as each demo role and signed out.
 //
 // Run by ops/test against a real `classbell serve` with the demo school:
-//   CLASSBELL_E2E_BASE=http://127.0.0.1:PORT CLASSBELL_E2E_MAILDIR=…/new node run.mjs
+//   CLASSBELL_E2E_BASE=http://127.0.0.1:PORT CLASSBELL_E2E_MAILDIR=…/new \
+//   CLASSBELL_E2E_CLOSED_BASE=http://127.0.0.1:PORT2 node run.mjs
 
 import { readdirSync, readFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -13,6 +14,8 @@ import { chromium } from "playwright-core";
 
 const BASE = process.env.CLASSBELL_E2E_BASE ?? "http://127.0.0.1:8080";
 const MAILDIR = process.env.CLASSBELL_E2E_MAILDIR;
+// The same school served with CLASSBELL_REGISTRATION=closed.
+const CLOSED_BASE = process.env.CLASSBELL_E2E_CLOSED_BASE;
 const SHOTS = new URL("./screenshots/", import.meta.url).pathname;
 const DEMO_PASSWORD = "Bell-Demo-2026!";
 const STRONG = "Lantern-Orchard-57";
@@ -54,7 +57,12 @@ async function school() {
     students.push(user);
   }
   await call("POST", `/api/sections/${section.id}/enrollments`, admin, { student_id: students[0].id });
-  return { course, section, enrolled: students[0], outsider: students[1] };
+  // New accounts already hold the demo school's live "all students"
+  // announcements: what follows counts from there.
+  const inbox = await call("GET", "/api/deliveries?limit=200", await token(students[0].username, STRONG));
+  const held = inbox.items.length;
+  const unread = inbox.items.filter((item) => item.state !== "acknowledged").length;
+  return { course, section, enrolled: students[0], outsider: students[1], held, unread };
 }
 
 async function signIn(browser, username, password, errors) {
@@ -214,8 +222,8 @@ async function main() {
     const teacher = await signIn(browser, "ms.rivera", DEMO_PASSWORD, errors);
     const student = await signIn(browser, data.enrolled.username, STRONG, errors);
     const outsider = await signIn(browser, data.outsider.username, STRONG, errors);
-    await student.waitForFunction(() => document.querySelector("#inbox-empty") !== null);
-    assert.equal(await badge(student), "0");
+    await student.getByRole("heading", { name: "Inbox" }).waitFor();
+    await student.waitForFunction((n) => document.querySelector("#badge").textContent.trim() === String(n), data.unread);
 
     step("the teacher publishes to one section");
     await teacher.getByRole("link", { name: "New announcement" }).click();
@@ -230,7 +238,7 @@ async function main() {
     await student.getByText(title).waitFor({ timeout: 2000 });
     const seenAfter = Date.now() - published;
     console.log(`    (arrived ${seenAfter} ms after the publish click)`);
-    await student.waitForFunction(() => document.querySelector("#badge").textContent.trim() === "1", null, { timeout: 2000 });
+    await student.waitForFunction((n) => document.querySelector("#badge").textContent.trim() === String(n), data.unread + 1, { timeout: 2000 });
 
     step("the teacher's figures show the recipient, live");
     const card = teacher.locator("article.announcement", { hasText: title });
@@ -240,7 +248,7 @@ async function main() {
     step("the other student sees nothing");
     await outsider.waitForTimeout(500);
     assert.equal(await outsider.getByText(title).count(), 0);
-    assert.equal(await badge(outsider), "0");
+    assert.equal(await badge(outsider), String(data.unread));
 
     step("the student opens the message (delivered) and acknowledges it");
     const item = student.locator("article.item", { hasText: title });
@@ -249,7 +257,7 @@ async function main() {
     await item.locator(".pill.delivered").waitFor({ timeout: 3000 });
     await item.getByRole("button", { name: "Acknowledge" }).click();
     await item.locator(".pill.acknowledged").waitFor({ timeout: 3000 });
-    await student.waitForFunction(() => document.querySelector("#badge").textContent.trim() === "0", null, { timeout: 3000 });
+    await student.waitForFunction((n) => document.querySelector("#badge").textContent.trim() === String(n), data.unread, { timeout: 3000 });
     await student.screenshot({ path: join(SHOTS, "student-inbox.png"), fullPage: true });
 
     step("the teacher's figures move without reloading");
@@ -291,10 +299,26 @@ async function main() {
     await tab.waitForTimeout(300); // the announcement is fanned out before the connection is back
     sockets[1].connectToServer();
     await tab.getByText(missed).waitFor({ timeout: 3000 });
-    assert.equal(await tab.locator("article.item").count(), 2);
+    assert.equal(await tab.locator("article.item").count(), data.held + 2);
+
+    step("the register links show while registration is open");
+    const visitor = await (await browser.newContext()).newPage();
+    await visitor.goto(`${BASE}/login`);
+    await visitor.locator('#nav a[href="/register"]').waitFor();
+    await visitor.getByRole("link", { name: "Create an account" }).waitFor();
+    if (CLOSED_BASE) {
+      step("with registration closed, no register link shows and /register says so");
+      const turnedAway = await (await browser.newContext()).newPage();
+      await turnedAway.goto(`${CLOSED_BASE}/login`);
+      await turnedAway.getByRole("button", { name: "Sign in" }).waitFor();
+      await turnedAway.waitForLoadState("networkidle");
+      assert.equal(await turnedAway.locator('a[href="/register"]').count(), 0, "no register link");
+      await turnedAway.goto(`${CLOSED_BASE}/register`);
+      await turnedAway.getByText("Registration is closed").waitFor();
+      assert.equal(await turnedAway.getByRole("button", { name: "Create account" }).count(), 0);
+    }
 
     step("the register page shows the rules and refuses a weak password");
-    const visitor = await (await browser.newContext()).newPage();
     await visitor.goto(`${BASE}/register`);
     await visitor.getByLabel("Username").fill(`pat-${tag}`);
     await visitor.getByLabel("Email").fill(`pat-${tag}@school.example`);

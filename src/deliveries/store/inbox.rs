@@ -25,6 +25,7 @@ pub const INBOX_COLUMNS: (
     announcements::title,
     announcements::body,
     users::username,
+    users::display_name,
     announcements::published_at,
 ) = (
     deliveries::id,
@@ -36,6 +37,7 @@ pub const INBOX_COLUMNS: (
     announcements::title,
     announcements::body,
     users::username,
+    users::display_name,
     announcements::published_at,
 );
 
@@ -50,12 +52,24 @@ pub type InboxRow = (
     String,
     String,
     String,
+    String,
     Option<DateTime<Utc>>,
 );
 
 pub fn inbox_item(row: InboxRow) -> InboxItem {
-    let (id, state, delivered_at, ack_at, retry_count, a_id, title, body, publisher, published_at) =
-        row;
+    let (
+        id,
+        state,
+        delivered_at,
+        ack_at,
+        retry_count,
+        a_id,
+        title,
+        body,
+        publisher,
+        publisher_name,
+        published_at,
+    ) = row;
     InboxItem {
         id,
         state,
@@ -67,6 +81,7 @@ pub fn inbox_item(row: InboxRow) -> InboxItem {
             title,
             body,
             publisher,
+            publisher_name,
             published_at,
         },
     }

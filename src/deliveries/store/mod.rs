@@ -1,9 +1,10 @@
 //! Every query of the service's on the `deliveries` table: a recipient's
 //! inbox, the live inbox's catch-up, the writer's transitions, fan-out
-//! chunks and what publishers see. Nothing outside this module names the
+//! chunks, audiences that follow enrollment and what publishers see. Nothing outside this module names the
 //! table, so the rules in `rules` (what is live, what is unread) hold
 //! everywhere.
 
+mod audiences;
 mod fanout;
 mod inbox;
 mod publisher;
@@ -14,6 +15,7 @@ use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+pub use audiences::{Reach, deliver_due, retract_left, retracted_since};
 pub use fanout::{Chunk, NextChunk, fanout_chunk};
 pub use inbox::{
     Change, INBOX_COLUMNS, InboxRow, Unacknowledged, changes_since, created_for, inbox, inbox_item,

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::rules::unread_sql;
+use super::rules::{Counted, counted_sql, unread_sql};
 use crate::announcements::model::Unacked;
 use crate::db::schema::{deliveries, users};
 use crate::deliveries::model::DeliveryState;
@@ -37,16 +37,19 @@ pub async fn state_counts(
     conn: &mut AsyncPgConnection,
     announcement: AnnouncementId,
 ) -> Result<StateCounts, AppError> {
-    Ok(diesel::sql_query(
+    Ok(diesel::sql_query(concat!(
         "SELECT count(*) AS total,
-                count(*) FILTER (WHERE state = 'queued') AS queued,
-                count(*) FILTER (WHERE state = 'delivered') AS delivered,
-                count(*) FILTER (WHERE state = 'acknowledged') AS acknowledged,
-                COALESCE(sum(retry_count), 0)::bigint AS reminders_sent,
-                percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM ack_at - created_at))
-                    FILTER (WHERE ack_at IS NOT NULL) AS median
-         FROM deliveries WHERE announcement_id = $1",
-    )
+                count(*) FILTER (WHERE deliveries.state = 'queued') AS queued,
+                count(*) FILTER (WHERE deliveries.state = 'delivered') AS delivered,
+                count(*) FILTER (WHERE deliveries.state = 'acknowledged') AS acknowledged,
+                COALESCE(sum(deliveries.retry_count), 0)::bigint AS reminders_sent,
+                percentile_cont(0.5) WITHIN GROUP
+                    (ORDER BY extract(epoch FROM deliveries.ack_at - deliveries.created_at))
+                    FILTER (WHERE deliveries.ack_at IS NOT NULL) AS median
+         FROM deliveries JOIN users ON users.id = deliveries.user_id
+         WHERE deliveries.announcement_id = $1 AND ",
+        counted_sql!()
+    ))
     .bind::<BigInt, _>(announcement)
     .get_result(conn)
     .await?)
@@ -57,12 +60,14 @@ type UnackedRow = (
     UserId,
     String,
     String,
+    Option<String>,
+    String,
     DeliveryState,
     i32,
     Option<DateTime<Utc>>,
 );
 
-/// Recipients of `announcement` who have not acknowledged it, by username.
+/// Recipients of `announcement` who have not acknowledged it, by name.
 pub async fn unacked(
     conn: &mut AsyncPgConnection,
     announcement: AnnouncementId,
@@ -73,6 +78,7 @@ pub async fn unacked(
             .inner_join(users::table.on(users::id.eq(deliveries::user_id)))
             .filter(deliveries::announcement_id.eq(announcement))
             .filter(deliveries::state.ne(DeliveryState::Acknowledged))
+            .filter(Counted)
     };
     let total = filtered().count().get_result(conn).await?;
     let rows: Vec<UnackedRow> = filtered()
@@ -80,12 +86,14 @@ pub async fn unacked(
             deliveries::id,
             users::id,
             users::username,
+            users::display_name,
+            users::number,
             users::email,
             deliveries::state,
             deliveries::retry_count,
             deliveries::last_push_at,
         ))
-        .order(users::username)
+        .order((users::display_name, users::username))
         .limit(page.limit)
         .offset(page.offset)
         .load(conn)
@@ -93,10 +101,22 @@ pub async fn unacked(
     let items = rows
         .into_iter()
         .map(
-            |(delivery_id, user_id, username, email, state, retry_count, last_push_at)| Unacked {
+            |(
                 delivery_id,
                 user_id,
                 username,
+                display_name,
+                number,
+                email,
+                state,
+                retry_count,
+                last_push_at,
+            )| Unacked {
+                delivery_id,
+                user_id,
+                username,
+                display_name,
+                number,
                 email,
                 state,
                 retry_count,
@@ -119,6 +139,8 @@ pub struct Reminded {
     #[diesel(sql_type = Text)]
     pub username: String,
     #[diesel(sql_type = Text)]
+    pub display_name: String,
+    #[diesel(sql_type = Text)]
     pub email: String,
 }
 
@@ -135,7 +157,7 @@ pub async fn mark_reminded(
            AND users.is_active AND announcements.id = deliveries.announcement_id AND ",
         unread_sql!(),
         " RETURNING deliveries.id AS delivery_id, deliveries.user_id, deliveries.retry_count,
-                   users.username, users.email"
+                   users.username, users.display_name, users.email"
     ))
     .bind::<BigInt, _>(announcement)
     .load(conn)

@@ -1,5 +1,7 @@
 //! The delivery rules, written once. A delivery is *live* while its
-//! announcement is not withdrawn: only live deliveries show in an inbox,
+//! announcement is not withdrawn and the delivery itself was not retracted
+//! (its student left the audience before acknowledging it): only live
+//! deliveries show in an inbox,
 //! replay to a reconnecting client or move through the state machine. A
 //! delivery is *unread* while it is live and not acknowledged: every unread
 //! count, badge and reminder counts exactly those. Both are SQL over the
@@ -15,10 +17,11 @@ use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::Bool;
 
-/// SQL: the delivery's announcement is not withdrawn (joined as `announcements`).
+/// SQL: the delivery's announcement (joined as `announcements`) is not
+/// withdrawn, and the delivery is not retracted.
 macro_rules! live_sql {
     () => {
-        "announcements.status <> 'withdrawn'"
+        "announcements.status <> 'withdrawn' AND deliveries.retracted_at IS NULL"
     };
 }
 
@@ -32,7 +35,17 @@ macro_rules! unread_sql {
     };
 }
 
-pub(crate) use {live_sql, unread_sql};
+/// SQL: the delivery counts in its publisher's figures (stats, the
+/// unacknowledged list): not retracted, and acknowledged or its recipient
+/// (joined as `users`) still active. A deactivated student drops out of what
+/// is pending and comes back when reactivated; what they acknowledged stays.
+macro_rules! counted_sql {
+    () => {
+        "deliveries.retracted_at IS NULL AND (deliveries.state = 'acknowledged' OR users.is_active)"
+    };
+}
+
+pub(crate) use {counted_sql, live_sql, unread_sql};
 
 /// A rule as a diesel filter: fixed SQL with a static query id, so the
 /// statements that use it stay prepared (a `sql()` literal would make diesel
@@ -65,11 +78,16 @@ macro_rules! rule {
 }
 
 rule! {
-    /// The live rule: the announcement is not withdrawn.
+    /// The live rule: the announcement is not withdrawn, the delivery not retracted.
     Live = live_sql!()
 }
 
 rule! {
     /// The unread rule: live and not acknowledged.
     Unread = unread_sql!()
+}
+
+rule! {
+    /// The counted rule: what the publisher's figures include.
+    Counted = counted_sql!()
 }

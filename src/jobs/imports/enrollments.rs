@@ -7,12 +7,13 @@ use csv::ByteRecord;
 use diesel_async::AsyncPgConnection;
 
 use super::rows::{Report, RowError, RowSpec, advance, required_text};
+use crate::deliveries::reach;
 use crate::error::AppError;
 use crate::ids::{SectionId, UserId};
 use crate::jobs::context::{JobContext, Stop};
 use crate::jobs::sheet::Sheet;
+use crate::sections::bulk as store;
 use crate::sections::enrollments::{self, Admission};
-use crate::sections::store;
 use crate::users::model::Role;
 use crate::users::store as users;
 
@@ -99,8 +100,9 @@ impl RowSpec for Enrollments {
         }
         for (section, entries) in by_section {
             let students: Vec<UserId> = entries.iter().map(|(_, s)| *s).collect();
-            let admissions =
+            let (admissions, reached) =
                 enrollments::enroll_many(&mut *ctx.conn().await?, section, &students).await?;
+            reach::reached(&ctx.bus, &reached);
             for ((row, _), admission) in entries.into_iter().zip(admissions) {
                 match admission {
                     Admission::Enrolled | Admission::AlreadyEnrolled => report.ok += 1,

@@ -11,8 +11,8 @@ use crate::error::AppError;
 use crate::ids::{CourseId, UserId};
 use crate::jobs::context::{JobContext, Stop};
 use crate::jobs::sheet::Sheet;
+use crate::sections::bulk as store;
 use crate::sections::model::{NewSection, SectionStatus};
-use crate::sections::store;
 use crate::users::model::Role;
 use crate::users::store as users;
 

@@ -54,6 +54,14 @@ impl Hub {
                 };
                 self.delivery_updated(user_id, message, raised);
             }
+            Event::DeliveryRetracted {
+                user_id,
+                announcement_id,
+            } => {
+                // To the student, it is gone as a withdrawn one is.
+                let message = ServerMessage::AnnouncementWithdrawn { announcement_id };
+                self.delivery_updated(user_id, message, raised);
+            }
             Event::AnnouncementWithdrawn { announcement_id } => {
                 self.announcement_withdrawn(announcement_id, raised, ctx)
             }
@@ -106,7 +114,8 @@ impl Hub {
         });
     }
 
-    /// One delivery moved: its recipient's sessions (every device) hear it.
+    /// One delivery moved (or was retracted): its recipient's sessions
+    /// (every device) hear it, and their unread count.
     fn delivery_updated(&mut self, user_id: UserId, message: ServerMessage, raised: Raised) {
         if self.by_user.contains_key(&user_id) {
             self.push_user(user_id, Push::new(message, raised));

@@ -112,8 +112,8 @@ async fn exec(conn: &mut AsyncPgConnection, sql: &str) -> BenchResult<usize> {
 /// `n` active students and one admin to publish; returns the admin's id.
 async fn seed_students(conn: &mut AsyncPgConnection, n: i64) -> BenchResult<UserId> {
     diesel::sql_query(
-        "INSERT INTO users (username, email, password_hash, role)
-         SELECT 'bench-' || g, 'bench-' || g || '@bench.example', 'x', 'student'
+        "INSERT INTO users (username, display_name, email, password_hash, role)
+         SELECT 'bench-' || g, 'Bench ' || g, 'bench-' || g || '@bench.example', 'x', 'student'
          FROM generate_series(1, $1) g",
     )
     .bind::<BigInt, _>(n)
@@ -122,8 +122,8 @@ async fn seed_students(conn: &mut AsyncPgConnection, n: i64) -> BenchResult<User
     .map_err(fail)?;
     exec(
         conn,
-        "INSERT INTO users (username, email, password_hash, role)
-         VALUES ('bench-admin', 'bench-admin@bench.example', 'x', 'admin')",
+        "INSERT INTO users (username, display_name, email, password_hash, role)
+         VALUES ('bench-admin', 'Bench admin', 'bench-admin@bench.example', 'x', 'admin')",
     )
     .await?;
     exec(conn, "ANALYZE users").await?;

@@ -41,7 +41,7 @@ export async function home(main, { allowed }) {
   const me = await api("GET", "/auth/me");
   replace(
     main,
-    h("h1", {}, `Hello, ${me.username}`),
+    h("h1", {}, `Hello, ${me.display_name}`),
     h("p", {}, "You are signed in as ", h("b", { id: "role" }, me.role), "."),
     h("p", {}, h("a", { class: "button", href: "/inbox", "data-link": true }, "Open your inbox"),
       " ", allowed("/announcements") && h("a", { class: "button secondary", href: "/announcements", "data-link": true }, "Your announcements")),
@@ -139,21 +139,20 @@ export function forgotPassword(main) {
     "If an account uses that address, a link to set a new password is on its way by mail.");
 }
 
-export function resetPassword(main, { go }) {
+/** A page that sets a password with a mailed token: the reset and the invitation. */
+function passwordFromMail(main, go, { path, endpoint, title, done, missing }) {
   // The mail's link carries the token in the fragment, which browsers never
   // send to a server (so no log sees it); links from before came as ?token=.
   const token = new URLSearchParams(location.hash.slice(1)).get("token")
     ?? new URLSearchParams(location.search).get("token") ?? "";
   // Out of the address bar and the history: the token is a credential.
-  history.replaceState({}, "", "/reset-password");
+  history.replaceState({}, "", path);
   const box = h("div");
   if (!token) {
     // Not an error: the token leaves the address as soon as the page reads it,
     // so a reload, the history or a bookmark brings the visitor here without one.
-    replace(main, h("h1", {}, "Set a new password"),
-      notice("To set a new password, open the link in the mail we sent you, or ask for a new one."),
-      h("a", { href: "/forgot-password", "data-link": true }, "Send me a new link"));
-    return;
+    replace(main, h("h1", {}, title), ...missing);
+    return null;
   }
   const form = h("form", { class: "stack", novalidate: true },
     field("New password", { name: "new_password", type: "password", autocomplete: "new-password", required: true }));
@@ -162,15 +161,36 @@ export function resetPassword(main, { go }) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
-      await api("POST", "/auth/reset-password", { token, new_password: form.elements.new_password.value });
+      await api("POST", endpoint, { token, new_password: form.elements.new_password.value });
       form.hidden = true;
-      stop = countdown(box, "Your password is set.", go);
+      stop = countdown(box, done, go);
     } catch (error) {
       failure(box, error);
     }
   });
-  replace(main, h("h1", {}, "Set a new password"), box, form);
+  replace(main, h("h1", {}, title), box, form);
   return () => stop?.();
+}
+
+export function resetPassword(main, { go }) {
+  return passwordFromMail(main, go, {
+    path: "/reset-password",
+    endpoint: "/auth/reset-password",
+    title: "Set a new password",
+    done: "Your password is set.",
+    missing: [notice("To set a new password, open the link in the mail we sent you, or ask for a new one."),
+      h("a", { href: "/forgot-password", "data-link": true }, "Send me a new link")],
+  });
+}
+
+export function acceptInvitation(main, { go }) {
+  return passwordFromMail(main, go, {
+    path: "/accept-invitation",
+    endpoint: "/auth/accept-invitation",
+    title: "Welcome: choose your password",
+    done: "Your password is set. Welcome to classbell.",
+    missing: [notice("To choose your password, open the link in the invitation mail. If it has run out, ask the school office for a new one.")],
+  });
 }
 
 export function changePassword(main, { go, live }) {

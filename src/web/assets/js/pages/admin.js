@@ -1,40 +1,117 @@
-// Accounts and roles (admins).
+// Accounts (admins; registrars for students and teachers): the list, new
+// accounts with their invitations, edits, deactivation.
 
-import { api } from "../api.js";
-import { h, notice, replace } from "../dom.js";
+import { api, session } from "../api.js";
+import { field, h, notice, replace, values } from "../dom.js";
 
 const ROLES = ["student", "teacher", "manager", "registrar", "admin"];
 
-// Admins only: pages.json says so, and the router shows others a note instead.
+/** The roles the signed-in user may give and manage: everything for admins, students and teachers for registrars. */
+function manageable() {
+  return session.get()?.user?.role === "admin" ? ROLES : ["student", "teacher"];
+}
+
+// Admins and registrars: pages.json says so, and the router shows others a note instead.
 export async function users(main) {
+  const roles = manageable();
   const box = h("div");
   const table = h("div", { class: "table-wrap" });
-  async function change(u, patch) {
+  let query = "";
+  const say = (text, kind = "good") => replace(box, notice(text, kind));
+  const failed = (error) => say([error.message, ...error.details()].join(" — "), "bad");
+
+  async function change(u, patch, done) {
     try {
       await api("PATCH", `/api/users/${u.id}`, patch);
-      replace(box, notice(`${u.username} updated.`, "good"));
+      say(done ?? `${u.display_name} updated.`);
     } catch (error) {
-      replace(box, notice(error.message, "bad"));
+      failed(error);
     }
     await load();
   }
-  async function load(q = "") {
-    const page = await api("GET", `/api/users?limit=200${q ? `&q=${encodeURIComponent(q)}` : ""}`);
-    replace(table, h("table", {},
-      h("thead", {}, h("tr", {}, h("th", {}, "Username"), h("th", {}, "Email"), h("th", {}, "Role"), h("th", {}, "Active"))),
-      h("tbody", {}, page.items.map((u) => h("tr", {},
-        h("td", {}, u.username), h("td", {}, u.email),
-        h("td", {}, h("select", { "aria-label": `Role of ${u.username}`, onchange: (e) => change(u, { role: e.target.value }) },
-          ROLES.map((r) => h("option", { value: r, selected: r === u.role }, r)))),
-        h("td", {}, h("input", {
-          type: "checkbox", checked: u.is_active, "aria-label": `${u.username} is active`,
-          onchange: (e) => change(u, { is_active: e.target.checked }),
-        })))))));
+
+  async function resend(u) {
+    try {
+      await api("POST", `/api/users/${u.id}/invitation`);
+      say(`A new invitation is on its way to ${u.email}.`);
+    } catch (error) {
+      failed(error);
+    }
   }
+
+  const editor = h("form", { class: "stack card", hidden: true });
+  function edit(u) {
+    replace(editor, h("h2", {}, `Edit ${u.display_name}`),
+      field("Name", { name: "display_name", value: u.display_name, required: true, maxlength: 100 }),
+      field("Email", { name: "email", type: "email", value: u.email, required: true }),
+      field("School number", { name: "number", value: u.number ?? "" }),
+      h("div", { class: "row" }, h("button", { type: "submit" }, "Save"),
+        h("button", { type: "button", class: "secondary", onclick: () => { editor.hidden = true; } }, "Cancel")));
+    editor.onsubmit = async (event) => {
+      event.preventDefault();
+      editor.hidden = true;
+      // An emptied number clears it (values() would leave it out).
+      const { display_name: name, email, number } = editor.elements;
+      await change(u, { display_name: name.value, email: email.value, number: number.value });
+    };
+    editor.hidden = false;
+    editor.querySelector("input").focus();
+  }
+
+  function row(u) {
+    const mine = roles.includes(u.role);
+    return h("tr", {},
+      h("td", {}, u.display_name), h("td", {}, u.username), h("td", {}, u.number ?? ""), h("td", {}, u.email),
+      h("td", {}, mine
+        ? h("select", { "aria-label": `Role of ${u.display_name}`, onchange: (e) => change(u, { role: e.target.value }) },
+          roles.map((r) => h("option", { value: r, selected: r === u.role }, r)))
+        : u.role),
+      h("td", {}, h("input", {
+        type: "checkbox", checked: u.is_active, disabled: !mine, "aria-label": `${u.display_name} is active`,
+        onchange: (e) => change(u, { is_active: e.target.checked }),
+      })),
+      h("td", {}, u.invitation_pending ? "not accepted yet" : "accepted"),
+      h("td", { class: "row" },
+        mine && h("button", { type: "button", class: "secondary", onclick: () => edit(u) }, "Edit"),
+        mine && u.invitation_pending && u.is_active
+          && h("button", { type: "button", class: "secondary", onclick: () => resend(u) }, "Re-send invitation")));
+  }
+
+  async function load() {
+    const page = await api("GET", `/api/users?limit=200${query ? `&q=${encodeURIComponent(query)}` : ""}`);
+    replace(table, h("table", {},
+      h("caption", { class: "muted" }, `${page.total} accounts`),
+      h("thead", {}, h("tr", {}, ["Name", "Username", "Number", "Email", "Role", "Active", "Invitation", ""]
+        .map((title) => h("th", {}, title)))),
+      h("tbody", {}, page.items.map(row))));
+  }
+
+  const create = h("form", { class: "stack card" },
+    h("h2", {}, "New account"),
+    h("p", { class: "muted" }, "The owner gets a mail with a link to choose their password."),
+    field("Name", { name: "display_name", required: true, maxlength: 100 }),
+    field("Username", { name: "username", required: true, autocomplete: "off" }),
+    field("Email", { name: "email", type: "email", required: true }),
+    field("School number (optional)", { name: "number" }),
+    h("label", {}, "Role", h("select", { name: "role" }, roles.map((r) => h("option", { value: r }, r)))),
+    h("button", { type: "submit" }, "Create and invite"));
+  create.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const account = values(create);
+    try {
+      const made = await api("POST", "/api/users", account);
+      create.reset();
+      say(`Account made for ${made.display_name}; the invitation is on its way to ${made.email}.`);
+      await load();
+    } catch (error) {
+      failed(error);
+    }
+  });
+
   const search = h("form", { class: "row", role: "search" },
-    h("label", {}, "Search", h("input", { name: "q", type: "search" })),
+    h("label", {}, "Search by name, username, number or email", h("input", { name: "q", type: "search" })),
     h("button", { type: "submit", class: "secondary" }, "Search"));
-  search.addEventListener("submit", (e) => { e.preventDefault(); load(search.elements.q.value.trim()); });
-  replace(main, h("h1", {}, "Users"), search, box, table);
+  search.addEventListener("submit", (e) => { e.preventDefault(); query = search.elements.q.value.trim(); load(); });
+  replace(main, h("h1", {}, "Users"), box, create, editor, search, table);
   await load();
 }

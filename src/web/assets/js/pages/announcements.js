@@ -128,9 +128,11 @@ export async function mine(main, { live }) {
     const people = await api("GET", `/api/announcements/${a.id}/unacked?limit=200`);
     replace(extra, h("div", { class: "table-wrap" }, h("table", {},
       h("caption", { class: "muted" }, `${people.total} have not acknowledged`),
-      h("thead", {}, h("tr", {}, h("th", {}, "Student"), h("th", {}, "Email"), h("th", {}, "State"), h("th", {}, "Reminders"))),
+      h("thead", {}, h("tr", {}, h("th", {}, "Student"), h("th", {}, "Username"), h("th", {}, "Number"),
+        h("th", {}, "Email"), h("th", {}, "State"), h("th", {}, "Reminders"))),
       h("tbody", {}, people.items.map((p) => h("tr", {},
-        h("td", {}, p.username), h("td", {}, p.email), h("td", {}, p.state), h("td", {}, p.retry_count)))))));
+        h("td", {}, p.display_name), h("td", {}, p.username), h("td", {}, p.number ?? ""),
+        h("td", {}, p.email), h("td", {}, p.state), h("td", {}, p.retry_count)))))));
   }
 
   async function exportUnacked(a, box) {

@@ -34,7 +34,7 @@ export async function page(main, { live }) {
       h("div", { class: "spread" },
         h("h3", {}, item.announcement.title),
         h("span", { class: `pill ${item.state}` }, item.state)),
-      h("p", { class: "muted" }, `From ${item.announcement.publisher} · ${when(item.announcement.published_at)}`,
+      h("p", { class: "muted" }, `From ${item.announcement.publisher_name} · ${when(item.announcement.published_at)}`,
         entry.reminded ? " · reminder" : ""),
       open && h("div", { class: "body" }, item.announcement.body),
       h("div", { class: "row" }, toggle, ack));

@@ -129,7 +129,7 @@ export async function sections(main, { isStaff }) {
         h("th", {}, "Enrolled"), h("th", {}, "Status"))),
       h("tbody", {}, page.items.map((s) => h("tr", {},
         h("td", {}, h("a", { href: `/sections/${s.id}`, "data-link": true }, `${s.course_code} ${s.section_code}`)),
-        h("td", {}, s.term), h("td", {}, s.teacher_username),
+        h("td", {}, s.term), h("td", {}, s.teacher_name),
         h("td", {}, `${s.enrolled} / ${s.capacity}`), h("td", {}, s.status))))));
   }
   let create = null;
@@ -143,7 +143,7 @@ export async function sections(main, { isStaff }) {
       field("Section code", { name: "section_code", required: true }),
       field("Term", { name: "term", required: true, placeholder: "2026-fall" }),
       h("label", {}, "Teacher", h("select", { name: "teacher_id", required: true },
-        teachers.items.map((t) => h("option", { value: t.id }, t.username)))),
+        teachers.items.map((t) => h("option", { value: t.id }, `${t.display_name} (${t.username})`)))),
       field("Capacity", { name: "capacity", type: "number", min: 1, max: 1000, value: 30 }),
       h("label", {}, "Status", h("select", { name: "status" },
         ["draft", "published", "archived"].map((s) => h("option", { value: s }, s)))),
@@ -173,9 +173,9 @@ export async function section(main, { params, user, isStaff, go }) {
   async function load() {
     const page = await api("GET", `/api/sections/${id}/enrollments?limit=200`);
     replace(students, h("ul", {}, page.items.map((e) => h("li", { class: "row" },
-      `${e.username} (${e.email}), since ${when(e.enrolled_at)}`,
+      `${e.display_name} · ${e.username}${e.number ? ` · ${e.number}` : ""} (${e.email}), since ${when(e.enrolled_at)}`,
       isStaff && h("button", {
-        type: "button", class: "danger", "aria-label": `Remove ${e.username}`,
+        type: "button", class: "danger", "aria-label": `Remove ${e.display_name}`,
         onclick: async () => {
           try { await api("DELETE", `/api/sections/${id}/enrollments/${e.student_id}`); await load(); } catch (err) { failure(box, err); }
         },
@@ -222,7 +222,7 @@ export async function section(main, { params, user, isStaff, go }) {
   }
   const mayList = isStaff || teaches;
   replace(main, h("h1", {}, `${s.course_code} ${s.section_code} · ${s.term}`),
-    h("p", { class: "muted" }, `${s.course_title} · taught by ${s.teacher_username} · ${s.enrolled} of ${s.capacity} places taken · ${s.status}`),
+    h("p", { class: "muted" }, `${s.course_title} · taught by ${s.teacher_name} · ${s.enrolled} of ${s.capacity} places taken · ${s.status}`),
     box, mayList && h("h2", {}, "Students"), mayList && students, enroll, edit);
   if (mayList) await load();
 }

@@ -1,0 +1,2 @@
+DROP INDEX announcements_published_audience_idx;
+ALTER TABLE deliveries DROP COLUMN retracted_at;
