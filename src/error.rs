@@ -39,6 +39,11 @@ impl FieldErrors {
         self.0.is_empty()
     }
 
+    /// The fields with a reason, in name order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
     /// The first reason recorded for `field`.
     pub fn first(&self, field: &str) -> Option<&str> {
         self.0.get(field)?.first().map(String::as_str)

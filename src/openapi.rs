@@ -65,6 +65,7 @@ use crate::{
         jobs::routes::export_courses,
         jobs::routes::export_sections,
         jobs::routes::export_enrollments,
+        jobs::routes::export_users,
         jobs::routes::export_unacked,
         jobs::routes::import_file,
         jobs::routes::get_task,

@@ -180,6 +180,13 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
     deletions::spawn_sweeper(db.clone(), Arc::clone(&storage), Duration::from_secs(60));
     enrollments::register_metrics();
     auth::store::spawn_pruner(db.clone(), Duration::from_secs(3600));
+    users::invitations::spawn_sender(
+        db.clone(),
+        mailer.clone(),
+        settings.server.clone(),
+        settings.auth.clone(),
+        settings.mail.invitations_per_sec,
+    );
     let bus = EventBus::new();
     let writer = DeliveryWriter::new(
         db.clone(),

@@ -121,6 +121,48 @@ pub struct AnnouncementStats {
     /// Reminders sent, over all deliveries.
     pub reminders_sent: i64,
     pub fanout: FanoutProgress,
+    /// The same figures per current section of the audience (a student in
+    /// two of them counts in both), so a teacher sees which class is behind.
+    pub by_section: Vec<SectionFigures>,
+    /// Acknowledgments as time went by since publication.
+    pub timeline: AckTimeline,
+}
+
+/// An announcement's figures among one section's students.
+#[derive(Debug, Clone, Serialize, ToSchema, QueryableByName)]
+pub struct SectionFigures {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub section_id: crate::ids::SectionId,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub course_code: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub section_code: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub term: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub total: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub queued: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub delivered: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub acknowledged: i64,
+}
+
+/// Acknowledgments since publication, counted up bucket by bucket: each
+/// point is how many had acknowledged `after_seconds` after publication.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct AckTimeline {
+    /// Seconds since publication (0 while unpublished).
+    pub elapsed_seconds: i64,
+    pub bucket_seconds: i64,
+    pub points: Vec<AckPoint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AckPoint {
+    pub after_seconds: i64,
+    pub acknowledged: i64,
 }
 
 /// A recipient who has not acknowledged.
@@ -134,6 +176,9 @@ pub struct Unacked {
     /// The student's school number, when it has one.
     pub number: Option<String>,
     pub email: String,
+    /// The current sections through which the audience holds the student
+    /// (e.g. `MATH101 A`).
+    pub sections: Vec<String>,
     pub state: crate::deliveries::model::DeliveryState,
     pub retry_count: i32,
     pub last_push_at: Option<DateTime<Utc>>,

@@ -115,6 +115,10 @@ pub struct Mail {
     )]
     pub outbox: PathBuf,
 
+    /// Invitations a roster import queued that are mailed per second (per node).
+    #[arg(long, env = "CLASSBELL_INVITATIONS_PER_SEC", default_value_t = 10)]
+    pub invitations_per_sec: u32,
+
     /// Messages sent to the relay at once.
     #[arg(
         id = "mail_concurrency",

@@ -97,6 +97,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    invitations_due (user_id) {
+        user_id -> Int8,
+        queued_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     jobs (id) {
         id -> Uuid,
         kind -> Text,
@@ -184,6 +191,7 @@ diesel::joinable!(course_attachments -> courses (course_id));
 diesel::joinable!(course_attachments -> users (uploaded_by));
 diesel::joinable!(enrollments -> sections (section_id));
 diesel::joinable!(enrollments -> users (student_id));
+diesel::joinable!(invitations_due -> users (user_id));
 diesel::joinable!(jobs -> users (owner_id));
 diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(refresh_tokens -> auth_sessions (session_id));
@@ -198,6 +206,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     deliveries,
     delivery_counts,
     enrollments,
+    invitations_due,
     jobs,
     object_deletions,
     password_resets,

@@ -10,6 +10,7 @@ use crate::courses::store as courses;
 use crate::deliveries::store as deliveries;
 use crate::pagination::Page;
 use crate::sections::{bulk as sections, enrollments};
+use crate::users::roster;
 
 pub async fn run(ctx: &JobContext) -> Result<Outcome, Stop> {
     let params: ExportParams = serde_json::from_value(ctx.job.params.clone())
@@ -89,6 +90,20 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, Stop> {
                 ])?;
             }
             ("unacked.csv", out)
+        }
+        JobKind::ExportUsers => {
+            let header = ["username", "display_name", "email", "role", "number"];
+            let mut out = CsvOut::new(&header)?;
+            for person in roster::records(&mut conn).await? {
+                out.row([
+                    person.username.as_str(),
+                    &person.display_name,
+                    &person.email,
+                    person.role.as_str(),
+                    person.number.as_deref().unwrap_or_default(),
+                ])?;
+            }
+            ("users.csv", out)
         }
         other => return Err(Stop::Failed(format!("{other} is not an export"))),
     };

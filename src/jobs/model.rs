@@ -15,9 +15,11 @@ crate::text_enum! {
         ExportSections => "export_sections",
         ExportEnrollments => "export_enrollments",
         ExportUnacked => "export_unacked",
+        ExportUsers => "export_users",
         ImportCourses => "import_courses",
         ImportSections => "import_sections",
         ImportEnrollments => "import_enrollments",
+        ImportUsers => "import_users",
     }
 }
 
@@ -25,7 +27,10 @@ impl JobKind {
     pub fn is_import(self) -> bool {
         matches!(
             self,
-            JobKind::ImportCourses | JobKind::ImportSections | JobKind::ImportEnrollments
+            JobKind::ImportCourses
+                | JobKind::ImportSections
+                | JobKind::ImportEnrollments
+                | JobKind::ImportUsers
         )
     }
 }

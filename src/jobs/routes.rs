@@ -30,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/api/exports/courses").route(web::post().to(export_courses)))
         .service(resource("/api/exports/sections").route(web::post().to(export_sections)))
         .service(resource("/api/exports/enrollments").route(web::post().to(export_enrollments)))
+        .service(resource("/api/exports/users").route(web::post().to(export_users)))
         .service(
             resource("/api/announcements/{id}/exports/unacked")
                 .route(web::post().to(export_unacked)),
@@ -143,7 +144,27 @@ pub async fn export_enrollments(
     .await
 }
 
-/// Who has not acknowledged, as CSV: `username,email,state,retry_count,last_push_at`
+/// Every account as CSV: `username,display_name,email,role,number`, the
+/// columns the roster import reads (admins, managers, registrars). No
+/// password or token is ever part of it.
+#[utoipa::path(post, path = "/api/exports/users", tag = "jobs", security(("bearer" = [])),
+    responses((status = 202, body = Queued), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn export_users(
+    db: web::Data<DbPool>,
+    runner: web::Data<Addr<JobRunner>>,
+    auth: AuthUser,
+) -> Result<HttpResponse, AppError> {
+    staff_export(
+        &db,
+        &runner,
+        &auth,
+        JobKind::ExportUsers,
+        ExportParams::default(),
+    )
+    .await
+}
+
+/// Who has not acknowledged, as CSV: `username,display_name,number,email,state,retry_count,last_push_at`
 /// (staff, and its publisher while a teacher).
 #[utoipa::path(post, path = "/api/announcements/{id}/exports/unacked", tag = "jobs", security(("bearer" = [])),
     params(("id" = i64, Path)),
@@ -175,16 +196,23 @@ pub enum ImportOf {
     Courses,
     Sections,
     Enrollments,
+    Users,
 }
 
 impl ImportOf {
-    const ALL: [ImportOf; 3] = [ImportOf::Courses, ImportOf::Sections, ImportOf::Enrollments];
+    const ALL: [ImportOf; 4] = [
+        ImportOf::Courses,
+        ImportOf::Sections,
+        ImportOf::Enrollments,
+        ImportOf::Users,
+    ];
 
     fn as_str(self) -> &'static str {
         match self {
             ImportOf::Courses => "courses",
             ImportOf::Sections => "sections",
             ImportOf::Enrollments => "enrollments",
+            ImportOf::Users => "users",
         }
     }
 
@@ -197,6 +225,7 @@ impl ImportOf {
             ImportOf::Courses => JobKind::ImportCourses,
             ImportOf::Sections => JobKind::ImportSections,
             ImportOf::Enrollments => JobKind::ImportEnrollments,
+            ImportOf::Users => JobKind::ImportUsers,
         }
     }
 
@@ -212,8 +241,13 @@ impl ImportOf {
                  `course_code,term,section_code,teacher_username[,capacity,status]`)."
             }
             ImportOf::Enrollments => {
-                "Enrolls students (columns `course_code,term,section_code,student_username`), \
-                 within each section's capacity."
+                "Enrolls students (columns `course_code,term,section_code,student_username` \
+                 or `student_number` in its place), within each section's capacity."
+            }
+            ImportOf::Users => {
+                "Upserts accounts by `username` (columns \
+                 `username,display_name,email,role[,number]`; admins and registrars, who \
+                 manage students and teachers only). New accounts are mailed an invitation."
             }
         }
     }
@@ -248,10 +282,17 @@ impl Modify for ImportPaths {
     }
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ImportQuery {
+    /// Check and report every row, and change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
 /// Imports a CSV file (multipart `file`) as a background task (managers,
 /// registrars, admins). The header names the columns, in any order and case.
 #[utoipa::path(post, path = "/api/imports/{kind}", tag = "jobs", security(("bearer" = [])),
-    params(("kind" = ImportOf, Path, description = "what the file holds")),
+    params(("kind" = ImportOf, Path, description = "what the file holds"), ImportQuery),
     request_body(content_type = "multipart/form-data", description = "a `file` part"),
     responses(
         (status = 202, body = Queued),
@@ -260,6 +301,8 @@ impl Modify for ImportPaths {
         (status = 404, description = "not a kind of import", body = crate::error::ErrorBody),
         (status = 413, body = crate::error::ErrorBody),
     ))]
+// Each argument is an extractor actix fills in.
+#[allow(clippy::too_many_arguments)]
 pub async fn import_file(
     db: web::Data<DbPool>,
     runner: web::Data<Addr<JobRunner>>,
@@ -267,12 +310,17 @@ pub async fn import_file(
     limits: web::Data<config::Jobs>,
     auth: AuthUser,
     kind: web::Path<String>,
+    query: web::Query<ImportQuery>,
     form: Multipart,
 ) -> Result<HttpResponse, AppError> {
     let kind = ImportOf::parse(&kind)
         .ok_or(AppError::NotFound("route"))?
         .job();
-    auth.require_staff()?;
+    if kind == JobKind::ImportUsers {
+        auth.require(&[Role::Admin, Role::Registrar])?;
+    } else {
+        auth.require_staff()?;
+    }
     let bytes = upload::read_csv(
         form,
         limits.max_import_bytes,
@@ -286,7 +334,10 @@ pub async fn import_file(
         id,
         kind,
         owner_id: auth.id(),
-        params: serde_json::json!({}),
+        params: serde_json::to_value(imports::ImportParams {
+            dry_run: query.dry_run,
+        })
+        .map_err(AppError::internal)?,
         input_key: Some(key.clone()),
     };
     let queued = queue(&db, &runner, new).await;

@@ -36,14 +36,10 @@ pub const JOB_RUNNER: &str = "job_runner";
 const MAX_ATTEMPTS: i32 = 3;
 
 async fn execute(ctx: &JobContext) -> Result<Outcome, Stop> {
-    match ctx.job.kind {
-        JobKind::ExportCourses
-        | JobKind::ExportSections
-        | JobKind::ExportEnrollments
-        | JobKind::ExportUnacked => exports::run(ctx).await,
-        JobKind::ImportCourses | JobKind::ImportSections | JobKind::ImportEnrollments => {
-            imports::run(ctx).await
-        }
+    if ctx.job.kind.is_import() {
+        imports::run(ctx).await
+    } else {
+        exports::run(ctx).await
     }
 }
 

@@ -163,10 +163,11 @@ fn header(bytes: &[u8], required: &[&str]) -> Result<HashMap<String, usize>, Str
             .map_err(|_| "not UTF-8 text: save the file as \"CSV UTF-8\"".to_owned())?;
         columns.entry(name.trim().to_lowercase()).or_insert(i);
     }
-    let missing: Vec<&str> = required
+    // `a|b` asks for either column.
+    let missing: Vec<String> = required
         .iter()
-        .copied()
-        .filter(|column| !columns.contains_key(*column))
+        .filter(|wanted| !wanted.split('|').any(|column| columns.contains_key(column)))
+        .map(|wanted| wanted.replace('|', " or "))
         .collect();
     if !missing.is_empty() {
         return Err(format!(

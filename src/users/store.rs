@@ -21,7 +21,7 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: NewUser<'_>) -> Result<Us
 }
 
 /// A unique field someone else holds, as the conflict it is.
-fn map_taken(error: diesel::result::Error) -> AppError {
+pub fn map_taken(error: diesel::result::Error) -> AppError {
     if violates(&error, "users_username_lower_key") {
         taken("username")
     } else if violates(&error, "users_email_lower_key") {
@@ -298,6 +298,24 @@ pub async fn ids_by_username(
         .filter(users::role.eq(role))
         .filter(users::is_active.eq(true))
         .select((crate::db::lower(users::username), users::id))
+        .load(conn)
+        .await?)
+}
+
+/// Active users of `role` by school number (any case): (lowercased number, id).
+pub async fn ids_by_number(
+    conn: &mut AsyncPgConnection,
+    numbers: &[String],
+    role: Role,
+) -> Result<Vec<(String, UserId)>, AppError> {
+    if numbers.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(users::table
+        .filter(lower(users::number.assume_not_null()).eq_any(numbers))
+        .filter(users::role.eq(role))
+        .filter(users::is_active.eq(true))
+        .select((lower(users::number.assume_not_null()), users::id))
         .load(conn)
         .await?)
 }

@@ -352,3 +352,74 @@ async fn everyone_announcements_reach_later_accounts_and_inactive_ones_drop_out_
         .await;
     assert_eq!(stats(&app, &manager, everyone).await["total"], before + 1);
 }
+
+#[actix_web::test]
+async fn figures_say_which_section_is_behind() {
+    let app = TestApp::spawn().await;
+    let s = school(&app).await;
+    let mut tokens = vec![];
+    for (section, n) in [(s.first, 2), (s.second, 3)] {
+        for _ in 0..n {
+            let (student, token) = app.signed_in(Role::Student).await;
+            enroll(&app, &s.registrar, section, student.user.id).await;
+            tokens.push((section, token));
+        }
+    }
+    let course = announce(
+        &app,
+        &s.teacher,
+        json!({"kind": "course", "course_id": s.course}),
+    )
+    .await;
+    // Both students of the first section acknowledge; nobody of the second.
+    for (_, token) in tokens.iter().filter(|(section, _)| *section == s.first) {
+        let inbox = json_body(app.get("/api/deliveries", token).await).await;
+        let id = inbox["items"][0]["id"].clone();
+        let acked = app
+            .send(
+                Method::POST,
+                &format!("/api/deliveries/{id}/ack"),
+                token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(acked.status(), 200);
+    }
+    let figures = stats(&app, &s.teacher, course).await;
+    let by_section = figures["by_section"].as_array().unwrap();
+    assert_eq!(by_section.len(), 2, "{figures}");
+    let of = |id: SectionId| {
+        by_section
+            .iter()
+            .find(|f| f["section_id"] == id.0)
+            .unwrap()
+            .clone()
+    };
+    let first = of(s.first);
+    assert_eq!(
+        (first["total"].as_i64(), first["acknowledged"].as_i64()),
+        (Some(2), Some(2))
+    );
+    let second = of(s.second);
+    assert_eq!(
+        (second["total"].as_i64(), second["queued"].as_i64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(first["course_code"], "LATE-1");
+    // The timeline counts the two acknowledgments up.
+    let points = figures["timeline"]["points"].as_array().unwrap();
+    assert_eq!(points.last().unwrap()["acknowledged"], 2, "{figures}");
+    assert!(figures["timeline"]["bucket_seconds"].as_i64().unwrap() >= 10);
+    // The unacknowledged list names each student's section.
+    let unacked = json_body(
+        app.get(&format!("/api/announcements/{course}/unacked"), &s.teacher)
+            .await,
+    )
+    .await;
+    assert_eq!(unacked["total"], 3);
+    for item in unacked["items"].as_array().unwrap() {
+        let sections = item["sections"].as_array().unwrap();
+        assert_eq!(sections.len(), 1, "{item}");
+        assert!(sections[0].as_str().unwrap().starts_with("LATE-1 "));
+    }
+}

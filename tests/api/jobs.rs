@@ -53,7 +53,7 @@ pub async fn finished(app: &TestApp, token: &str, task: &str) -> Value {
     panic!("task {task} did not end: {last}");
 }
 
-async fn download_csv(app: &TestApp, token: &str, url: &str) -> String {
+pub async fn download_csv(app: &TestApp, token: &str, url: &str) -> String {
     let response = app.get(url, token).await;
     assert_eq!(response.status(), 200, "{url}");
     assert_eq!(
@@ -247,7 +247,7 @@ async fn importing_what_was_exported_changes_nothing() {
         let done = finished(&app, &c.manager, &task).await;
         assert_eq!(
             done["result"],
-            json!({"status": "success", "ok": rows, "failed": 0}),
+            json!({"status": "success", "ok": rows, "failed": 0, "dry_run": false}),
             "{what}"
         );
         assert_eq!(done["progress"], json!({"done": rows, "total": rows}));
@@ -615,7 +615,7 @@ async fn a_job_interrupted_by_a_restart_finishes_exactly_once() {
     let done = finished(&app, &manager, &task).await;
     assert_eq!(
         done["result"],
-        json!({"status": "success", "ok": 6000, "failed": 0})
+        json!({"status": "success", "ok": 6000, "failed": 0, "dry_run": false})
     );
     let courses: i64 = id_of(
         &app,

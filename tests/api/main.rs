@@ -17,6 +17,7 @@ mod ops;
 mod passwords;
 mod people;
 mod realtime;
+mod rosters;
 mod school;
 mod users;
 mod web;

@@ -144,6 +144,8 @@ const ENDPOINTS: &[&str] = &[
     "post /api/exports/courses",
     "post /api/exports/sections",
     "post /api/exports/enrollments",
+    "post /api/exports/users",
+    "post /api/imports/users",
     "post /api/announcements/{id}/exports/unacked",
     "post /api/imports/courses",
     "post /api/imports/sections",

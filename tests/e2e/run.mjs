@@ -86,17 +86,31 @@ async function badge(page) {
   return (await page.locator("#badge").textContent()).trim();
 }
 
-function resetLink(address) {
+/** A mail's text: headers as they came, the body decoded (base64 or quoted-printable). */
+function mailText(raw) {
+  const split = raw.search(/\r?\n\r?\n/);
+  const head = raw.slice(0, split);
+  const body = raw.slice(split).trim();
+  if (/content-transfer-encoding:\s*base64/i.test(head)) return head + Buffer.from(body, "base64").toString("utf8");
+  if (/content-transfer-encoding:\s*quoted-printable/i.test(head)) {
+    const bytes = body.replace(/=\r?\n/g, "").replace(/=([0-9A-F]{2})/gi, (_, hex) => `%${hex}`);
+    return head + decodeURIComponent(bytes.replace(/%(?![0-9A-F]{2})/gi, "%25"));
+  }
+  return raw;
+}
+
+/** The link to `path` (e.g. /reset-password) in the mail sent to `address`. */
+function mailLink(address, path) {
   for (let i = 0; i < 50; i++) {
     for (const name of readdirSync(MAILDIR)) {
-      const raw = readFileSync(join(MAILDIR, name), "utf8").replace(/=\r?\n/g, "").replace(/=3D/g, "=");
-      if (raw.includes(address) && raw.includes("/reset-password#token=")) {
-        return /https?:\/\/\S+\/reset-password#token=[A-Za-z0-9_-]+/.exec(raw)[0];
+      const text = mailText(readFileSync(join(MAILDIR, name), "utf8"));
+      if (text.includes(address) && text.includes(`${path}#token=`)) {
+        return new RegExp(`https?://\\S+${path}#token=[A-Za-z0-9_-]+`).exec(text)[0];
       }
     }
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
   }
-  throw new Error(`no reset mail reached ${address}`);
+  throw new Error(`no mail with ${path} reached ${address}`);
 }
 
 // ---------------------------------------------------------------------------
@@ -263,6 +277,12 @@ async function main() {
     step("the teacher's figures move without reloading");
     await card.locator(".acknowledged").filter({ hasText: "1" }).waitFor({ timeout: 3000 });
     assert.equal((await card.locator(".rate").textContent()).trim(), "100%");
+    step("the teacher's charts draw the section's bar and the acknowledgments over time");
+    await card.getByText("Charts").click();
+    const bars = card.locator("svg.chart").first();
+    await bars.waitFor();
+    assert.match(await bars.getAttribute("aria-label"), new RegExp(`${data.course.code} A: 1 of 1 acknowledged`));
+    assert.match(await card.locator("svg.chart").nth(1).getAttribute("aria-label"), /^1 of 1 acknowledged/);
     await teacher.screenshot({ path: join(SHOTS, "teacher-announcements.png"), fullPage: true });
 
     step("after a dropped connection the inbox reconnects and catches up on what it missed");
@@ -300,6 +320,44 @@ async function main() {
     sockets[1].connectToServer();
     await tab.getByText(missed).waitFor({ timeout: 3000 });
     assert.equal(await tab.locator("article.item").count(), data.held + 2);
+
+    step("a registrar imports a roster with Chinese names: a dry run first, then for real");
+    const registrar = await signIn(browser, "registrar", DEMO_PASSWORD, errors);
+    await registrar.getByRole("link", { name: "Users" }).click();
+    await registrar.getByRole("heading", { name: "Roster" }).waitFor();
+    const newcomer = `xiao.ming-${tag}`;
+    const roster = "username,display_name,email,role,number\n"
+      + `${newcomer},小明,${newcomer}@school.example,student,E2E-${tag}\n`
+      + `li.hua-${tag},李华,li.hua-${tag}@school.example,student,\n`;
+    const file = { name: "roster.csv", mimeType: "text/csv", buffer: Buffer.from(roster) };
+    await registrar.locator('input[type="file"]').setInputFiles(file);
+    await registrar.getByRole("button", { name: "Import" }).click();
+    await registrar.getByText("2 rows would be imported, 0 with problems.").waitFor({ timeout: 10000 });
+    assert.equal(await registrar.getByRole("cell", { name: "小明", exact: true }).count(), 0, "a dry run makes nobody");
+    await registrar.getByLabel(/Check only/).uncheck();
+    await registrar.locator('input[type="file"]').setInputFiles(file);
+    await registrar.getByRole("button", { name: "Import" }).click();
+    await registrar.getByText("2 rows imported, 0 with problems.").waitFor({ timeout: 10000 });
+    await registrar.getByRole("cell", { name: "小明", exact: true }).waitFor();
+    await registrar.screenshot({ path: join(SHOTS, "registrar-users.png"), fullPage: true });
+
+    step("enrolled after the section's announcements went out, the newcomer accepts the invitation and finds them");
+    const admin = await token("admin", DEMO_PASSWORD);
+    const person = (await call("GET", `/api/users?q=${encodeURIComponent(newcomer)}`, admin)).items[0];
+    await call("POST", `/api/sections/${data.section.id}/enrollments`, admin, { student_id: person.id });
+    const welcome = await (await browser.newContext()).newPage();
+    await welcome.goto(mailLink(`${newcomer}@school.example`, "/accept-invitation").replace(/^https?:\/\/[^/]+/, BASE));
+    assert.ok(!welcome.url().includes("token="), "the token leaves the address bar");
+    await welcome.getByLabel("New password").fill(STRONG);
+    await welcome.getByRole("button", { name: "Set password" }).click();
+    await welcome.getByText("Your password is set.").waitFor();
+    await welcome.waitForURL(/\/login$/, { timeout: 6000 });
+    await welcome.getByLabel("Username or email").fill(newcomer);
+    await welcome.getByLabel("Password").fill(STRONG);
+    await welcome.getByRole("button", { name: "Sign in" }).click();
+    await welcome.waitForURL(/\/inbox$/);
+    await welcome.getByText(title).waitFor();
+    await welcome.getByText(missed).waitFor();
 
     step("the register links show while registration is open");
     const visitor = await (await browser.newContext()).newPage();
@@ -344,7 +402,7 @@ async function main() {
     await forgetful.getByLabel("Email").fill(data.outsider.email);
     await forgetful.getByRole("button", { name: "Send" }).click();
     await forgetful.getByText("on its way").waitFor();
-    const link = resetLink(data.outsider.email);
+    const link = mailLink(data.outsider.email, "/reset-password");
     await forgetful.goto(link.replace(/^https?:\/\/[^/]+/, BASE));
     assert.ok(!forgetful.url().includes("token="), "the token leaves the address bar");
     await forgetful.getByLabel("New password").fill("Quiet-Harbour-93");

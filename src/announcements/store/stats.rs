@@ -4,10 +4,13 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::announcements::model::{Announcement, AnnouncementStats, FanoutProgress};
+use crate::announcements::model::{AckTimeline, Announcement, AnnouncementStats, FanoutProgress};
 use crate::db::schema::announcements;
 use crate::deliveries::store as deliveries;
 use crate::error::AppError;
+
+/// Points a timeline is cut into, about.
+const TIMELINE_POINTS: i64 = 50;
 
 pub async fn stats(
     conn: &mut AsyncPgConnection,
@@ -20,6 +23,13 @@ pub async fn stats(
         .first(conn)
         .await?;
     let row = deliveries::state_counts(conn, announcement.id).await?;
+    let by_section = deliveries::section_figures(conn, announcement.id).await?;
+    let elapsed_seconds = announcement
+        .published_at
+        .map_or(0, |at| (Utc::now() - at).num_seconds().max(0));
+    // About fifty points whatever the age, never finer than ten seconds.
+    let bucket_seconds = (elapsed_seconds / TIMELINE_POINTS).max(10);
+    let points = deliveries::ack_timeline(conn, announcement.id, bucket_seconds).await?;
     Ok(AnnouncementStats {
         total: row.total,
         queued: row.queued,
@@ -33,6 +43,12 @@ pub async fn stats(
         median_seconds_to_ack: row.median,
         reminders_sent: row.reminders_sent,
         fanout: fanout.into(),
+        by_section,
+        timeline: AckTimeline {
+            elapsed_seconds,
+            bucket_seconds,
+            points,
+        },
     })
 }
 

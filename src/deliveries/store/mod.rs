@@ -21,7 +21,9 @@ pub use inbox::{
     Change, INBOX_COLUMNS, InboxRow, Unacknowledged, changes_since, created_for, inbox, inbox_item,
     recipients_among, unacked_among, unread_count, unread_counts, withdrawn_since,
 };
-pub use publisher::{Reminded, StateCounts, mark_reminded, state_counts, unacked};
+pub use publisher::{
+    Reminded, StateCounts, ack_timeline, mark_reminded, section_figures, state_counts, unacked,
+};
 pub use rules::{Live, Unread};
 pub use transitions::{TransitionRow, reread, transition_batch};
 

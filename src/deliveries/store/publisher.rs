@@ -7,7 +7,7 @@ use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::rules::{Counted, counted_sql, unread_sql};
-use crate::announcements::model::Unacked;
+use crate::announcements::model::{AckPoint, SectionFigures, Unacked};
 use crate::db::schema::{deliveries, users};
 use crate::deliveries::model::DeliveryState;
 use crate::error::AppError;
@@ -53,6 +53,121 @@ pub async fn state_counts(
     .bind::<BigInt, _>(announcement)
     .get_result(conn)
     .await?)
+}
+
+/// SQL: the section joined as `s` is one through which the audience of the
+/// announcement joined as `a` holds its student (a current section of the
+/// course or of everyone; the section itself, archived or not).
+macro_rules! audience_section_sql {
+    () => {
+        "CASE a.audience_kind WHEN 'section' THEN s.id = a.audience_id
+              WHEN 'course' THEN s.course_id = a.audience_id AND s.status <> 'archived'
+              ELSE s.status <> 'archived' END"
+    };
+}
+
+/// The announcement's figures per section of its audience (at most 200
+/// sections, by course code, term and section code).
+pub async fn section_figures(
+    conn: &mut AsyncPgConnection,
+    announcement: AnnouncementId,
+) -> Result<Vec<SectionFigures>, AppError> {
+    Ok(diesel::sql_query(concat!(
+        "SELECT s.id AS section_id, c.code AS course_code, s.section_code, s.term,
+                count(*) AS total,
+                count(*) FILTER (WHERE deliveries.state = 'queued') AS queued,
+                count(*) FILTER (WHERE deliveries.state = 'delivered') AS delivered,
+                count(*) FILTER (WHERE deliveries.state = 'acknowledged') AS acknowledged
+         FROM deliveries
+         JOIN users ON users.id = deliveries.user_id
+         JOIN announcements a ON a.id = deliveries.announcement_id
+         JOIN enrollments e ON e.student_id = deliveries.user_id
+         JOIN sections s ON s.id = e.section_id
+         JOIN courses c ON c.id = s.course_id
+         WHERE deliveries.announcement_id = $1 AND ",
+        counted_sql!(),
+        " AND ",
+        audience_section_sql!(),
+        " GROUP BY s.id, c.code, s.section_code, s.term
+         ORDER BY c.code, s.term, s.section_code
+         LIMIT 200"
+    ))
+    .bind::<BigInt, _>(announcement)
+    .load(conn)
+    .await?)
+}
+
+#[derive(QueryableByName)]
+struct Bucket {
+    #[diesel(sql_type = BigInt)]
+    bucket: i64,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Acknowledgments per `bucket_seconds` since publication, counted up.
+pub async fn ack_timeline(
+    conn: &mut AsyncPgConnection,
+    announcement: AnnouncementId,
+    bucket_seconds: i64,
+) -> Result<Vec<AckPoint>, AppError> {
+    let buckets: Vec<Bucket> = diesel::sql_query(concat!(
+        "SELECT GREATEST(0, floor(extract(epoch FROM deliveries.ack_at - a.published_at) / $2))::bigint
+                    AS bucket,
+                count(*) AS n
+         FROM deliveries
+         JOIN users ON users.id = deliveries.user_id
+         JOIN announcements a ON a.id = deliveries.announcement_id
+         WHERE deliveries.announcement_id = $1 AND deliveries.ack_at IS NOT NULL AND ",
+        counted_sql!(),
+        " GROUP BY 1 ORDER BY 1"
+    ))
+    .bind::<BigInt, _>(announcement)
+    .bind::<Double, _>(bucket_seconds.max(1) as f64)
+    .load(conn)
+    .await?;
+    let mut acknowledged = 0;
+    Ok(buckets
+        .into_iter()
+        .map(|Bucket { bucket, n }| {
+            acknowledged += n;
+            AckPoint {
+                after_seconds: (bucket + 1) * bucket_seconds,
+                acknowledged,
+            }
+        })
+        .collect())
+}
+
+/// The sections (`MATH101 A`) through which the audience of `announcement`
+/// holds each of `users`.
+pub async fn audience_sections(
+    conn: &mut AsyncPgConnection,
+    announcement: AnnouncementId,
+    users: &[UserId],
+) -> Result<Vec<(UserId, String)>, AppError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        user_id: UserId,
+        #[diesel(sql_type = Text)]
+        section: String,
+    }
+    let rows: Vec<Row> = diesel::sql_query(concat!(
+        "SELECT e.student_id AS user_id, c.code || ' ' || s.section_code AS section
+         FROM announcements a
+         JOIN enrollments e ON e.student_id = ANY($2)
+         JOIN sections s ON s.id = e.section_id
+         JOIN courses c ON c.id = s.course_id
+         WHERE a.id = $1 AND ",
+        audience_section_sql!(),
+        " ORDER BY c.code, s.section_code"
+    ))
+    .bind::<BigInt, _>(announcement)
+    .bind::<diesel::sql_types::Array<BigInt>, _>(users)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.user_id, r.section)).collect())
 }
 
 type UnackedRow = (
@@ -118,12 +233,20 @@ pub async fn unacked(
                 display_name,
                 number,
                 email,
+                sections: Vec::new(),
                 state,
                 retry_count,
                 last_push_at,
             },
         )
-        .collect();
+        .collect::<Vec<Unacked>>();
+    let users: Vec<UserId> = items.iter().map(|u| u.user_id).collect();
+    let mut items = items;
+    for (user, section) in audience_sections(conn, announcement, &users).await? {
+        if let Some(item) = items.iter_mut().find(|u| u.user_id == user) {
+            item.sections.push(section);
+        }
+    }
     Ok((items, total))
 }
 

@@ -2,11 +2,13 @@
 //! never stops the good rows; it goes into the error report (`row,column,
 //! reason`). Rows with the same key in one file: the last one wins, the
 //! earlier ones are reported. Importing what was exported changes nothing.
+//! Any import can be a dry run: checked and reported, nothing written.
 
 mod courses;
 mod enrollments;
 mod rows;
 mod sections;
+mod users;
 
 use serde_json::json;
 
@@ -18,6 +20,14 @@ use courses::Courses;
 use enrollments::Enrollments;
 use rows::{Report, RowSpec, apply};
 use sections::Sections;
+use users::Users;
+
+/// How an import runs: `dry_run` checks and reports, and writes nothing.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct ImportParams {
+    #[serde(default)]
+    pub dry_run: bool,
+}
 
 /// The columns an import of `kind` cannot do without (checked at upload too).
 pub fn required_columns(kind: JobKind) -> &'static [&'static str] {
@@ -25,6 +35,7 @@ pub fn required_columns(kind: JobKind) -> &'static [&'static str] {
         JobKind::ImportCourses => Courses::REQUIRED,
         JobKind::ImportSections => Sections::REQUIRED,
         JobKind::ImportEnrollments => Enrollments::REQUIRED,
+        JobKind::ImportUsers => Users::REQUIRED,
         _ => &[],
     }
 }
@@ -42,10 +53,16 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, Stop> {
     let total = sheet.records.len();
     ctx.progress(0, Some(total)).await?;
     let mut report = Report::default();
+    let params: ImportParams = serde_json::from_value(ctx.job.params.clone())
+        .map_err(|e| Stop::Failed(format!("unreadable import parameters: {e}")))?;
+    let dry_run = params.dry_run;
     match kind {
-        JobKind::ImportCourses => apply::<Courses>(ctx, &sheet, &mut report).await?,
-        JobKind::ImportSections => apply::<Sections>(ctx, &sheet, &mut report).await?,
-        JobKind::ImportEnrollments => apply::<Enrollments>(ctx, &sheet, &mut report).await?,
+        JobKind::ImportCourses => apply::<Courses>(ctx, &sheet, &mut report, dry_run).await?,
+        JobKind::ImportSections => apply::<Sections>(ctx, &sheet, &mut report, dry_run).await?,
+        JobKind::ImportEnrollments => {
+            apply::<Enrollments>(ctx, &sheet, &mut report, dry_run).await?
+        }
+        JobKind::ImportUsers => apply::<Users>(ctx, &sheet, &mut report, dry_run).await?,
         other => return Err(Stop::Failed(format!("{other} is not an import"))),
     }
     for (kind, count) in [("ok", report.ok), ("failed", report.failed())] {
@@ -56,6 +73,7 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, Stop> {
         "status": if report.failed() == 0 { "success" } else { "partial" },
         "ok": report.ok,
         "failed": report.failed(),
+        "dry_run": dry_run,
     });
     let output_key = if report.failed() > 0 {
         result["error_report_url"] = json!(ctx.download_path());

@@ -11,6 +11,8 @@ use diesel_async::AsyncPgConnection;
 use crate::error::{AppError, FieldErrors};
 use crate::jobs::context::{JobContext, Stop};
 use crate::jobs::sheet::{CsvOut, Sheet};
+use crate::users::model::Role;
+use crate::users::store as users;
 
 /// One kind of import: what a row holds, what it refers to, and how the
 /// winning rows are written.
@@ -36,6 +38,13 @@ pub trait RowSpec {
         report: &mut Report,
     ) -> Result<Vec<(usize, Self::Key, Self::Item)>, AppError>;
 
+    /// Whether the import's owner, with `role`, may write this row; every
+    /// row by default (the route admitted the owner).
+    fn admit(role: Role, item: &Self::Item) -> Result<(), RowError> {
+        let _ = (role, item);
+        Ok(())
+    }
+
     /// Writes the winning rows, reporting progress as it goes.
     async fn write(
         ctx: &JobContext,
@@ -45,11 +54,15 @@ pub trait RowSpec {
     ) -> Result<(), Stop>;
 }
 
-/// Runs an import of kind `S` over the file's rows.
+/// Runs an import of kind `S` over the file's rows. A dry run reads,
+/// looks up and checks every row as a real one does, reports what would be
+/// written as `ok`, and writes nothing (checks made only under a write's
+/// locks, such as a section's room, are left to the real run).
 pub async fn apply<S: RowSpec>(
     ctx: &JobContext,
     sheet: &Sheet,
     report: &mut Report,
+    dry_run: bool,
 ) -> Result<(), Stop> {
     let mut read = Vec::with_capacity(sheet.records.len());
     for (row, record) in &sheet.records {
@@ -58,11 +71,24 @@ pub async fn apply<S: RowSpec>(
             Err(error) => report.fail(*row, error),
         }
     }
-    let resolved = S::resolve(&mut *ctx.conn().await?, read, report).await?;
+    let mut conn = ctx.conn().await?;
+    let owner = users::find(&mut conn, ctx.job.owner_id).await?;
+    let resolved = S::resolve(&mut conn, read, report).await?;
+    drop(conn);
     let rows = last_wins(resolved, S::KEY_COLUMN, report);
     let total = sheet.records.len();
+    let mut items = Vec::with_capacity(rows.len());
+    for (row, _, item) in rows {
+        match S::admit(owner.role, &item) {
+            Ok(()) => items.push((row, item)),
+            Err(error) => report.fail(row, error),
+        }
+    }
+    if dry_run {
+        report.ok += items.len();
+        return advance(ctx, report, total).await;
+    }
     advance(ctx, report, total).await?;
-    let items = rows.into_iter().map(|(row, _, item)| (row, item)).collect();
     S::write(ctx, items, report, total).await
 }
 

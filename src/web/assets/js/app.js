@@ -129,13 +129,18 @@ async function render() {
   if (user()) live.start();
   const ctx = { user: user(), live, go, status, isStaff: isStaff(), allowed, params: found?.params ?? {} };
   const page = !found ? notFound : allowed(found.path) ? found.page : notForRole(found.roles);
-  replace(main);
+  // Each render draws into a view of its own: a page still loading when the
+  // user moves on finishes into a view no longer shown, not over the next page.
+  const view = h("div", { class: "view" });
+  replace(main, view);
   try {
-    leave = (await page(main, ctx)) ?? null;
+    const left = (await page(view, ctx)) ?? null;
+    if (view.isConnected) leave = left;
+    else left?.();
   } catch (error) {
-    replace(main, h("div", { class: "notice bad", role: "alert" }, error.message));
+    replace(view, h("div", { class: "notice bad", role: "alert" }, error.message));
   }
-  document.title = `${main.querySelector("h1")?.textContent ?? "classbell"} · classbell`;
+  if (view.isConnected) document.title = `${main.querySelector("h1")?.textContent ?? "classbell"} · classbell`;
 }
 
 document.addEventListener("click", (event) => {

@@ -1,8 +1,9 @@
 // Accounts (admins; registrars for students and teachers): the list, new
 // accounts with their invitations, edits, deactivation.
 
-import { api, session } from "../api.js";
+import { api, download, session } from "../api.js";
 import { field, h, notice, replace, values } from "../dom.js";
+import { follow } from "../tasks.js";
 
 const ROLES = ["student", "teacher", "manager", "registrar", "admin"];
 
@@ -108,10 +109,65 @@ export async function users(main) {
     }
   });
 
+  const roster = rosterCard(say, failed, load);
+
   const search = h("form", { class: "row", role: "search" },
     h("label", {}, "Search by name, username, number or email", h("input", { name: "q", type: "search" })),
     h("button", { type: "submit", class: "secondary" }, "Search"));
   search.addEventListener("submit", (e) => { e.preventDefault(); query = search.elements.q.value.trim(); load(); });
-  replace(main, h("h1", {}, "Users"), box, create, editor, search, table);
+  replace(main, h("h1", {}, "Users"), box, create, roster, editor, search, table);
   await load();
+}
+
+/** The roster as a CSV file: import (with a dry run first), export. */
+function rosterCard(say, failed, reload) {
+  const progress = h("p", { class: "muted", "aria-live": "polite" });
+  const form = h("form", { class: "stack card" },
+    h("h2", {}, "Roster"),
+    h("p", { class: "muted" },
+      "A CSV file with the columns username, display_name, email, role and number. ",
+      "New people are mailed an invitation; existing ones are updated."),
+    h("label", {}, "File", h("input", { name: "file", type: "file", accept: ".csv,text/csv", required: true })),
+    h("label", { class: "row" }, h("input", { name: "dry_run", type: "checkbox", checked: true }),
+      "Check only: report what would change, change nothing"),
+    h("div", { class: "row" },
+      h("button", { type: "submit" }, "Import"),
+      h("button", { type: "button", class: "secondary", onclick: exportRoster }, "Export the roster")),
+    progress);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const dryRun = form.elements.dry_run.checked;
+    const body = new FormData();
+    body.append("file", form.elements.file.files[0]);
+    try {
+      const { task_id } = await api("POST", `/api/imports/users${dryRun ? "?dry_run=true" : ""}`, undefined, { form: body });
+      const task = await follow(task_id, (t) => replace(progress, `Working… ${t.progress.done} of ${t.progress.total ?? "?"} rows`));
+      replace(progress, "");
+      const { ok, failed: bad, error_report_url: report } = task.result;
+      const verb = dryRun ? "would be imported" : "imported";
+      say(`${ok} rows ${verb}, ${bad} with problems.`, bad ? "bad" : "good");
+      if (report) {
+        progress.append(h("button", { type: "button", class: "secondary",
+          onclick: () => download(report, "roster-errors.csv") }, "Download the problems (CSV)"));
+      }
+      if (!dryRun) await reload();
+    } catch (error) {
+      replace(progress, "");
+      failed(error);
+    }
+  });
+  async function exportRoster() {
+    try {
+      const { task_id } = await api("POST", "/api/exports/users");
+      replace(progress, "Preparing the file…");
+      const task = await follow(task_id);
+      replace(progress, "");
+      await download(task.result.download_url, "roster.csv");
+      say(`Exported ${task.result.count} people.`);
+    } catch (error) {
+      replace(progress, "");
+      failed(error);
+    }
+  }
+  return form;
 }

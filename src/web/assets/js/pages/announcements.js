@@ -4,6 +4,8 @@
 
 import { api, download } from "../api.js";
 import { field, h, notice, replace, values, when } from "../dom.js";
+import { ackLine, sectionBars } from "../charts.js";
+import { follow } from "../tasks.js";
 
 function audienceText(audience, names) {
   if (audience.kind === "all_students") return "All students";
@@ -61,6 +63,13 @@ export async function compose(main, { go, isStaff }) {
 
 function figures(stats) {
   const rate = Math.round((stats.ack_rate ?? 0) * 100);
+  const charts = [];
+  if (stats.by_section?.length) {
+    charts.push(h("h3", { class: "chart-title" }, "By section"), sectionBars(stats.by_section));
+  }
+  if (stats.timeline && stats.total) {
+    charts.push(h("h3", { class: "chart-title" }, "Acknowledged since publication"), ackLine(stats.timeline, stats.total));
+  }
   return [
     h("div", { class: "figures" },
       h("span", {}, h("b", { class: "total" }, stats.total), " recipients"),
@@ -69,6 +78,7 @@ function figures(stats) {
       h("span", {}, h("b", { class: "rate" }, `${rate}%`))),
     h("div", { class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": rate,
       "aria-label": "Acknowledged" }, h("span", { style: undefined, dataset: { rate } })),
+    charts.length ? h("details", { class: "charts" }, h("summary", {}, "Charts"), ...charts) : null,
   ];
 }
 
@@ -89,7 +99,11 @@ export async function mine(main, { live }) {
   function setFigures(id, stats) {
     const card = cards.get(id);
     if (!card) return;
+    // Live updates redraw the charts; an opened "Charts" stays open.
+    const open = card.figures.querySelector("details.charts")?.open ?? false;
     replace(card.figures, figures(stats));
+    const charts = card.figures.querySelector("details.charts");
+    if (charts) charts.open = open;
     // Widths are set from script, not inline styles: the CSP allows none.
     card.figures.querySelector(".progress > span").style.width = `${Math.round((stats.ack_rate ?? 0) * 100)}%`;
   }
@@ -128,26 +142,20 @@ export async function mine(main, { live }) {
     const people = await api("GET", `/api/announcements/${a.id}/unacked?limit=200`);
     replace(extra, h("div", { class: "table-wrap" }, h("table", {},
       h("caption", { class: "muted" }, `${people.total} have not acknowledged`),
-      h("thead", {}, h("tr", {}, h("th", {}, "Student"), h("th", {}, "Username"), h("th", {}, "Number"),
-        h("th", {}, "Email"), h("th", {}, "State"), h("th", {}, "Reminders"))),
+      h("thead", {}, h("tr", {}, h("th", {}, "Student"), h("th", {}, "Section"), h("th", {}, "Username"),
+        h("th", {}, "Number"), h("th", {}, "Email"), h("th", {}, "State"), h("th", {}, "Reminders"))),
       h("tbody", {}, people.items.map((p) => h("tr", {},
-        h("td", {}, p.display_name), h("td", {}, p.username), h("td", {}, p.number ?? ""),
-        h("td", {}, p.email), h("td", {}, p.state), h("td", {}, p.retry_count)))))));
+        h("td", {}, p.display_name), h("td", {}, p.sections.join(", ")), h("td", {}, p.username),
+        h("td", {}, p.number ?? ""), h("td", {}, p.email), h("td", {}, p.state), h("td", {}, p.retry_count)))))));
   }
 
   async function exportUnacked(a, box) {
     try {
       const { task_id } = await api("POST", `/api/announcements/${a.id}/exports/unacked`);
       replace(box, notice("Preparing the file…"));
-      for (let i = 0; i < 120; i++) {
-        const task = await api("GET", `/api/tasks/${task_id}`);
-        if (task.state === "SUCCESS") {
-          await download(task.result.download_url, `unacked-${a.id}.csv`);
-          return replace(box, notice(`Exported ${task.result.count} names.`, "good"));
-        }
-        if (task.state === "FAILURE") throw new Error(task.error ?? "the export failed");
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
+      const task = await follow(task_id);
+      await download(task.result.download_url, `unacked-${a.id}.csv`);
+      replace(box, notice(`Exported ${task.result.count} names.`, "good"));
     } catch (error) {
       replace(box, notice(error.message, "bad"));
     }
