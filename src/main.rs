@@ -90,6 +90,9 @@ enum Bench {
     Import {
         #[arg(long, default_value_t = 50_000)]
         rows: usize,
+        /// What the file holds: `courses` or `users` (the roster).
+        #[arg(long, value_enum, default_value_t = bench::ImportKind::Courses)]
+        kind: bench::ImportKind,
     },
 }
 
@@ -161,8 +164,8 @@ fn run(cli: Cli) -> Result<(), String> {
             .block_on(async move { bench::acks(&settings, clients, per_client).await }),
         Command::Bench(Bench::Push { sessions }) => actix_web::rt::System::new()
             .block_on(async move { bench::push(&settings, sessions).await }),
-        Command::Bench(Bench::Import { rows }) => actix_web::rt::System::new()
-            .block_on(async move { bench::import(&settings, rows).await }),
+        Command::Bench(Bench::Import { rows, kind }) => actix_web::rt::System::new()
+            .block_on(async move { bench::import(&settings, rows, kind).await }),
         Command::Demo { force } => actix_web::rt::System::new().block_on(async move {
             if settings.server.env == Environment::Production && !force {
                 return Err("demo creates accounts whose password is published in the README; \

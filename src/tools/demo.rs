@@ -31,15 +31,30 @@ pub struct DemoAccount {
     pub created: bool,
 }
 
-fn roster() -> Vec<(String, Role)> {
-    let mut people = vec![
-        ("admin".to_owned(), Role::Admin),
-        ("ms.rivera".to_owned(), Role::Teacher),
-        ("mr.okafor".to_owned(), Role::Teacher),
-        ("manager".to_owned(), Role::Manager),
-        ("registrar".to_owned(), Role::Registrar),
+/// The demo school's people: username, name, role. The students carry the
+/// names of a school that works in Chinese.
+fn roster() -> Vec<(String, String, Role)> {
+    const STUDENTS: [&str; 20] = [
+        "张伟", "王芳", "李娜", "刘洋", "陈静", "杨帆", "赵磊", "黄丽", "周杰", "吴敏", "徐强",
+        "孙悦", "马超", "朱婷", "胡军", "郭敏", "何琳", "高翔", "林晨", "罗欣",
     ];
-    people.extend((1..=20).map(|n| (format!("student{n:02}"), Role::Student)));
+    let mut people: Vec<(String, String, Role)> = [
+        ("admin", "School admin", Role::Admin),
+        ("ms.rivera", "Ms Rivera", Role::Teacher),
+        ("mr.okafor", "Mr Okafor", Role::Teacher),
+        ("manager", "School manager", Role::Manager),
+        ("registrar", "Registrar", Role::Registrar),
+    ]
+    .into_iter()
+    .map(|(username, name, role)| (username.to_owned(), name.to_owned(), role))
+    .collect();
+    people.extend(STUDENTS.iter().enumerate().map(|(i, name)| {
+        (
+            format!("student{:02}", i + 1),
+            (*name).to_owned(),
+            Role::Student,
+        )
+    }));
     people
 }
 
@@ -261,11 +276,14 @@ async fn seed_catalogue(db: &DbPool) -> Result<usize, AppError> {
 
 async fn seed_accounts(db: &DbPool, hasher: &Hasher) -> Result<Vec<DemoAccount>, AppError> {
     let mut seeded = Vec::new();
-    for (username, role) in roster() {
+    for (username, name, role) in roster() {
         let email = format!("{username}@demo.classbell.school");
         let exists = store::exists_by_username(&mut *db.get().await?, &username).await?;
         if !exists {
-            let account = accounts::NewAccount::named(&username, &email, role);
+            let account = accounts::NewAccount {
+                display_name: Some(&name),
+                ..accounts::NewAccount::named(&username, &email, role)
+            };
             accounts::create(db, hasher, &account, Some(DEMO_PASSWORD)).await?;
         }
         seeded.push(DemoAccount {

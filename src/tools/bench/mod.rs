@@ -5,7 +5,7 @@
 mod import;
 mod push;
 
-pub use import::import;
+pub use import::{ImportKind, import};
 pub use push::push;
 
 use std::time::{Duration, Instant};

@@ -85,7 +85,7 @@ function navigation() {
     link("/sections", "Sections"),
     allowed("/admin/users", u) && link("/admin/users", "Users"),
     link("/change-password", "Password"),
-    h("button", { type: "button", onclick: signOut }, `Sign out (${u.username})`),
+    h("button", { type: "button", onclick: signOut }, `Sign out (${u.display_name ?? u.username})`),
   );
 }
 
