@@ -8,7 +8,8 @@ use crate::http::resource;
 use crate::jobs::routes::ImportPaths;
 use crate::web as app;
 use crate::{
-    announcements, attachments, auth, courses, deliveries, health, jobs, realtime, sections, users,
+    announcements, attachments, auth, courses, deliveries, health, jobs, realtime, school,
+    sections, users,
 };
 
 #[derive(OpenApi)]
@@ -16,12 +17,13 @@ use crate::{
     info(title = "classbell", description = "Announcements, deliveries and acknowledgments for a school."),
     paths(
         auth::routes::register,
-        auth::routes::registration,
+        school::school_config,
         auth::routes::password_policy,
         auth::routes::login,
         auth::routes::refresh,
         auth::routes::logout,
         auth::routes::me,
+        auth::routes::update_me,
         auth::routes::change_password,
         auth::recovery::forgot_username,
         auth::recovery::forgot_password,
@@ -81,6 +83,7 @@ use crate::{
     ),
     modifiers(&BearerAuth, &ImportPaths),
     tags(
+        (name = "school", description = "The school: time zone, languages, registration"),
         (name = "auth", description = "The account loop"),
         (name = "users", description = "Accounts and roles"),
         (name = "courses", description = "The catalogue"),

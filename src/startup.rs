@@ -37,7 +37,7 @@ use crate::storage::{Storage, deletions};
 use crate::telemetry::mailbox;
 use crate::{
     announcements, attachments, auth, courses, db, deliveries, health, http as routes, jobs,
-    openapi, realtime, sections, telemetry, users, web,
+    openapi, realtime, school, sections, telemetry, users, web,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -282,6 +282,7 @@ struct Parts {
     server: Data<config::Server>,
     auth: Data<config::Auth>,
     registration: Data<config::Registration>,
+    school: Data<config::School>,
     storage_settings: Data<config::Storage>,
     announcements: Data<config::Announcements>,
     jobs_settings: Data<config::Jobs>,
@@ -310,6 +311,7 @@ impl Parts {
             server: Data::new(settings.server.clone()),
             auth: Data::new(settings.auth.clone()),
             registration: Data::new(settings.registration()),
+            school: Data::new(settings.school.clone()),
             storage_settings: Data::new(settings.storage.clone()),
             announcements: Data::new(settings.announcements.clone()),
             jobs_settings: Data::new(settings.jobs.clone()),
@@ -342,6 +344,7 @@ impl Parts {
             .app_data(self.server)
             .app_data(self.auth)
             .app_data(self.registration)
+            .app_data(self.school)
             .app_data(self.storage_settings)
             .app_data(self.announcements)
             .app_data(self.jobs_settings)
@@ -373,6 +376,7 @@ fn serve(
             .app_data(routes::path_config())
             .configure(health::configure)
             .configure(openapi::configure)
+            .configure(school::configure)
             .configure(auth::routes::configure)
             .configure(auth::recovery::configure)
             .configure(users::routes::configure)

@@ -2,7 +2,7 @@
 
 use actix::Addr;
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -27,7 +27,7 @@ use crate::pagination::{PageQuery, Paginated};
 use crate::sections::store as sections;
 use crate::telemetry::mailbox;
 use crate::users::model::Role;
-use crate::validate::short_text;
+use crate::validate::{future_time, short_text};
 
 const MAX_BODY: usize = 20_000;
 
@@ -116,12 +116,6 @@ fn body_text(errors: &mut FieldErrors, raw: &str) -> String {
     raw.to_owned()
 }
 
-fn future_time(errors: &mut FieldErrors, at: DateTime<Utc>) {
-    if at <= Utc::now() {
-        errors.add("publish_at", "must be in the future");
-    }
-}
-
 /// Tells the fan-out supervisor about a freshly published announcement.
 fn announce_published(fanout: &Addr<FanoutSupervisor>, announcement: &Announcement) {
     if announcement.status == AnnouncementStatus::Published {
@@ -136,8 +130,9 @@ pub struct CreateAnnouncementRequest {
     /// Plain text or Markdown.
     pub body: String,
     pub audience: Audience,
-    /// In the future: publish then (scheduled).
-    pub publish_at: Option<DateTime<Utc>>,
+    /// In the future: publish then (scheduled). RFC 3339, or a local
+    /// `YYYY-MM-DDTHH:MM` on the school's clock (`CLASSBELL_TIMEZONE`).
+    pub publish_at: Option<String>,
     /// Keep as a draft.
     #[serde(default)]
     pub draft: bool,
@@ -154,6 +149,7 @@ pub struct CreateAnnouncementRequest {
 pub async fn create_announcement(
     db: web::Data<DbPool>,
     policy: web::Data<config::Announcements>,
+    school: web::Data<config::School>,
     fanout: web::Data<Addr<FanoutSupervisor>>,
     auth: AuthUser,
     body: web::Json<CreateAnnouncementRequest>,
@@ -165,12 +161,13 @@ pub async fn create_announcement(
     let mut errors = FieldErrors::new();
     let title = short_text(&mut errors, "title", &body.title, 200);
     let text = body_text(&mut errors, &body.body);
-    if let Some(at) = body.publish_at {
-        future_time(&mut errors, at);
-    }
+    let publish_at = body
+        .publish_at
+        .as_deref()
+        .and_then(|at| future_time(&mut errors, "publish_at", &school, at));
     errors.into_result()?;
     check_audience(&db, &policy, &auth, body.audience).await?;
-    let status = match (body.draft, body.publish_at) {
+    let status = match (body.draft, publish_at) {
         (true, _) => AnnouncementStatus::Draft,
         (false, Some(_)) => AnnouncementStatus::Scheduled,
         (false, None) => AnnouncementStatus::Published,
@@ -182,7 +179,7 @@ pub async fn create_announcement(
         audience_id: body.audience.id(),
         publisher_id: auth.id(),
         status,
-        publish_at: body.publish_at,
+        publish_at,
         published_at: (status == AnnouncementStatus::Published).then(Utc::now),
     };
     let announcement = store::insert(&mut *db.get().await?, new).await?;
@@ -241,21 +238,11 @@ pub struct UpdateAnnouncementRequest {
     pub title: Option<String>,
     pub body: Option<String>,
     pub audience: Option<Audience>,
-    /// A future time schedules it; `null` makes it a draft again.
-    #[serde(default, with = "double_option")]
-    #[schema(value_type = Option<DateTime<Utc>>)]
-    pub publish_at: Option<Option<DateTime<Utc>>>,
-}
-
-/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-mod double_option {
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Option<T>>, D::Error> {
-        Option::<T>::deserialize(d).map(Some)
-    }
+    /// A future time schedules it (as for creation); `null` makes it a
+    /// draft again.
+    #[serde(default, with = "crate::validate::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub publish_at: Option<Option<String>>,
 }
 
 /// Edits a draft or scheduled announcement (its publisher or staff).
@@ -270,6 +257,7 @@ mod double_option {
 pub async fn update_announcement(
     db: web::Data<DbPool>,
     policy: web::Data<config::Announcements>,
+    school: web::Data<config::School>,
     auth: AuthUser,
     id: web::Path<AnnouncementId>,
     body: web::Json<UpdateAnnouncementRequest>,
@@ -281,9 +269,9 @@ pub async fn update_announcement(
         .title
         .map(|t| short_text(&mut errors, "title", &t, 200));
     let text = body.body.map(|b| body_text(&mut errors, &b));
-    if let Some(Some(at)) = body.publish_at {
-        future_time(&mut errors, at);
-    }
+    let publish_at = body
+        .publish_at
+        .map(|at| at.and_then(|at| future_time(&mut errors, "publish_at", &school, &at)));
     errors.into_result()?;
     if let Some(audience) = body.audience {
         check_audience(&db, &policy, &auth, audience).await?;
@@ -293,11 +281,11 @@ pub async fn update_announcement(
         body: text,
         audience_kind: body.audience.map(Audience::kind),
         audience_id: body.audience.map(Audience::id),
-        status: body.publish_at.map(|at| match at {
+        status: publish_at.map(|at| match at {
             Some(_) => AnnouncementStatus::Scheduled,
             None => AnnouncementStatus::Draft,
         }),
-        publish_at: body.publish_at,
+        publish_at,
     };
     let updated = store::update_unpublished(&mut *db.get().await?, current.id, changes).await?;
     Ok(web::Json(updated.into()))

@@ -17,6 +17,7 @@ use crate::db::DbPool;
 use crate::error::{AppError, FieldErrors};
 use crate::events::{Event, EventBus};
 use crate::http::resource;
+use crate::locale::Locale;
 use crate::redis::Redis;
 use crate::users::accounts::{self, NewAccount};
 use crate::users::model::{Role, User, UserView};
@@ -24,12 +25,15 @@ use crate::users::store as user_store;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/auth/register").route(web::post().to(register)))
-        .service(resource("/auth/registration").route(web::get().to(registration)))
         .service(resource("/auth/password-policy").route(web::post().to(password_policy)))
         .service(resource("/auth/login").route(web::post().to(login)))
         .service(resource("/auth/refresh").route(web::post().to(refresh)))
         .service(resource("/auth/logout").route(web::post().to(logout)))
-        .service(resource("/auth/me").route(web::get().to(me)))
+        .service(
+            resource("/auth/me")
+                .route(web::get().to(me))
+                .route(web::patch().to(update_me)),
+        )
         .service(resource("/auth/change-password").route(web::post().to(change_password)));
 }
 
@@ -40,16 +44,6 @@ pub struct RegisterRequest {
     pub password: String,
     /// How to be called (any script, 1–100 characters); the username when absent.
     pub display_name: Option<String>,
-}
-
-/// Who may register: `{"mode": "open"}`, `{"mode": "closed"}`, or
-/// `{"mode": "domains", "domains": [...]}` (CLASSBELL_REGISTRATION).
-#[utoipa::path(get, path = "/auth/registration", tag = "auth",
-    responses((status = 200, body = config::Registration)))]
-pub async fn registration(
-    policy: web::Data<config::Registration>,
-) -> web::Json<config::Registration> {
-    web::Json(policy.get_ref().clone())
 }
 
 /// Creates a student account, when the registration policy admits the address.
@@ -297,6 +291,30 @@ pub async fn logout(
     responses((status = 200, body = UserView), (status = 401, body = crate::error::ErrorBody)))]
 pub async fn me(auth: AuthUser) -> web::Json<UserView> {
     web::Json(auth.user.into())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    /// `en` or `zh-CN`.
+    pub locale: Locale,
+}
+
+/// Sets the signed-in user's language (the app and their mails follow it).
+#[utoipa::path(patch, path = "/auth/me", tag = "auth", security(("bearer" = [])),
+    request_body = UpdateMeRequest,
+    responses(
+        (status = 200, body = UserView),
+        (status = 400, description = "not a language classbell speaks", body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+    ))]
+pub async fn update_me(
+    db: web::Data<DbPool>,
+    auth: AuthUser,
+    body: web::Json<UpdateMeRequest>,
+) -> Result<web::Json<UserView>, AppError> {
+    let user = user_store::set_locale(&mut *db.get().await?, auth.id(), body.locale).await?;
+    Ok(web::Json(user.into()))
 }
 
 #[derive(Deserialize, ToSchema)]

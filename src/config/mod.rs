@@ -8,6 +8,7 @@
 //! `startup` hands each group to the part that owns it.
 
 mod accounts;
+mod school;
 mod server;
 mod stores;
 mod work;
@@ -15,6 +16,7 @@ mod work;
 use clap::Args;
 
 pub use accounts::{Auth, DEFAULT_JWT_SECRET, Mail, Registration};
+pub use school::School;
 pub use server::{Environment, LogFormat, Server, Telemetry};
 pub use stores::{Database, Redis, Storage, StorageBackend};
 pub use work::{Announcements, Deliveries, Fanout, Jobs, Realtime};
@@ -24,6 +26,8 @@ pub use work::{Announcements, Deliveries, Fanout, Jobs, Realtime};
 pub struct Settings {
     #[command(flatten)]
     pub server: Server,
+    #[command(flatten)]
+    pub school: School,
     #[command(flatten)]
     pub database: Database,
     #[command(flatten)]
@@ -62,6 +66,8 @@ pub enum ConfigError {
     TrustForwardedFor,
     #[error("CLASSBELL_TRUSTED_PROXIES: `{0}` is not an address or a CIDR")]
     TrustedProxy(String),
+    #[error("CLASSBELL_TIMEZONE: `{0}` is not an IANA time zone (e.g. Asia/Shanghai, UTC)")]
+    TimeZone(String),
 }
 
 impl Settings {
@@ -77,6 +83,9 @@ impl Settings {
         self.auth
             .trusted_proxies()
             .map_err(ConfigError::TrustedProxy)?;
+        if self.school.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(ConfigError::TimeZone(self.school.timezone.clone()));
+        }
         let secret = &self.auth.jwt_secret;
         if self.server.env == Environment::Production
             && (secret == DEFAULT_JWT_SECRET || secret.len() < 32)
@@ -195,6 +204,17 @@ mod tests {
         assert!(!Registration::Closed.admits("a@school.example"));
         assert!("school example".parse::<Registration>().is_err());
         assert!(",".parse::<Registration>().is_err());
+    }
+
+    #[test]
+    fn the_school_zone_must_be_an_iana_name() {
+        assert!(parse(&["--timezone", "Asia/Shanghai"]).validate().is_ok());
+        assert!(matches!(
+            parse(&["--timezone", "China Standard Time"]).validate(),
+            Err(ConfigError::TimeZone(name)) if name == "China Standard Time"
+        ));
+        let refused = Cli::try_parse_from(["classbell", "--default-locale", "fr"]);
+        assert!(refused.is_err(), "only the languages classbell speaks");
     }
 
     #[test]

@@ -182,6 +182,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         display_name -> Text,
         number -> Nullable<Text>,
+        locale -> Nullable<Text>,
     }
 }
 

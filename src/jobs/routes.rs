@@ -321,12 +321,13 @@ pub async fn import_file(
     } else {
         auth.require_staff()?;
     }
-    let bytes = upload::read_csv(
+    let upload = upload::read_csv(
         form,
         limits.max_import_bytes,
         imports::required_columns(kind),
     )
     .await?;
+    let bytes = upload.bytes;
     let id = JobId::new();
     let key = format!("jobs/{id}/upload.csv");
     storage.put_bytes(&key, "text/csv", bytes).await?;
@@ -336,6 +337,7 @@ pub async fn import_file(
         owner_id: auth.id(),
         params: serde_json::to_value(imports::ImportParams {
             dry_run: query.dry_run,
+            encoding: upload.encoding.to_owned(),
         })
         .map_err(AppError::internal)?,
         input_key: Some(key.clone()),

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use crate::db::schema::users;
 use crate::ids::UserId;
+use crate::locale::Locale;
 
 crate::text_enum! {
     /// What a user may do in the school.
@@ -52,6 +53,8 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
     pub display_name: String,
     pub number: Option<String>,
+    /// The language they chose; `None` until they (or staff) choose.
+    pub locale: Option<Locale>,
 }
 
 #[derive(Debug, Insertable)]
@@ -78,6 +81,8 @@ pub struct UserView {
     pub is_active: bool,
     /// Invited by staff and no password set yet.
     pub invitation_pending: bool,
+    /// The language they chose (`en` or `zh-CN`); `null` until chosen.
+    pub locale: Option<Locale>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -92,6 +97,7 @@ impl From<User> for UserView {
             role: user.role,
             is_active: user.is_active,
             invitation_pending: user.password_hash.is_none(),
+            locale: user.locale,
             created_at: user.created_at,
         }
     }

@@ -23,6 +23,7 @@ use crate::error::{AppError, FieldErrors};
 use crate::events::{Event, EventBus};
 use crate::http::resource;
 use crate::ids::UserId;
+use crate::locale::Locale;
 use crate::mail::Mailer;
 use crate::pagination::{PageQuery, Paginated};
 
@@ -135,6 +136,8 @@ pub struct UpdateUserRequest {
     pub number: Option<String>,
     pub role: Option<Role>,
     pub is_active: Option<bool>,
+    /// `en` or `zh-CN`: the language the app and the mails speak to them in.
+    pub locale: Option<Locale>,
 }
 
 impl UpdateUserRequest {
@@ -162,11 +165,12 @@ impl UpdateUserRequest {
             number,
             role: self.role,
             is_active: self.is_active,
+            locale: self.locale,
         })
     }
 }
 
-/// Edits an account: names, e-mail, number, role, active. Admins edit
+/// Edits an account: names, e-mail, number, role, active, language. Admins edit
 /// anyone; registrars students and teachers, and never give a role above
 /// teacher. Deactivating ends the user's sessions; a role change closes
 /// their websockets; the last active admin cannot be demoted or deactivated.

@@ -9,6 +9,7 @@ use crate::db::schema::users;
 use crate::db::{lower, violates};
 use crate::error::{AppError, FieldErrors};
 use crate::ids::UserId;
+use crate::locale::Locale;
 use crate::pagination::Page;
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: NewUser<'_>) -> Result<User, AppError> {
@@ -181,6 +182,7 @@ pub struct UserChanges {
     pub number: Option<Option<String>>,
     pub role: Option<Role>,
     pub is_active: Option<bool>,
+    pub locale: Option<Locale>,
 }
 
 impl UserChanges {
@@ -190,6 +192,7 @@ impl UserChanges {
             && self.number.is_none()
             && self.role.is_none()
             && self.is_active.is_none()
+            && self.locale.is_none()
     }
 }
 
@@ -317,5 +320,18 @@ pub async fn ids_by_number(
         .filter(users::is_active.eq(true))
         .select((lower(users::number.assume_not_null()), users::id))
         .load(conn)
+        .await?)
+}
+
+/// Sets the language a user chose.
+pub async fn set_locale(
+    conn: &mut AsyncPgConnection,
+    id: UserId,
+    locale: Locale,
+) -> Result<User, AppError> {
+    Ok(diesel::update(users::table.find(id))
+        .set((users::locale.eq(locale), users::updated_at.eq(Utc::now())))
+        .returning(User::as_returning())
+        .get_result(conn)
         .await?)
 }

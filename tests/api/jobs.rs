@@ -247,7 +247,7 @@ async fn importing_what_was_exported_changes_nothing() {
         let done = finished(&app, &c.manager, &task).await;
         assert_eq!(
             done["result"],
-            json!({"status": "success", "ok": rows, "failed": 0, "dry_run": false}),
+            json!({"status": "success", "ok": rows, "failed": 0, "dry_run": false, "encoding": "UTF-8"}),
             "{what}"
         );
         assert_eq!(done["progress"], json!({"done": rows, "total": rows}));
@@ -395,7 +395,8 @@ async fn files_that_cannot_be_imported_are_refused_at_once() {
             b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
             "not a CSV file: it holds binary data",
         ),
-        (b"c\xf3digo,t\xedtulo\nA,B\n", "not UTF-8 text"),
+        // Neither UTF-8 nor GB18030 (what a Chinese Excel writes).
+        (b"c\xffdigo,t\xfftulo\nA,B\n", "not UTF-8 text"),
         (b"code,name\nA,B\n", "missing required columns: title"),
         (b"", "the file is empty"),
     ];
@@ -615,7 +616,7 @@ async fn a_job_interrupted_by_a_restart_finishes_exactly_once() {
     let done = finished(&app, &manager, &task).await;
     assert_eq!(
         done["result"],
-        json!({"status": "success", "ok": 6000, "failed": 0, "dry_run": false})
+        json!({"status": "success", "ok": 6000, "failed": 0, "dry_run": false, "encoding": "UTF-8"})
     );
     let courses: i64 = id_of(
         &app,

@@ -19,6 +19,7 @@ const LOWER: &[&str] = &[
     "validate",
     "http",
     "ids",
+    "locale",
 ];
 
 /// The longest a source file under `src/` may be, in lines.

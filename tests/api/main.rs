@@ -12,6 +12,7 @@ mod errors;
 mod helpers;
 mod jobs;
 mod layers;
+mod locales;
 mod nodes;
 mod ops;
 mod passwords;

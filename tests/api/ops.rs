@@ -93,12 +93,13 @@ async fn metrics_count_requests_by_route_template_and_report_both_pools() {
 /// Every endpoint this service routes, as `METHOD path` in OpenAPI form.
 const ENDPOINTS: &[&str] = &[
     "post /auth/register",
-    "get /auth/registration",
+    "get /api/config",
     "post /auth/password-policy",
     "post /auth/login",
     "post /auth/refresh",
     "post /auth/logout",
     "get /auth/me",
+    "patch /auth/me",
     "post /auth/change-password",
     "post /auth/forgot-username",
     "post /auth/forgot-password",

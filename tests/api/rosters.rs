@@ -212,3 +212,38 @@ async fn enrollments_import_by_school_number_and_reach_the_late_joiners() {
     .await;
     assert_eq!(stats["total"], 1);
 }
+
+#[actix_web::test]
+async fn a_chinese_excel_roster_is_read_as_gb18030_and_round_trips() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.signed_in(Role::Admin).await;
+    let text = "username,display_name,email,role,number\n\
+                zhang.wei,张伟,zhang.wei@school.example,student,学号-001\n\
+                ou.yang,欧阳·娜娜,ou.yang@school.example,teacher,\n";
+    let (gb18030, _, _) = encoding_rs::GB18030.encode(text);
+    assert!(std::str::from_utf8(&gb18030).is_err(), "really not UTF-8");
+    let task = start(&app, "/api/imports/users", &admin, Some(&gb18030)).await;
+    let done = finished(&app, &admin, &task).await;
+    assert_eq!(done["result"]["encoding"], "GB18030", "{done}");
+    assert_eq!(done["result"]["ok"], 2, "{done}");
+    let found = json_body(app.get("/api/users?q=欧阳", &admin).await).await;
+    assert_eq!(found["items"][0]["display_name"], "欧阳·娜娜");
+    // Exported (UTF-8 with a BOM) and imported back: unchanged.
+    let (_, csv) = export(&app, &admin, "/api/exports/users").await;
+    assert!(
+        csv.contains("zhang.wei,张伟,zhang.wei@school.example,student,学号-001\n"),
+        "{csv}"
+    );
+    let back = import(
+        &app,
+        &admin,
+        "/api/imports/users",
+        csv.trim_start_matches(BOM),
+    )
+    .await;
+    assert_eq!(back["result"]["encoding"], "UTF-8");
+    assert_eq!(back["result"]["failed"], 0);
+    let again = json_body(app.get("/api/users?q=zhang.wei", &admin).await).await;
+    assert_eq!(again["items"][0]["display_name"], "张伟");
+    assert_eq!(again["items"][0]["number"], "学号-001");
+}

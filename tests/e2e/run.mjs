@@ -347,6 +347,7 @@ async function main() {
     await call("POST", `/api/sections/${data.section.id}/enrollments`, admin, { student_id: person.id });
     const welcome = await (await browser.newContext()).newPage();
     await welcome.goto(mailLink(`${newcomer}@school.example`, "/accept-invitation").replace(/^https?:\/\/[^/]+/, BASE));
+    await welcome.getByLabel("New password").waitFor();
     assert.ok(!welcome.url().includes("token="), "the token leaves the address bar");
     await welcome.getByLabel("New password").fill(STRONG);
     await welcome.getByRole("button", { name: "Set password" }).click();
@@ -404,6 +405,7 @@ async function main() {
     await forgetful.getByText("on its way").waitFor();
     const link = mailLink(data.outsider.email, "/reset-password");
     await forgetful.goto(link.replace(/^https?:\/\/[^/]+/, BASE));
+    await forgetful.getByLabel("New password").waitFor();
     assert.ok(!forgetful.url().includes("token="), "the token leaves the address bar");
     await forgetful.getByLabel("New password").fill("Quiet-Harbour-93");
     await forgetful.getByRole("button", { name: "Set password" }).click();

@@ -22,11 +22,18 @@ use rows::{Report, RowSpec, apply};
 use sections::Sections;
 use users::Users;
 
-/// How an import runs: `dry_run` checks and reports, and writes nothing.
+/// How an import runs: `dry_run` checks and reports, and writes nothing;
+/// `encoding` is what the upload was read as (it is stored as UTF-8).
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ImportParams {
     #[serde(default)]
     pub dry_run: bool,
+    #[serde(default = "utf8")]
+    pub encoding: String,
+}
+
+fn utf8() -> String {
+    "UTF-8".to_owned()
 }
 
 /// The columns an import of `kind` cannot do without (checked at upload too).
@@ -74,6 +81,7 @@ pub async fn run(ctx: &JobContext) -> Result<Outcome, Stop> {
         "ok": report.ok,
         "failed": report.failed(),
         "dry_run": dry_run,
+        "encoding": params.encoding,
     });
     let output_key = if report.failed() > 0 {
         result["error_report_url"] = json!(ctx.download_path());

@@ -93,10 +93,17 @@ export async function download(path, filename) {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
-let registrationPolicy = null;
+let config = null;
 
-/** Who may register (`{mode: "open" | "closed" | "domains", domains?}`), asked once. */
-export function registration() {
-  registrationPolicy ??= api("GET", "/auth/registration").catch(() => ({ mode: "open" }));
-  return registrationPolicy;
+/** The school's settings (`GET /api/config`: time zone, languages, registration), asked once. */
+export function schoolConfig() {
+  config ??= api("GET", "/api/config").catch(() => ({
+    timezone: "UTC", default_locale: "en", locales: ["en", "zh-CN"], registration: { mode: "open" },
+  }));
+  return config;
+}
+
+/** Who may register (`{mode: "open" | "closed" | "domains", domains?}`). */
+export async function registration() {
+  return (await schoolConfig()).registration;
 }

@@ -1,8 +1,8 @@
 // The app: routes addresses to pages, keeps the header (navigation, the bell
 // and its unread badge) and one live connection for the signed-in user.
 
-import { api, registration, session } from "./api.js";
-import { h, replace } from "./dom.js";
+import { api, registration, schoolConfig, session } from "./api.js";
+import { h, replace, useTimeZone } from "./dom.js";
 import { Live } from "./live.js";
 import * as account from "./pages/account.js";
 import * as inbox from "./pages/inbox.js";
@@ -151,4 +151,5 @@ document.addEventListener("click", (event) => {
 });
 window.addEventListener("popstate", render);
 window.addEventListener("classbell:signed-in", () => navigation());
-render();
+// Times show on the school's clock: the zone is known before the first page draws.
+schoolConfig().then((school) => useTimeZone(school.timezone)).finally(render);

@@ -27,8 +27,21 @@ export function replace(el, ...children) {
   return el;
 }
 
+let schoolZone;
+
+/** Times are shown on the school's clock (`GET /api/config`), whatever the viewer's own zone. */
+export function useTimeZone(zone) {
+  schoolZone = zone;
+}
+
 export function when(iso) {
-  return iso ? new Date(iso).toLocaleString() : "";
+  if (!iso) return "";
+  const options = { dateStyle: "medium", timeStyle: "short", timeZone: schoolZone };
+  try {
+    return new Date(iso).toLocaleString(undefined, options);
+  } catch {
+    return new Date(iso).toLocaleString();
+  }
 }
 
 /** A labelled input: `field("Username", {name: "username", autocomplete: "username"})`. */

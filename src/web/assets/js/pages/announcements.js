@@ -2,7 +2,7 @@
 // figures, withdrawal, reminders (with their cooldown), who has not
 // acknowledged, and that list as a CSV file.
 
-import { api, download } from "../api.js";
+import { api, download, schoolConfig } from "../api.js";
 import { field, h, notice, replace, values, when } from "../dom.js";
 import { ackLine, sectionBars } from "../charts.js";
 import { follow } from "../tasks.js";
@@ -36,20 +36,22 @@ async function audiences(isStaff) {
 }
 
 export async function compose(main, { go, isStaff }) {
-  const options = await audiences(isStaff);
+  const [options, school] = await Promise.all([audiences(isStaff), schoolConfig()]);
   const box = h("div");
   const form = h("form", { class: "stack", novalidate: true },
     field("Title", { name: "title", required: true, maxlength: 200 }),
     field("Message", { name: "body", required: true }, "textarea"),
     h("label", {}, "Audience", h("select", { name: "audience", required: true },
       options.map(([label, value]) => h("option", { value: JSON.stringify(value) }, label)))),
-    field("Publish at (optional; leave empty to publish now)", { name: "publish_at", type: "datetime-local" }),
+    field(`Publish at, school time (${school.timezone}); leave empty to publish now`,
+      { name: "publish_at", type: "datetime-local" }),
     h("button", { type: "submit" }, "Publish"));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const v = values(form);
     const body = { title: v.title ?? "", body: v.body ?? "", audience: JSON.parse(v.audience) };
-    if (v.publish_at) body.publish_at = new Date(v.publish_at).toISOString();
+    // A local time on the school's clock: the server reads it in the school's zone.
+    if (v.publish_at) body.publish_at = v.publish_at;
     try {
       await api("POST", "/api/announcements", body);
       go("/announcements");
