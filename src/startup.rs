@@ -27,7 +27,7 @@ use crate::deliveries::writer::DeliveryWriter;
 use crate::events::EventBus;
 use crate::jobs::context::JobSettings;
 use crate::jobs::runner::JobRunner;
-use crate::mail::Mailer;
+use crate::mail::{Mailer, Postage};
 use crate::realtime::bridge::{Bridge, BridgeHealth};
 use crate::realtime::hub::{HUB, Hub, ShutDown};
 use crate::realtime::sessions::{SessionServices, SessionSettings};
@@ -180,10 +180,10 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
     deletions::spawn_sweeper(db.clone(), Arc::clone(&storage), Duration::from_secs(60));
     enrollments::register_metrics();
     auth::store::spawn_pruner(db.clone(), Duration::from_secs(3600));
+    let postage = Postage::new(mailer.clone(), &settings.server, &settings.school);
     users::invitations::spawn_sender(
         db.clone(),
-        mailer.clone(),
-        settings.server.clone(),
+        postage.clone(),
         settings.auth.clone(),
         settings.mail.invitations_per_sec,
     );
@@ -270,7 +270,7 @@ struct Parts {
     jwt: Data<JwtKeys>,
     hasher: Data<Hasher>,
     proxies: Data<TrustedProxies>,
-    mailer: Data<Addr<Mailer>>,
+    postage: Data<Postage>,
     storage: Data<Storage>,
     bus: Data<EventBus>,
     writer: Data<Addr<DeliveryWriter>>,
@@ -299,7 +299,11 @@ impl Parts {
             proxies: Data::new(TrustedProxies::new(
                 settings.auth.trusted_proxies().unwrap_or_default(),
             )),
-            mailer: Data::new(services.mailer.clone()),
+            postage: Data::new(Postage::new(
+                services.mailer.clone(),
+                &settings.server,
+                &settings.school,
+            )),
             storage: Data::from(Arc::clone(&services.storage)),
             bus: Data::new(services.bus.clone()),
             writer: Data::new(services.writer.clone()),
@@ -332,7 +336,7 @@ impl Parts {
             .app_data(self.jwt)
             .app_data(self.hasher)
             .app_data(self.proxies)
-            .app_data(self.mailer)
+            .app_data(self.postage)
             .app_data(self.storage)
             .app_data(self.bus)
             .app_data(self.writer)

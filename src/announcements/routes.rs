@@ -21,8 +21,7 @@ use crate::error::{AppError, FieldErrors};
 use crate::events::{Event, EventBus};
 use crate::http::resource;
 use crate::ids::AnnouncementId;
-use crate::mail::Mailer;
-use crate::mail::{MAILER, templates};
+use crate::mail::{Postage, templates};
 use crate::pagination::{PageQuery, Paginated};
 use crate::sections::store as sections;
 use crate::telemetry::mailbox;
@@ -371,9 +370,8 @@ pub struct Reminded {
 pub async fn remind_unacked(
     db: web::Data<DbPool>,
     policy: web::Data<config::Announcements>,
-    server: web::Data<config::Server>,
     bus: web::Data<EventBus>,
-    mailer: web::Data<Addr<Mailer>>,
+    postage: web::Data<Postage>,
     auth: AuthUser,
     id: web::Path<AnnouncementId>,
 ) -> Result<web::Json<Reminded>, AppError> {
@@ -396,20 +394,16 @@ pub async fn remind_unacked(
                 ));
             }
         };
-    let link = server.public_link("/inbox");
+    let link = postage.link("/inbox");
     // One event for all of them: each node looks up its own connected recipients.
     bus.publish(Event::RemindersSent {
         announcement_id: announcement.id,
     });
+    let published = announcement.published_at.unwrap_or_else(Utc::now);
     for recipient in &reminded {
-        if let Some(mail) = templates::reminder(
-            &recipient.display_name,
-            &recipient.email,
-            &announcement.title,
-            &link,
-        ) {
-            mailbox::tell(&mailer, MAILER, mail);
-        }
+        let to = postage.recipient(&recipient.display_name, &recipient.email, recipient.locale);
+        let when = postage.local_time(to.locale, published);
+        postage.send(templates::reminder(to, &announcement.title, &when, &link));
     }
     bus.publish(Event::AnnouncementStats {
         announcement_id: announcement.id,

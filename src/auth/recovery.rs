@@ -3,7 +3,6 @@
 //! they created. The requests answer the same whether or not an account
 //! uses the address, so nothing is revealed.
 
-use actix::Addr;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -18,9 +17,8 @@ use crate::db::DbPool;
 use crate::error::AppError;
 use crate::events::{Event, EventBus};
 use crate::http::resource;
-use crate::mail::{MAILER, Mailer, templates};
+use crate::mail::{Postage, templates};
 use crate::redis::Redis;
-use crate::telemetry::mailbox;
 use crate::users::fields::Email;
 use crate::users::model::User;
 use crate::users::store as user_store;
@@ -83,15 +81,14 @@ pub async fn forgot_username(
     redis: web::Data<Redis>,
     db: web::Data<DbPool>,
     auth_settings: web::Data<config::Auth>,
-    mailer: web::Data<Addr<Mailer>>,
+    postage: web::Data<Postage>,
     client: ClientAddr,
     body: web::Json<EmailRequest>,
 ) -> Result<HttpResponse, AppError> {
     let asker = (&client, auth_settings.as_ref());
-    if let Some(user) = mail_request(&redis, &db, asker, "forgot-username", &body.email).await?
-        && let Some(mail) = templates::forgot_username(&user.username, &user.email)
-    {
-        mailbox::tell(&mailer, MAILER, mail);
+    if let Some(user) = mail_request(&redis, &db, asker, "forgot-username", &body.email).await? {
+        let to = postage.recipient(&user.display_name, &user.email, user.locale);
+        postage.send(templates::forgot_username(to, &user.username));
     }
     Ok(HttpResponse::Accepted().json(Accepted {
         detail: "If an account uses that address, its username is on the way.",
@@ -109,8 +106,7 @@ pub async fn forgot_password(
     redis: web::Data<Redis>,
     db: web::Data<DbPool>,
     auth_settings: web::Data<config::Auth>,
-    server: web::Data<config::Server>,
-    mailer: web::Data<Addr<Mailer>>,
+    postage: web::Data<Postage>,
     client: ClientAddr,
     body: web::Json<EmailRequest>,
 ) -> Result<HttpResponse, AppError> {
@@ -122,12 +118,9 @@ pub async fn forgot_password(
             store::create_password_reset(&mut *db.get().await?, user.id, TokenPurpose::Reset, ttl)
                 .await?;
         // In the fragment: browsers never send it, so no server's log sees it.
-        let link = server.public_link(&format!("/reset-password#token={token}"));
-        if let Some(mail) =
-            templates::password_reset(&user.username, &user.email, &link, ttl_secs / 60)
-        {
-            mailbox::tell(&mailer, MAILER, mail);
-        }
+        let link = postage.link(&format!("/reset-password#token={token}"));
+        let to = postage.recipient(&user.display_name, &user.email, user.locale);
+        postage.send(templates::password_reset(to, &link, ttl_secs / 60));
     }
     Ok(HttpResponse::Accepted().json(Accepted {
         detail: "If an account uses that address, a reset link is on the way.",
@@ -222,8 +215,7 @@ async fn set_password(
 /// CLASSBELL_INVITATION_TTL_SECS; a new invitation voids the earlier ones.
 pub async fn send_invitation(
     db: &DbPool,
-    mailer: &Addr<Mailer>,
-    server: &config::Server,
+    postage: &Postage,
     auth_settings: &config::Auth,
     user: &User,
 ) -> Result<(), AppError> {
@@ -236,12 +228,9 @@ pub async fn send_invitation(
     )
     .await?;
     // In the fragment, as for resets: no server's log sees it.
-    let link = server.public_link(&format!("/accept-invitation#token={token}"));
+    let link = postage.link(&format!("/accept-invitation#token={token}"));
     let days = ttl_secs.div_ceil(24 * 3600).max(1);
-    if let Some(mail) =
-        templates::invitation(&user.display_name, &user.username, &user.email, &link, days)
-    {
-        mailbox::tell(mailer, MAILER, mail);
-    }
+    let to = postage.recipient(&user.display_name, &user.email, user.locale);
+    postage.send(templates::invitation(to, &user.username, &link, days));
     Ok(())
 }

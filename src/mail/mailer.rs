@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use lettre::message::{Mailbox, Message, header::ContentType};
+use lettre::message::{Mailbox, Message, MultiPart};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use metrics::{counter, gauge};
 use tokio::sync::Semaphore;
@@ -105,13 +105,14 @@ impl Actor for Mailer {
     type Context = Context<Self>;
 }
 
-/// A plain-text message to one recipient.
+/// A message to one recipient: plain text, and the same as HTML.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct SendMail {
     pub to: Mailbox,
     pub subject: String,
     pub body: String,
+    pub html: String,
     /// What kind of mail this is, for the metrics (`password_reset`, …).
     pub kind: &'static str,
 }
@@ -125,8 +126,7 @@ impl Handler<SendMail> for Mailer {
             .from(self.from.clone())
             .to(mail.to)
             .subject(mail.subject)
-            .header(ContentType::TEXT_PLAIN)
-            .body(mail.body)
+            .multipart(MultiPart::alternative_plain_html(mail.body, mail.html))
         {
             Ok(message) => message,
             Err(error) => {

@@ -1,73 +1,135 @@
-//! The text of each mail classbell sends.
+//! Each mail classbell sends, in its recipient's language: the words come
+//! from the catalogs (`catalog`), the plain text and an HTML part from the
+//! same words, so the two never disagree.
 
+use fluent_bundle::FluentArgs;
 use lettre::message::Mailbox;
 
-use super::SendMail;
+use super::catalog;
+use super::mailer::SendMail;
+use crate::locale::Locale;
 
-fn mailbox(username: &str, email: &str) -> Option<Mailbox> {
-    Some(Mailbox::new(Some(username.to_owned()), email.parse().ok()?))
+/// Who a mail is for, and in which language.
+#[derive(Debug, Clone, Copy)]
+pub struct Recipient<'a> {
+    /// How they are called (their display name).
+    pub name: &'a str,
+    pub email: &'a str,
+    pub locale: Locale,
 }
 
-pub fn forgot_username(username: &str, email: &str) -> Option<SendMail> {
+fn mail(kind: &'static str, id: &str, to: Recipient<'_>, mut args: FluentArgs) -> Option<SendMail> {
+    args.set("name", to.name.to_owned());
+    let body = catalog::text(to.locale, id, None, &args);
     Some(SendMail {
-        to: mailbox(username, email)?,
-        subject: "Your classbell username".to_owned(),
-        body: format!(
-            "Hello,\n\nsomeone (hopefully you) asked for the username of the classbell \
-             account registered to this address.\n\nYour username is: {username}\n\n\
-             If you did not ask, you can ignore this message.\n"
-        ),
-        kind: "forgot_username",
+        to: Mailbox::new(Some(to.name.to_owned()), to.email.parse().ok()?),
+        subject: catalog::text(to.locale, id, Some("subject"), &args),
+        html: html(to.locale, &body),
+        body,
+        kind,
     })
 }
 
-pub fn password_reset(
-    username: &str,
-    email: &str,
-    link: &str,
-    valid_minutes: u64,
-) -> Option<SendMail> {
-    Some(SendMail {
-        to: mailbox(username, email)?,
-        subject: "Reset your classbell password".to_owned(),
-        body: format!(
-            "Hello {username},\n\nto choose a new password, open this link within \
-             {valid_minutes} minutes:\n\n{link}\n\nThe link works once. If you did not ask \
-             to reset your password, you can ignore this message; your password stays \
-             as it is.\n"
-        ),
-        kind: "password_reset",
-    })
+pub fn forgot_username(to: Recipient<'_>, username: &str) -> Option<SendMail> {
+    let mut args = FluentArgs::new();
+    args.set("username", username.to_owned());
+    mail("forgot_username", "forgot-username", to, args)
+}
+
+pub fn password_reset(to: Recipient<'_>, link: &str, valid_minutes: u64) -> Option<SendMail> {
+    let mut args = FluentArgs::new();
+    args.set("link", link.to_owned());
+    args.set("minutes", valid_minutes);
+    mail("password_reset", "password-reset", to, args)
 }
 
 pub fn invitation(
-    display_name: &str,
+    to: Recipient<'_>,
     username: &str,
-    email: &str,
     link: &str,
     valid_days: u64,
 ) -> Option<SendMail> {
-    Some(SendMail {
-        to: mailbox(display_name, email)?,
-        subject: "Your classbell account is ready".to_owned(),
-        body: format!(
-            "Hello {display_name},\n\nyour school has made you a classbell account. Your \
-             username is: {username}\n\nTo choose your password and sign in, open this link \
-             within {valid_days} days:\n\n{link}\n\nThe link works once. If it has run out, \
-             ask the school office to send a new one.\n"
-        ),
-        kind: "invitation",
-    })
+    let mut args = FluentArgs::new();
+    args.set("username", username.to_owned());
+    args.set("link", link.to_owned());
+    args.set("days", valid_days);
+    mail("invitation", "invitation", to, args)
 }
 
-pub fn reminder(display_name: &str, email: &str, title: &str, link: &str) -> Option<SendMail> {
-    Some(SendMail {
-        to: mailbox(display_name, email)?,
-        subject: format!("Reminder: {title}"),
-        body: format!(
-            "Hello {display_name},\n\nplease read and acknowledge the announcement \"{title}\".\n\n\
-             Your inbox: {link}\n"
-        ),
-        kind: "reminder",
-    })
+/// `published`: when the announcement went out, on the school's clock.
+pub fn reminder(to: Recipient<'_>, title: &str, published: &str, link: &str) -> Option<SendMail> {
+    let mut args = FluentArgs::new();
+    args.set("title", title.to_owned());
+    args.set("published", published.to_owned());
+    args.set("link", link.to_owned());
+    mail("reminder", "reminder", to, args)
+}
+
+/// The HTML part: the same text, escaped, in paragraphs, with its links
+/// clickable.
+fn html(locale: Locale, text: &str) -> String {
+    let paragraphs: Vec<String> = text
+        .split("\n\n")
+        .map(|paragraph| {
+            let lines: Vec<String> = paragraph.lines().map(linked).collect();
+            format!("<p>{}</p>", lines.join("<br>"))
+        })
+        .collect();
+    format!(
+        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"></head><body>{}</body></html>",
+        locale.as_str(),
+        paragraphs.join("\n")
+    )
+}
+
+/// One line, escaped, with a bare `http(s)://` address made a link.
+fn linked(line: &str) -> String {
+    line.split(' ')
+        .map(|word| {
+            let escaped = escape(word);
+            if word.starts_with("https://") || word.starts_with("http://") {
+                format!("<a href=\"{escaped}\">{escaped}</a>")
+            } else {
+                escaped
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_html_part_says_what_the_text_says_safely() {
+        let to = Recipient {
+            name: "<Eve>",
+            email: "eve@school.example",
+            locale: Locale::En,
+        };
+        let mail = reminder(
+            to,
+            "Fire <drill>",
+            "3 December 2026, 08:00 (UTC)",
+            "https://school.example/inbox",
+        )
+        .unwrap();
+        assert_eq!(mail.subject, "Reminder: Fire <drill>");
+        assert!(mail.body.contains("Hello <Eve>,"));
+        assert!(mail.html.contains("Hello &lt;Eve&gt;,"));
+        assert!(mail.html.contains("Fire &lt;drill&gt;"));
+        assert!(
+            mail.html
+                .contains("<a href=\"https://school.example/inbox\">")
+        );
+        assert!(mail.html.starts_with("<!doctype html><html lang=\"en\">"));
+    }
 }

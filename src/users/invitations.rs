@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use actix::Addr;
 use metrics::gauge;
 
 use super::roster;
@@ -14,22 +13,16 @@ use crate::auth::recovery;
 use crate::config;
 use crate::db::DbPool;
 use crate::error::AppError;
-use crate::mail::Mailer;
+use crate::mail::Postage;
 
 /// Sends due invitations every second, for as long as the system runs.
-pub fn spawn_sender(
-    db: DbPool,
-    mailer: Addr<Mailer>,
-    server: config::Server,
-    auth: config::Auth,
-    per_second: u32,
-) {
+pub fn spawn_sender(db: DbPool, postage: Postage, auth: config::Auth, per_second: u32) {
     gauge!("classbell_invitations_waiting").set(0.0);
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
-            if let Err(error) = send_due(&db, &mailer, &server, &auth, per_second).await {
+            if let Err(error) = send_due(&db, &postage, &auth, per_second).await {
                 tracing::warn!(%error, "could not send due invitations");
             }
         }
@@ -41,8 +34,7 @@ pub fn spawn_sender(
 /// skipped), and records how many wait.
 async fn send_due(
     db: &DbPool,
-    mailer: &Addr<Mailer>,
-    server: &config::Server,
+    postage: &Postage,
     auth: &config::Auth,
     limit: u32,
 ) -> Result<(), AppError> {
@@ -51,7 +43,7 @@ async fn send_due(
     for id in due {
         let user = users::find(&mut conn, id).await?;
         if user.is_active && user.password_hash.is_none() {
-            recovery::send_invitation(db, mailer, server, auth, &user).await?;
+            recovery::send_invitation(db, postage, auth, &user).await?;
         }
     }
     let waiting = roster::invitations_waiting(&mut conn).await?;

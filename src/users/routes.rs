@@ -2,7 +2,6 @@
 //! every account; registrars manage students and teachers only, so a
 //! registrar can never take over a staff account (by its e-mail, say).
 
-use actix::Addr;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -24,7 +23,7 @@ use crate::events::{Event, EventBus};
 use crate::http::resource;
 use crate::ids::UserId;
 use crate::locale::Locale;
-use crate::mail::Mailer;
+use crate::mail::Postage;
 use crate::pagination::{PageQuery, Paginated};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -108,8 +107,7 @@ pub struct CreateUserRequest {
 pub async fn create_user(
     db: web::Data<DbPool>,
     hasher: web::Data<Hasher>,
-    mailer: web::Data<Addr<Mailer>>,
-    server: web::Data<config::Server>,
+    postage: web::Data<Postage>,
     auth_settings: web::Data<config::Auth>,
     auth: AuthUser,
     body: web::Json<CreateUserRequest>,
@@ -123,7 +121,7 @@ pub async fn create_user(
         role: body.role,
     };
     let user = accounts::create(&db, &hasher, &account, None).await?;
-    recovery::send_invitation(&db, &mailer, &server, &auth_settings, &user).await?;
+    recovery::send_invitation(&db, &postage, &auth_settings, &user).await?;
     Ok(HttpResponse::Created().json(UserView::from(user)))
 }
 
@@ -234,8 +232,7 @@ pub async fn update_user(
     ))]
 pub async fn resend_invitation(
     db: web::Data<DbPool>,
-    mailer: web::Data<Addr<Mailer>>,
-    server: web::Data<config::Server>,
+    postage: web::Data<Postage>,
     auth_settings: web::Data<config::Auth>,
     auth: AuthUser,
     id: web::Path<UserId>,
@@ -256,6 +253,6 @@ pub async fn resend_invitation(
             FieldErrors::new(),
         ));
     }
-    recovery::send_invitation(&db, &mailer, &server, &auth_settings, &user).await?;
+    recovery::send_invitation(&db, &postage, &auth_settings, &user).await?;
     Ok(HttpResponse::Accepted().json(UserView::from(user)))
 }

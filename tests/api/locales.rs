@@ -143,3 +143,138 @@ async fn people_choose_their_language_and_staff_can_set_it() {
         .await;
     assert_eq!(json_body(set).await["locale"], "en");
 }
+
+/// A mail's `To` line, subject and plain text, decoded (RFC 2047 words,
+/// base64 or quoted-printable parts).
+fn decoded(raw: &str) -> (String, String, String) {
+    use base64::Engine;
+    let b64 = |text: &str| {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.split_whitespace().collect::<String>())
+            .unwrap();
+        String::from_utf8(bytes).unwrap()
+    };
+    let qp = |text: &str| {
+        let joined = text.replace("=\r\n", "").replace("=\n", "");
+        let mut bytes = Vec::new();
+        let mut chars = joined.as_bytes().iter().copied();
+        while let Some(b) = chars.next() {
+            if b == b'=' {
+                let hex: Vec<u8> = chars.by_ref().take(2).collect();
+                bytes.push(u8::from_str_radix(std::str::from_utf8(&hex).unwrap(), 16).unwrap());
+            } else {
+                bytes.push(b);
+            }
+        }
+        String::from_utf8(bytes).unwrap()
+    };
+    let unfolded = raw.replace("\r\n ", " ").replace("\r\n\t", " ");
+    let to = unfolded
+        .lines()
+        .find_map(|line| line.strip_prefix("To: "))
+        .unwrap()
+        .to_owned();
+    let subject_line = unfolded
+        .lines()
+        .find_map(|line| line.strip_prefix("Subject: "))
+        .unwrap()
+        .to_owned();
+    let subject = subject_line
+        .split(' ')
+        .map(|word| {
+            match word
+                .strip_prefix("=?utf-8?b?")
+                .and_then(|w| w.strip_suffix("?="))
+            {
+                Some(encoded) => b64(encoded),
+                None => word.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(" =?", "=?");
+    let start = raw.find("Content-Type: text/plain").expect("a text part");
+    let part = &raw[start..];
+    let body_start = part.find("\r\n\r\n").unwrap() + 4;
+    let body_end = part[body_start..].find("\r\n--").unwrap() + body_start;
+    let headers = &part[..body_start];
+    let body = &part[body_start..body_end];
+    let text = if headers.contains("Content-Transfer-Encoding: base64") {
+        b64(body)
+    } else if headers.contains("Content-Transfer-Encoding: quoted-printable") {
+        qp(body)
+    } else {
+        body.to_owned()
+    };
+    (to, subject, text)
+}
+
+#[actix_web::test]
+async fn mails_speak_their_reader_s_language_and_clock() {
+    let app =
+        TestApp::spawn_with(|settings| settings.school.timezone = "Asia/Shanghai".into()).await;
+    let (chinese, chinese_token) = app.signed_in(Role::Student).await;
+    app.send(
+        Method::PATCH,
+        "/auth/me",
+        &chinese_token,
+        json!({"locale": "zh-CN"}),
+    )
+    .await;
+    let (english, _) = app.signed_in(Role::Student).await;
+    for student in [&chinese, &english] {
+        let response = app
+            .post(
+                "/auth/forgot-password",
+                json!({"email": student.user.email}),
+            )
+            .await;
+        assert_eq!(response.status(), 202);
+    }
+    let (_, manager) = app.signed_in(Role::Manager).await;
+    let announcement = app
+        .announce(&manager, json!({"kind": "all_students"}))
+        .await;
+    let id = announcement["id"].as_i64().unwrap();
+    app.fanned_out(&manager, id).await;
+    let reminded = app
+        .send(
+            Method::POST,
+            &format!("/api/announcements/{id}/remind_unacked"),
+            &manager,
+            json!({}),
+        )
+        .await;
+    assert_eq!(reminded.status(), 200);
+    // Two resets and two reminders.
+    let mails: Vec<(String, String, String)> = app
+        .outbox_mail(4)
+        .await
+        .iter()
+        .map(|raw| decoded(raw))
+        .collect();
+    let to = |email: &str, subject_has: &str| {
+        mails
+            .iter()
+            .find(|(to, subject, _)| to.contains(email) && subject.contains(subject_has))
+            .map(|(_, _, text)| text.clone())
+            .unwrap_or_else(|| panic!("no mail to {email} with {subject_has:?}: {mails:?}"))
+    };
+    let text = to(&chinese.user.email, "重置您的 classbell 密码");
+    assert!(text.contains("您好") && text.contains("分钟内"), "{text}");
+    let text = to(&english.user.email, "Reset your classbell password");
+    assert!(text.contains("to choose a new password"), "{text}");
+    let text = to(&chinese.user.email, "提醒：Field trip");
+    let published = announcement["published_at"].as_str().unwrap();
+    let local = chrono::DateTime::parse_from_rfc3339(published)
+        .unwrap()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .format("%Y年%-m月%-d日 %H:%M")
+        .to_string();
+    assert!(
+        text.contains(&format!("发布于 {local}（Asia/Shanghai）")),
+        "{text}"
+    );
+    let text = to(&english.user.email, "Reminder: Field trip");
+    assert!(text.contains("(Asia/Shanghai)"), "{text}");
+}

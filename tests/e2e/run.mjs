@@ -86,17 +86,22 @@ async function badge(page) {
   return (await page.locator("#badge").textContent()).trim();
 }
 
-/** A mail's text: headers as they came, the body decoded (base64 or quoted-printable). */
+/** A mail's headers as they came, then its plain-text part decoded (base64 or quoted-printable). */
 function mailText(raw) {
-  const split = raw.search(/\r?\n\r?\n/);
-  const head = raw.slice(0, split);
-  const body = raw.slice(split).trim();
-  if (/content-transfer-encoding:\s*base64/i.test(head)) return head + Buffer.from(body, "base64").toString("utf8");
-  if (/content-transfer-encoding:\s*quoted-printable/i.test(head)) {
+  const headers = raw.slice(0, raw.search(/\r?\n\r?\n/));
+  const at = raw.search(/Content-Type: text\/plain/i);
+  const part = at >= 0 ? raw.slice(at) : raw;
+  const split = part.search(/\r?\n\r?\n/);
+  const head = part.slice(0, split);
+  let body = part.slice(split).replace(/^\s+/, "");
+  const end = body.search(/\r?\n--/);
+  if (end >= 0) body = body.slice(0, end);
+  if (/content-transfer-encoding:\s*base64/i.test(head)) body = Buffer.from(body, "base64").toString("utf8");
+  else if (/content-transfer-encoding:\s*quoted-printable/i.test(head)) {
     const bytes = body.replace(/=\r?\n/g, "").replace(/=([0-9A-F]{2})/gi, (_, hex) => `%${hex}`);
-    return head + decodeURIComponent(bytes.replace(/%(?![0-9A-F]{2})/gi, "%25"));
+    body = decodeURIComponent(bytes.replace(/%(?![0-9A-F]{2})/gi, "%25"));
   }
-  return raw;
+  return `${headers}\n\n${body}`;
 }
 
 /** The link to `path` (e.g. /reset-password) in the mail sent to `address`. */

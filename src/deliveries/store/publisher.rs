@@ -265,6 +265,8 @@ pub struct Reminded {
     pub display_name: String,
     #[diesel(sql_type = Text)]
     pub email: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub locale: Option<crate::locale::Locale>,
 }
 
 /// Counts a reminder on every unread delivery of `announcement` whose
@@ -280,7 +282,7 @@ pub async fn mark_reminded(
            AND users.is_active AND announcements.id = deliveries.announcement_id AND ",
         unread_sql!(),
         " RETURNING deliveries.id AS delivery_id, deliveries.user_id, deliveries.retry_count,
-                   users.username, users.display_name, users.email"
+                   users.username, users.display_name, users.email, users.locale"
     ))
     .bind::<BigInt, _>(announcement)
     .load(conn)
