@@ -67,12 +67,33 @@ pub struct FanoutProgress {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+/// A course or section audience by name.
+#[derive(Debug, Clone, Serialize, ToSchema, QueryableByName)]
+pub struct AudienceName {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub course_code: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub course_title: String,
+    /// For a section audience.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub section_code: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub term: Option<String>,
+    /// The announcement it names (not serialised).
+    #[serde(skip)]
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub announcement_id: AnnouncementId,
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AnnouncementView {
     pub id: AnnouncementId,
     pub title: String,
     pub body: String,
     pub audience: Audience,
+    /// What the audience is called: its course (and section), so a page
+    /// shows names, not ids; `null` for all students.
+    pub audience_name: Option<AudienceName>,
     pub publisher_id: UserId,
     pub status: AnnouncementStatus,
     pub publish_at: Option<DateTime<Utc>>,
@@ -87,6 +108,7 @@ impl From<Announcement> for AnnouncementView {
     fn from(a: Announcement) -> Self {
         AnnouncementView {
             audience: a.audience(),
+            audience_name: None,
             id: a.id,
             title: a.title,
             body: a.body,

@@ -181,9 +181,10 @@ pub async fn create_announcement(
         publish_at,
         published_at: (status == AnnouncementStatus::Published).then(Utc::now),
     };
-    let announcement = store::insert(&mut *db.get().await?, new).await?;
+    let mut conn = db.get().await?;
+    let announcement = store::insert(&mut conn, new).await?;
     announce_published(&fanout, &announcement);
-    Ok(HttpResponse::Created().json(AnnouncementView::from(announcement)))
+    Ok(HttpResponse::Created().json(store::view(&mut conn, announcement).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -211,9 +212,10 @@ pub async fn list_announcements(
             ));
         }
     };
-    let (items, total) = store::list(&mut *db.get().await?, publisher, query.status, page).await?;
+    let mut conn = db.get().await?;
+    let (items, total) = store::list(&mut conn, publisher, query.status, page).await?;
     Ok(web::Json(Paginated {
-        items: items.into_iter().map(AnnouncementView::from).collect(),
+        items: store::views(&mut conn, items).await?,
         total,
     }))
 }
@@ -226,8 +228,9 @@ pub async fn get_announcement(
     auth: AuthUser,
     id: web::Path<AnnouncementId>,
 ) -> Result<web::Json<AnnouncementView>, AppError> {
+    let announcement = visible(&db, &auth, id.into_inner()).await?;
     Ok(web::Json(
-        visible(&db, &auth, id.into_inner()).await?.into(),
+        store::view(&mut *db.get().await?, announcement).await?,
     ))
 }
 
@@ -286,8 +289,9 @@ pub async fn update_announcement(
         }),
         publish_at,
     };
-    let updated = store::update_unpublished(&mut *db.get().await?, current.id, changes).await?;
-    Ok(web::Json(updated.into()))
+    let mut conn = db.get().await?;
+    let updated = store::update_unpublished(&mut conn, current.id, changes).await?;
+    Ok(web::Json(store::view(&mut conn, updated).await?))
 }
 
 /// Publishes a draft or scheduled announcement now (idempotent for published ones).
@@ -307,9 +311,10 @@ pub async fn publish_announcement(
 ) -> Result<web::Json<AnnouncementView>, AppError> {
     let current = visible(&db, &auth, id.into_inner()).await?;
     check_audience(&db, &policy, &auth, current.audience()).await?;
-    let announcement = store::publish(&mut *db.get().await?, current.id).await?;
+    let mut conn = db.get().await?;
+    let announcement = store::publish(&mut conn, current.id).await?;
     announce_published(&fanout, &announcement);
-    Ok(web::Json(announcement.into()))
+    Ok(web::Json(store::view(&mut conn, announcement).await?))
 }
 
 /// Withdraws: stops the fan-out and hides it from every inbox. Idempotent.
@@ -324,7 +329,8 @@ pub async fn withdraw_announcement(
     id: web::Path<AnnouncementId>,
 ) -> Result<web::Json<AnnouncementView>, AppError> {
     let current = visible(&db, &auth, id.into_inner()).await?;
-    let (announcement, changed) = store::withdraw(&mut *db.get().await?, current.id).await?;
+    let mut conn = db.get().await?;
+    let (announcement, changed) = store::withdraw(&mut conn, current.id).await?;
     if changed {
         let stop = StopFanout {
             announcement_id: announcement.id,
@@ -334,7 +340,7 @@ pub async fn withdraw_announcement(
             announcement_id: announcement.id,
         });
     }
-    Ok(web::Json(announcement.into()))
+    Ok(web::Json(store::view(&mut conn, announcement).await?))
 }
 
 /// Delivery figures for the publisher.

@@ -105,6 +105,19 @@ async fn every_audience_reaches_exactly_its_students() {
         let announcement = app.announce(&admin, audience.clone()).await;
         assert_eq!(announcement["status"], "published");
         assert_eq!(announcement["audience"], audience);
+        // Named, not just numbered: the course (and section) it went to.
+        let name = &announcement["audience_name"];
+        match audience["kind"].as_str().unwrap() {
+            "all_students" => assert!(name.is_null(), "{name}"),
+            "course" => assert!(
+                name["course_code"].is_string() && name["section_code"].is_null(),
+                "{name}"
+            ),
+            _ => assert!(
+                name["section_code"].is_string() && name["term"] == "2026-fall",
+                "{name}"
+            ),
+        }
         let id = announcement["id"].as_i64().unwrap();
         let stats = app.fanned_out(&admin, id).await;
         assert_eq!(app.recipients(id).await, expected, "{audience}");

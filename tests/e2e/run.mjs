@@ -261,6 +261,7 @@ async function main() {
 
     step("the teacher's figures show the recipient, live");
     const card = teacher.locator("article.announcement", { hasText: title });
+    await card.getByText(`Section ${data.course.code} A (2026-fall)`).waitFor();
     await card.locator(".total").filter({ hasText: "1" }).waitFor({ timeout: 3000 });
     assert.equal((await card.locator(".acknowledged").textContent()).trim(), "0");
 

@@ -19,7 +19,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::model::{Announcement, AnnouncementStatus, NewAnnouncement};
+use super::model::{
+    Announcement, AnnouncementStatus, AnnouncementView, AudienceName, NewAnnouncement,
+};
 use crate::db::schema::announcements;
 use crate::error::{AppError, FieldErrors};
 use crate::ids::{AnnouncementId, UserId};
@@ -211,4 +213,42 @@ pub async fn publish_due(conn: &mut AsyncPgConnection) -> Result<Vec<Announcemen
         .returning(announcements::id)
         .get_results(conn)
         .await?)
+}
+
+/// The announcements as the API shows them, each with its audience's name
+/// (one query for all of them).
+pub async fn views(
+    conn: &mut AsyncPgConnection,
+    items: Vec<Announcement>,
+) -> Result<Vec<AnnouncementView>, AppError> {
+    let ids: Vec<AnnouncementId> = items.iter().map(|a| a.id).collect();
+    let names: Vec<AudienceName> = diesel::sql_query(
+        "SELECT a.id AS announcement_id, c.code AS course_code, c.title AS course_title,
+                s.section_code, s.term
+         FROM announcements a
+         LEFT JOIN sections s ON a.audience_kind = 'section' AND s.id = a.audience_id
+         JOIN courses c ON c.id = CASE a.audience_kind WHEN 'section' THEN s.course_id ELSE a.audience_id END
+         WHERE a.id = ANY($1) AND a.audience_kind IN ('course', 'section')",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(&ids)
+    .load(conn)
+    .await?;
+    Ok(items
+        .into_iter()
+        .map(|announcement| {
+            let id = announcement.id;
+            let mut view = AnnouncementView::from(announcement);
+            view.audience_name = names.iter().find(|n| n.announcement_id == id).cloned();
+            view
+        })
+        .collect())
+}
+
+/// One announcement as the API shows it (see [`views`]).
+pub async fn view(
+    conn: &mut AsyncPgConnection,
+    announcement: Announcement,
+) -> Result<AnnouncementView, AppError> {
+    let mut views = views(conn, vec![announcement]).await?;
+    views.pop().ok_or(AppError::NotFound("announcement"))
 }

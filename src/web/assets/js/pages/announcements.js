@@ -7,9 +7,13 @@ import { field, h, notice, replace, values, when } from "../dom.js";
 import { ackLine, sectionBars } from "../charts.js";
 import { follow } from "../tasks.js";
 
-function audienceText(audience, names) {
-  if (audience.kind === "all_students") return "All students";
-  return names.get(JSON.stringify(audience)) ?? `${audience.kind} #${audience.course_id ?? audience.section_id}`;
+/** The audience by name, as the server names it (never an id). */
+function audienceText(a) {
+  const name = a.audience_name;
+  if (a.audience.kind === "all_students" || !name) return "All students";
+  return name.section_code
+    ? `Section ${name.course_code} ${name.section_code} (${name.term})`
+    : `Course ${name.course_code} — ${name.course_title}`;
 }
 
 /** What the caller may publish to: staff anyone; teachers their sections and those sections' courses. */
@@ -85,16 +89,7 @@ function figures(stats) {
 }
 
 export async function mine(main, { live }) {
-  const [list, courses, sections] = await Promise.all([
-    api("GET", "/api/announcements?limit=50"),
-    api("GET", "/api/courses?limit=200"),
-    api("GET", "/api/sections?limit=200"),
-  ]);
-  const names = new Map();
-  for (const c of courses.items) names.set(JSON.stringify({ kind: "course", course_id: c.id }), `Course ${c.code}`);
-  for (const s of sections.items) {
-    names.set(JSON.stringify({ kind: "section", section_id: s.id }), `Section ${s.course_code} ${s.section_code} (${s.term})`);
-  }
+  const list = await api("GET", "/api/announcements?limit=50");
   const cards = new Map();
   const watched = [];
 
@@ -117,7 +112,7 @@ export async function mine(main, { live }) {
     const actions = h("div", { class: "row" });
     const el = h("article", { class: "card announcement", dataset: { announcement: a.id } },
       h("div", { class: "spread" }, h("h2", {}, a.title), h("span", { class: "pill" }, a.status)),
-      h("p", { class: "muted" }, `${audienceText(a.audience, names)} · ${a.published_at ? `published ${when(a.published_at)}` : a.publish_at ? `scheduled for ${when(a.publish_at)}` : "draft"}`),
+      h("p", { class: "muted" }, `${audienceText(a)} · ${a.published_at ? `published ${when(a.published_at)}` : a.publish_at ? `scheduled for ${when(a.publish_at)}` : "draft"}`),
       figuresBox, actions, box, extra);
     cards.set(a.id, { el, figures: figuresBox });
     if (a.status === "published") {
