@@ -64,7 +64,7 @@ struct DemoCourse {
     title: &'static str,
     credits: f64,
     teacher: &'static str,
-    /// By student number; every student is in two sections.
+    /// By student number; every student is in two or three sections.
     takes: fn(u32) -> bool,
 }
 
@@ -96,6 +96,14 @@ const CATALOGUE: &[DemoCourse] = &[
         credits: 2.0,
         teacher: "mr.okafor",
         takes: |n| n % 2 == 0,
+    },
+    // The school works in Chinese: its own subjects beside the others.
+    DemoCourse {
+        code: "CHN-101",
+        title: "语文",
+        credits: 4.0,
+        teacher: "ms.rivera",
+        takes: |n| n <= 10,
     },
 ];
 
@@ -163,6 +171,7 @@ async fn seed_announcements(db: &DbPool) -> Result<usize, AppError> {
     };
     let (_, math_section) = section_of(&mut conn, "MATH-101").await?;
     let (biology, _) = section_of(&mut conn, "BIO-110").await?;
+    let (chinese, _) = section_of(&mut conn, "CHN-101").await?;
     let plan = [
         (
             "admin",
@@ -186,6 +195,20 @@ async fn seed_announcements(db: &DbPool) -> Result<usize, AppError> {
             "Closed shoes and goggles for Thursday's lab.",
             Audience::Course { course_id: biology },
             11..=13,
+        ),
+        (
+            "admin",
+            "运动会通知",
+            "本周五上午九点在操场举行秋季运动会，请穿运动鞋并自带水杯。",
+            Audience::AllStudents,
+            1..=5,
+        ),
+        (
+            "ms.rivera",
+            "语文作业",
+            "请完成第一课的课后练习，周三交。",
+            Audience::Course { course_id: chinese },
+            2..=3,
         ),
     ];
     let bus = classbell::events::EventBus::new();

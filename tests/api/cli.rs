@@ -120,7 +120,7 @@ async fn demo_seeds_the_school_once() {
     assert!(stdout.contains("student20"));
 
     assert!(
-        stdout.contains("demo catalogue: 4 courses created"),
+        stdout.contains("demo catalogue: 5 courses created"),
         "{stdout}"
     );
 
@@ -131,7 +131,7 @@ async fn demo_seeds_the_school_once() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("demo catalogue: 0 courses created (4 in all)"),
+        stdout.contains("demo catalogue: 0 courses created (5 in all)"),
         "{stdout}"
     );
 
