@@ -39,6 +39,25 @@ impl Locale {
     }
 }
 
+/// The language a request's `Accept-Language` prefers, if classbell speaks
+/// it: for people who have not chosen one (`None` when it names none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AskedLocale(pub Option<Locale>);
+
+impl actix_web::FromRequest for AskedLocale {
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let asked = req
+            .headers()
+            .get(actix_web::http::header::ACCEPT_LANGUAGE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(Locale::from_accept_language);
+        std::future::ready(Ok(AskedLocale(asked)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@ use crate::db::DbPool;
 use crate::error::AppError;
 use crate::events::{Event, EventBus};
 use crate::http::resource;
+use crate::locale::AskedLocale;
 use crate::mail::{Postage, templates};
 use crate::redis::Redis;
 use crate::users::fields::Email;
@@ -83,11 +84,14 @@ pub async fn forgot_username(
     auth_settings: web::Data<config::Auth>,
     postage: web::Data<Postage>,
     client: ClientAddr,
+    asked: AskedLocale,
     body: web::Json<EmailRequest>,
 ) -> Result<HttpResponse, AppError> {
     let asker = (&client, auth_settings.as_ref());
     if let Some(user) = mail_request(&redis, &db, asker, "forgot-username", &body.email).await? {
-        let to = postage.recipient(&user.display_name, &user.email, user.locale);
+        // Their own choice, else the language their browser asked in.
+        let locale = user.locale.or(asked.0);
+        let to = postage.recipient(&user.display_name, &user.email, locale);
         postage.send(templates::forgot_username(to, &user.username));
     }
     Ok(HttpResponse::Accepted().json(Accepted {
@@ -108,6 +112,7 @@ pub async fn forgot_password(
     auth_settings: web::Data<config::Auth>,
     postage: web::Data<Postage>,
     client: ClientAddr,
+    asked: AskedLocale,
     body: web::Json<EmailRequest>,
 ) -> Result<HttpResponse, AppError> {
     let asker = (&client, auth_settings.as_ref());
@@ -119,7 +124,8 @@ pub async fn forgot_password(
                 .await?;
         // In the fragment: browsers never send it, so no server's log sees it.
         let link = postage.link(&format!("/reset-password#token={token}"));
-        let to = postage.recipient(&user.display_name, &user.email, user.locale);
+        let locale = user.locale.or(asked.0);
+        let to = postage.recipient(&user.display_name, &user.email, locale);
         postage.send(templates::password_reset(to, &link, ttl_secs / 60));
     }
     Ok(HttpResponse::Accepted().json(Accepted {

@@ -231,6 +231,17 @@ async fn mails_speak_their_reader_s_language_and_clock() {
             .await;
         assert_eq!(response.status(), 202);
     }
+    // One who never chose, asking from a Chinese browser.
+    let (asking, _) = app.signed_in(Role::Student).await;
+    let response = app
+        .client
+        .post(app.url("/auth/forgot-username"))
+        .header("accept-language", "zh-CN,zh;q=0.9,en;q=0.8")
+        .json(&json!({"email": asking.user.email}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
     let (_, manager) = app.signed_in(Role::Manager).await;
     let announcement = app
         .announce(&manager, json!({"kind": "all_students"}))
@@ -246,9 +257,9 @@ async fn mails_speak_their_reader_s_language_and_clock() {
         )
         .await;
     assert_eq!(reminded.status(), 200);
-    // Two resets and two reminders.
+    // Two resets, one username and three reminders.
     let mails: Vec<(String, String, String)> = app
-        .outbox_mail(4)
+        .outbox_mail(6)
         .await
         .iter()
         .map(|raw| decoded(raw))
@@ -262,6 +273,8 @@ async fn mails_speak_their_reader_s_language_and_clock() {
     };
     let text = to(&chinese.user.email, "重置您的 classbell 密码");
     assert!(text.contains("您好") && text.contains("分钟内"), "{text}");
+    let text = to(&asking.user.email, "您的 classbell 用户名");
+    assert!(text.contains(&asking.user.username), "{text}");
     let text = to(&english.user.email, "Reset your classbell password");
     assert!(text.contains("to choose a new password"), "{text}");
     let text = to(&chinese.user.email, "提醒：Field trip");
