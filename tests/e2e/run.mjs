@@ -366,6 +366,25 @@ async function main() {
     await welcome.getByText(title).waitFor();
     await welcome.getByText(missed).waitFor();
 
+    step("a browser that asks for Chinese gets the inbox in Chinese; the picker switches at once and remembers");
+    const chineseContext = await browser.newContext({ locale: "zh-CN", viewport: { width: 1100, height: 800 } });
+    const chinese = await chineseContext.newPage();
+    chinese.on("pageerror", (error) => errors.push(`zh-CN: ${error.message}`));
+    await chinese.goto(`${BASE}/login`);
+    await chinese.getByRole("link", { name: "登录" }).waitFor();
+    await chinese.getByLabel("Username or email").fill(data.enrolled.username);
+    await chinese.getByLabel("Password").fill(STRONG);
+    await chinese.getByRole("button", { name: "Sign in" }).click();
+    await chinese.getByRole("heading", { name: "收件箱" }).waitFor();
+    assert.equal(await chinese.evaluate(() => document.documentElement.lang), "zh-CN");
+    await chinese.getByText(title).waitFor();
+    await chinese.getByText("已确认").first().waitFor();
+    await chinese.screenshot({ path: join(SHOTS, "zh-CN-inbox.png"), fullPage: true });
+    await chinese.getByLabel("语言").selectOption("en");
+    await chinese.getByRole("heading", { name: "Inbox" }).waitFor();
+    const studentToken = await token(data.enrolled.username, STRONG);
+    assert.equal((await call("GET", "/auth/me", studentToken)).locale, "en", "the choice is saved on the account");
+
     step("the register links show while registration is open");
     const visitor = await (await browser.newContext()).newPage();
     await visitor.goto(`${BASE}/login`);

@@ -3,6 +3,7 @@
 
 import { api, registration, schoolConfig, session } from "./api.js";
 import { h, replace, useTimeZone } from "./dom.js";
+import { LOCALES, chooseLocale, locale, nameOf, rememberLocale, t } from "./i18n.js";
 import { Live } from "./live.js";
 import * as account from "./pages/account.js";
 import * as inbox from "./pages/inbox.js";
@@ -67,11 +68,11 @@ function navigation() {
   const bell = document.getElementById("bell");
   if (!u) {
     bell.hidden = true;
-    replace(nav, link("/login", "Sign in"));
+    replace(nav, link("/login", t("nav.sign_in")), languagePicker());
     // The register link shows only while the school lets people register.
     registration().then((policy) => {
       if (policy.mode !== "closed" && !user() && !nav.querySelector('a[href="/register"]')) {
-        nav.append(link("/register", "Register"));
+        nav.insertBefore(link("/register", t("nav.register")), nav.lastChild);
       }
     });
     return;
@@ -79,14 +80,34 @@ function navigation() {
   bell.hidden = false;
   replace(
     nav,
-    link("/inbox", "Inbox"),
-    allowed("/announcements", u) && link("/announcements", "Announcements"),
-    link("/courses", "Courses"),
-    link("/sections", "Sections"),
-    allowed("/admin/users", u) && link("/admin/users", "Users"),
-    link("/change-password", "Password"),
-    h("button", { type: "button", onclick: signOut }, `Sign out (${u.display_name ?? u.username})`),
+    link("/inbox", t("nav.inbox")),
+    allowed("/announcements", u) && link("/announcements", t("nav.announcements")),
+    link("/courses", t("nav.courses")),
+    link("/sections", t("nav.sections")),
+    allowed("/admin/users", u) && link("/admin/users", t("nav.users")),
+    link("/change-password", t("nav.password")),
+    languagePicker(),
+    h("button", { type: "button", onclick: signOut }, t("nav.sign_out", { name: u.display_name ?? u.username })),
   );
+}
+
+/** Switches the language at once; remembered in this browser and, signed in, on the account. */
+function languagePicker() {
+  const picker = h("select", { class: "language", "aria-label": t("language.label") },
+    LOCALES.map((l) => h("option", { value: l, lang: l, selected: l === locale() }, nameOf(l))));
+  picker.addEventListener("change", async () => {
+    const chosen = picker.value;
+    rememberLocale(chosen);
+    if (user()) {
+      try {
+        const me = await api("PATCH", "/auth/me", { locale: chosen });
+        session.update({ user: me });
+      } catch { /* kept in this browser at least */ }
+    }
+    chooseLocale(chosen, schoolLocale);
+    render();
+  });
+  return picker;
 }
 
 async function signOut() {
@@ -100,13 +121,13 @@ function setBadge(unread) {
   const badge = document.getElementById("badge");
   badge.textContent = String(unread);
   badge.toggleAttribute("data-zero", unread === 0);
-  document.getElementById("bell").setAttribute("aria-label", `Inbox, ${unread} unread`);
+  document.getElementById("bell").setAttribute("aria-label", t("bell.unread", { count: unread }));
 }
 
 live.addEventListener("hello", (e) => setBadge(e.detail.unread_count));
 live.addEventListener("unread_count", (e) => setBadge(e.detail.unread));
 live.addEventListener("resync", (e) => setBadge(e.detail.unread_count));
-live.addEventListener("connection", (e) => status(e.detail.connected ? "" : "Reconnecting to live updates…"));
+live.addEventListener("connection", (e) => status(e.detail.connected ? "" : t("live.reconnecting")));
 window.addEventListener("signed-out", () => { live.stop(); go("/login", { replace: true }); });
 
 function notFound(main) {
@@ -151,5 +172,12 @@ document.addEventListener("click", (event) => {
 });
 window.addEventListener("popstate", render);
 window.addEventListener("classbell:signed-in", () => navigation());
-// Times show on the school's clock: the zone is known before the first page draws.
-schoolConfig().then((school) => useTimeZone(school.timezone)).finally(render);
+// Times show on the school's clock and words in the reader's language: both
+// are known before the first page draws.
+let schoolLocale = "en";
+schoolConfig().then((school) => {
+  useTimeZone(school.timezone);
+  schoolLocale = school.default_locale;
+  chooseLocale(user()?.locale, schoolLocale);
+}).finally(render);
+window.addEventListener("classbell:signed-in", () => chooseLocale(user()?.locale, schoolLocale));

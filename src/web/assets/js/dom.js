@@ -1,5 +1,7 @@
 // Building DOM without HTML strings: nothing a user typed is ever parsed as markup.
 
+import { locale } from "./i18n.js";
+
 /** `h("button", {onclick, class: "x"}, "text", child)`; attributes starting with `on` are listeners. */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -38,7 +40,7 @@ export function when(iso) {
   if (!iso) return "";
   const options = { dateStyle: "medium", timeStyle: "short", timeZone: schoolZone };
   try {
-    return new Date(iso).toLocaleString(undefined, options);
+    return new Date(iso).toLocaleString(locale(), options);
   } catch {
     return new Date(iso).toLocaleString();
   }

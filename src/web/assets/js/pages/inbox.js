@@ -4,10 +4,11 @@
 
 import { api } from "../api.js";
 import { h, replace, when } from "../dom.js";
+import { t } from "../i18n.js";
 
 export async function page(main, { live }) {
   const list = h("div", { id: "inbox" });
-  const empty = h("p", { class: "muted", id: "inbox-empty" }, "Nothing here yet.");
+  const empty = h("p", { class: "muted", id: "inbox-empty" }, t("inbox.empty"));
   const items = new Map();
 
   function paint(entry) {
@@ -20,22 +21,22 @@ export async function page(main, { live }) {
         if (entry.open && item.state === "queued") live.send({ type: "delivered", delivery_id: item.id });
         paint(entry);
       },
-    }, open ? "Close" : "Open");
+    }, open ? t("inbox.close") : t("inbox.open"));
     const ack = unread && h("button", {
       type: "button", class: "ack",
       onclick: (event) => {
         event.currentTarget.disabled = true;
         live.send({ type: "ack", delivery_id: item.id });
       },
-    }, "Acknowledge");
+    }, t("inbox.acknowledge"));
     entry.el.className = `card item${unread ? " unread" : ""}`;
     entry.el.dataset.state = item.state;
     replace(entry.el,
       h("div", { class: "spread" },
         h("h3", {}, item.announcement.title),
-        h("span", { class: `pill ${item.state}` }, item.state)),
-      h("p", { class: "muted" }, `From ${item.announcement.publisher_name} · ${when(item.announcement.published_at)}`,
-        entry.reminded ? " · reminder" : ""),
+        h("span", { class: `pill ${item.state}` }, t(`state.${item.state}`))),
+      h("p", { class: "muted" }, t("inbox.from", { name: item.announcement.publisher_name, when: when(item.announcement.published_at) }),
+        entry.reminded ? t("inbox.reminded") : ""),
       open && h("div", { class: "body" }, item.announcement.body),
       h("div", { class: "row" }, toggle, ack));
   }
@@ -64,7 +65,7 @@ export async function page(main, { live }) {
   }
 
   await load();
-  replace(main, h("h1", {}, "Inbox"), empty, list);
+  replace(main, h("h1", {}, t("inbox.title")), empty, list);
 
   const handlers = {
     "delivery.created": (m) => add(m.delivery, { top: true }),
