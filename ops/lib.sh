@@ -187,10 +187,12 @@ TOML
   die "Garage did not start"
 }
 
-# ensure_browser — Debian's Chromium and, from the npm registry, playwright-core
-# (tests/e2e/package-lock.json) to drive it.
+# ensure_browser — Debian's Chromium, a font with Chinese characters (the
+# zh-CN pages and their screenshots), and, from the npm registry,
+# playwright-core (tests/e2e/package-lock.json) to drive it.
 ensure_browser() {
   [ -x /usr/bin/chromium ] || apt_install chromium
+  apt_install fonts-wqy-microhei
   command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
   if [ ! -d "$ROOT/tests/e2e/node_modules/playwright-core" ]; then
     log "installing playwright-core (npm)"
