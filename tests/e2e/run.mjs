@@ -371,10 +371,10 @@ async function main() {
     const chinese = await chineseContext.newPage();
     chinese.on("pageerror", (error) => errors.push(`zh-CN: ${error.message}`));
     await chinese.goto(`${BASE}/login`);
-    await chinese.getByRole("link", { name: "登录" }).waitFor();
-    await chinese.getByLabel("Username or email").fill(data.enrolled.username);
-    await chinese.getByLabel("Password").fill(STRONG);
-    await chinese.getByRole("button", { name: "Sign in" }).click();
+    await chinese.getByRole("heading", { name: "登录" }).waitFor();
+    await chinese.getByLabel("用户名或邮箱").fill(data.enrolled.username);
+    await chinese.getByLabel("密码").fill(STRONG);
+    await chinese.getByRole("button", { name: "登录" }).click();
     await chinese.getByRole("heading", { name: "收件箱" }).waitFor();
     assert.equal(await chinese.evaluate(() => document.documentElement.lang), "zh-CN");
     await chinese.getByText(title).waitFor();

@@ -2,6 +2,7 @@
 
 import { api, registration, session } from "../api.js";
 import { field, h, notice, replace, values } from "../dom.js";
+import { t } from "../i18n.js";
 
 function failure(box, error) {
   replace(box, notice([error.message, ...error.details()].join(" — "), "bad"));
@@ -28,7 +29,7 @@ function passwordRules(form, passwordName, owner = () => ({})) {
 function countdown(box, text, go) {
   let left = 3;
   const tick = () => {
-    replace(box, notice(`${text} Taking you to sign in in ${left}…`, "good"));
+    replace(box, notice(t("account.taking_you", { text, left }), "good"));
     if (left-- === 0) return go("/login");
     timer = setTimeout(tick, 1000);
   };
@@ -41,19 +42,19 @@ export async function home(main, { allowed }) {
   const me = await api("GET", "/auth/me");
   replace(
     main,
-    h("h1", {}, `Hello, ${me.display_name}`),
-    h("p", {}, "You are signed in as ", h("b", { id: "role" }, me.role), "."),
-    h("p", {}, h("a", { class: "button", href: "/inbox", "data-link": true }, "Open your inbox"),
-      " ", allowed("/announcements") && h("a", { class: "button secondary", href: "/announcements", "data-link": true }, "Your announcements")),
+    h("h1", {}, t("home.hello", { name: me.display_name })),
+    h("p", { id: "role", dataset: { role: me.role } }, t("home.signed_in_as", { role: t(`role.${me.role}`) })),
+    h("p", {}, h("a", { class: "button", href: "/inbox", "data-link": true }, t("home.open_inbox")),
+      " ", allowed("/announcements") && h("a", { class: "button secondary", href: "/announcements", "data-link": true }, t("home.your_announcements"))),
   );
 }
 
 export function login(main, { go, live }) {
   const box = h("div");
   const form = h("form", { class: "stack", novalidate: true },
-    field("Username or email", { name: "username", autocomplete: "username", required: true }),
-    field("Password", { name: "password", type: "password", autocomplete: "current-password", required: true }),
-    h("button", { type: "submit" }, "Sign in"),
+    field(t("login.username_or_email"), { name: "username", autocomplete: "username", required: true }),
+    field(t("field.password"), { name: "password", type: "password", autocomplete: "current-password", required: true }),
+    h("button", { type: "submit" }, t("login.submit")),
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -68,55 +69,55 @@ export function login(main, { go, live }) {
     }
   });
   const links = h("p", { class: "muted" },
-    h("a", { href: "/forgot-username", "data-link": true }, "Forgot your username?"), " · ",
-    h("a", { href: "/forgot-password", "data-link": true }, "Forgot your password?"));
-  replace(main, h("h1", {}, "Sign in"), box, form, links);
+    h("a", { href: "/forgot-username", "data-link": true }, t("login.forgot_username")), " · ",
+    h("a", { href: "/forgot-password", "data-link": true }, t("login.forgot_password")));
+  replace(main, h("h1", {}, t("login.title")), box, form, links);
   registration().then((policy) => {
-    if (policy.mode !== "closed") links.prepend(h("a", { href: "/register", "data-link": true }, "Create an account"), " · ");
+    if (policy.mode !== "closed") links.prepend(h("a", { href: "/register", "data-link": true }, t("login.create_account")), " · ");
   });
 }
 
 export async function register(main, { go }) {
   const policy = await registration();
   if (policy.mode === "closed") {
-    replace(main, h("h1", {}, "Create an account"),
-      notice("Registration is closed: the school creates accounts. Ask the school office for yours.", "bad"),
-      h("p", {}, h("a", { href: "/login", "data-link": true }, "Sign in")));
+    replace(main, h("h1", {}, t("register.title")),
+      notice(t("register.closed"), "bad"),
+      h("p", {}, h("a", { href: "/login", "data-link": true }, t("login.submit"))));
     return null;
   }
   const box = h("div");
   const form = h("form", { class: "stack", novalidate: true },
-    field("Username", { name: "username", autocomplete: "username", required: true }),
-    field("Email", { name: "email", type: "email", autocomplete: "email", required: true }),
-    field("Password", { name: "password", type: "password", autocomplete: "new-password", required: true }),
+    field(t("field.username"), { name: "username", autocomplete: "username", required: true }),
+    field(t("field.email"), { name: "email", type: "email", autocomplete: "email", required: true }),
+    field(t("field.password"), { name: "password", type: "password", autocomplete: "new-password", required: true }),
   );
   const rules = passwordRules(form, "password", () => ({
     username: form.elements.username.value, email: form.elements.email.value,
   }));
-  form.append(h("div", {}, h("p", { class: "muted" }, "Your password must:"), rules),
-    h("button", { type: "submit" }, "Create account"));
+  form.append(h("div", {}, h("p", { class: "muted" }, t("register.rules")), rules),
+    h("button", { type: "submit" }, t("register.submit")));
   let stop = null;
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
       await api("POST", "/auth/register", values(form));
       form.hidden = true;
-      stop = countdown(box, "Your account is ready.", go);
+      stop = countdown(box, t("register.ready"), go);
     } catch (error) {
       failure(box, error);
     }
   });
   const hint = policy.mode === "domains"
-    && h("p", { class: "muted" }, `Use your address at ${policy.domains.join(" or ")}.`);
-  replace(main, h("h1", {}, "Create an account"), hint, box, form);
+    && h("p", { class: "muted" }, t("register.domains", { domains: policy.domains.join(", ") }));
+  replace(main, h("h1", {}, t("register.title")), hint, box, form);
   return () => stop?.();
 }
 
 function mailForm(main, title, path, sent) {
   const box = h("div");
   const form = h("form", { class: "stack" },
-    field("Email", { name: "email", type: "email", autocomplete: "email", required: true }),
-    h("button", { type: "submit" }, "Send"));
+    field(t("field.email"), { name: "email", type: "email", autocomplete: "email", required: true }),
+    h("button", { type: "submit" }, t("mail_form.send")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
@@ -130,13 +131,11 @@ function mailForm(main, title, path, sent) {
 }
 
 export function forgotUsername(main) {
-  mailForm(main, "Forgot your username", "/auth/forgot-username",
-    "If an account uses that address, its username is on its way by mail.");
+  mailForm(main, t("forgot_username.title"), "/auth/forgot-username", t("forgot_username.sent"));
 }
 
 export function forgotPassword(main) {
-  mailForm(main, "Forgot your password", "/auth/forgot-password",
-    "If an account uses that address, a link to set a new password is on its way by mail.");
+  mailForm(main, t("forgot_password.title"), "/auth/forgot-password", t("forgot_password.sent"));
 }
 
 /** A page that sets a password with a mailed token: the reset and the invitation. */
@@ -155,8 +154,8 @@ function passwordFromMail(main, go, { path, endpoint, title, done, missing }) {
     return null;
   }
   const form = h("form", { class: "stack", novalidate: true },
-    field("New password", { name: "new_password", type: "password", autocomplete: "new-password", required: true }));
-  form.append(passwordRules(form, "new_password"), h("button", { type: "submit" }, "Set password"));
+    field(t("field.new_password"), { name: "new_password", type: "password", autocomplete: "new-password", required: true }));
+  form.append(passwordRules(form, "new_password"), h("button", { type: "submit" }, t("password.set")));
   let stop = null;
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -176,10 +175,10 @@ export function resetPassword(main, { go }) {
   return passwordFromMail(main, go, {
     path: "/reset-password",
     endpoint: "/auth/reset-password",
-    title: "Set a new password",
-    done: "Your password is set.",
-    missing: [notice("To set a new password, open the link in the mail we sent you, or ask for a new one."),
-      h("a", { href: "/forgot-password", "data-link": true }, "Send me a new link")],
+    title: t("reset.title"),
+    done: t("reset.done"),
+    missing: [notice(t("reset.missing")),
+      h("a", { href: "/forgot-password", "data-link": true }, t("reset.new_link"))],
   });
 }
 
@@ -187,18 +186,18 @@ export function acceptInvitation(main, { go }) {
   return passwordFromMail(main, go, {
     path: "/accept-invitation",
     endpoint: "/auth/accept-invitation",
-    title: "Welcome: choose your password",
-    done: "Your password is set. Welcome to classbell.",
-    missing: [notice("To choose your password, open the link in the invitation mail. If it has run out, ask the school office for a new one.")],
+    title: t("invitation.title"),
+    done: t("invitation.done"),
+    missing: [notice(t("invitation.missing"))],
   });
 }
 
 export function changePassword(main, { go, live }) {
   const box = h("div");
   const form = h("form", { class: "stack", novalidate: true },
-    field("Current password", { name: "current_password", type: "password", autocomplete: "current-password", required: true }),
-    field("New password", { name: "new_password", type: "password", autocomplete: "new-password", required: true }));
-  form.append(passwordRules(form, "new_password"), h("button", { type: "submit" }, "Change password"));
+    field(t("field.current_password"), { name: "current_password", type: "password", autocomplete: "current-password", required: true }),
+    field(t("field.new_password"), { name: "new_password", type: "password", autocomplete: "new-password", required: true }));
+  form.append(passwordRules(form, "new_password"), h("button", { type: "submit" }, t("change_password.submit")));
   let stop = null;
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -207,11 +206,11 @@ export function changePassword(main, { go, live }) {
       session.clear();
       live.stop();
       form.hidden = true;
-      stop = countdown(box, "Your password is changed and every session has ended.", go);
+      stop = countdown(box, t("change_password.done"), go);
     } catch (error) {
       failure(box, error);
     }
   });
-  replace(main, h("h1", {}, "Change your password"), box, form);
+  replace(main, h("h1", {}, t("change_password.title")), box, form);
   return () => stop?.();
 }
