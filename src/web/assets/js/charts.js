@@ -3,6 +3,8 @@
 // acknowledgments since publication. Sizes and colours are SVG attributes,
 // not styles, so the page's content security policy holds.
 
+import { t } from "./i18n.js";
+
 const SVG = "http://www.w3.org/2000/svg";
 
 function svg(tag, attributes = {}, ...children) {
@@ -25,7 +27,9 @@ export function sectionBars(sections) {
   const row = 22;
   const chart = svg("svg", {
     class: "chart", role: "img", viewBox: `0 0 ${width} ${sections.length * row + 6}`,
-    "aria-label": sections.map((s) => `${s.course_code} ${s.section_code}: ${s.acknowledged} of ${s.total} acknowledged`).join("; "),
+    "aria-label": sections.map((s) => t("chart.bar", {
+      section: `${s.course_code} ${s.section_code}`, acknowledged: s.acknowledged, total: s.total,
+    })).join("; "),
   });
   sections.forEach((s, i) => {
     const y = i * row + 4;
@@ -43,10 +47,10 @@ export function sectionBars(sections) {
 }
 
 function duration(seconds) {
-  if (seconds < 120) return `${seconds} s`;
-  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
-  if (seconds < 172800) return `${Math.round(seconds / 3600)} h`;
-  return `${Math.round(seconds / 86400)} d`;
+  if (seconds < 120) return t("duration.s", { n: seconds });
+  if (seconds < 7200) return t("duration.min", { n: Math.round(seconds / 60) });
+  if (seconds < 172800) return t("duration.h", { n: Math.round(seconds / 3600) });
+  return t("duration.d", { n: Math.round(seconds / 86400) });
 }
 
 /** Acknowledgments counted up since publication, out of `total`. */
@@ -64,12 +68,12 @@ export function ackLine(timeline, total) {
   const path = points.map(([s, n], i) => `${i ? "L" : "M"}${x(s).toFixed(1)},${y(n).toFixed(1)}`).join(" ");
   return svg("svg", {
     class: "chart", role: "img", viewBox: `0 0 ${width} ${height}`,
-    "aria-label": `${last} of ${total} acknowledged over ${duration(end)} since publication`,
+    "aria-label": t("chart.line", { acknowledged: last, total, duration: duration(end) }),
   },
   svg("line", { x1: pad, y1: y(0), x2: width - pad, y2: y(0), stroke: "#d9dee7" }),
   svg("line", { x1: pad, y1: y(top), x2: width - pad, y2: y(top), stroke: "#eef1f6" }),
   svg("path", { d: path, fill: "none", stroke: COLOURS.acknowledged, "stroke-width": 2 }),
-  text(pad, height - 4, "published"),
+  text(pad, height - 4, t("chart.published")),
   text(width - pad, height - 4, `+${duration(end)}`, { "text-anchor": "end" }),
   text(2, y(top) + 4, String(top)));
 }

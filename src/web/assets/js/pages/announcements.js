@@ -5,34 +5,35 @@
 import { api, download, schoolConfig } from "../api.js";
 import { field, h, notice, replace, values, when } from "../dom.js";
 import { ackLine, sectionBars } from "../charts.js";
+import { t } from "../i18n.js";
 import { follow } from "../tasks.js";
 
 /** The audience by name, as the server names it (never an id). */
 function audienceText(a) {
   const name = a.audience_name;
-  if (a.audience.kind === "all_students" || !name) return "All students";
+  if (a.audience.kind === "all_students" || !name) return t("audience.all");
   return name.section_code
-    ? `Section ${name.course_code} ${name.section_code} (${name.term})`
-    : `Course ${name.course_code} — ${name.course_title}`;
+    ? t("audience.section", { course: name.course_code, section: name.section_code, term: name.term })
+    : t("audience.course", { course: name.course_code, title: name.course_title });
 }
 
 /** What the caller may publish to: staff anyone; teachers their sections and those sections' courses. */
 async function audiences(isStaff) {
   const options = [];
   if (isStaff) {
-    options.push(["All students", { kind: "all_students" }]);
+    options.push([t("audience.all"), { kind: "all_students" }]);
     const courses = await api("GET", "/api/courses?limit=200");
-    for (const c of courses.items) options.push([`Course ${c.code} — ${c.title}`, { kind: "course", course_id: c.id }]);
+    for (const c of courses.items) options.push([t("audience.course", { course: c.code, title: c.title }), { kind: "course", course_id: c.id }]);
     const sections = await api("GET", "/api/sections?limit=200");
     for (const s of sections.items) {
-      options.push([`Section ${s.course_code} ${s.section_code} (${s.term})`, { kind: "section", section_id: s.id }]);
+      options.push([t("audience.section", { course: s.course_code, section: s.section_code, term: s.term }), { kind: "section", section_id: s.id }]);
     }
   } else {
     const sections = await api("GET", "/api/me/sections?limit=200");
     const courses = new Map();
     for (const s of sections.items) {
-      options.push([`Section ${s.course_code} ${s.section_code} (${s.term})`, { kind: "section", section_id: s.id }]);
-      courses.set(s.course_id, `Course ${s.course_code} — ${s.course_title}`);
+      options.push([t("audience.section", { course: s.course_code, section: s.section_code, term: s.term }), { kind: "section", section_id: s.id }]);
+      courses.set(s.course_id, t("audience.course", { course: s.course_code, title: s.course_title }));
     }
     for (const [id, label] of courses) options.push([label, { kind: "course", course_id: id }]);
   }
@@ -43,13 +44,13 @@ export async function compose(main, { go, isStaff }) {
   const [options, school] = await Promise.all([audiences(isStaff), schoolConfig()]);
   const box = h("div");
   const form = h("form", { class: "stack", novalidate: true },
-    field("Title", { name: "title", required: true, maxlength: 200 }),
-    field("Message", { name: "body", required: true }, "textarea"),
-    h("label", {}, "Audience", h("select", { name: "audience", required: true },
+    field(t("compose.title_field"), { name: "title", required: true, maxlength: 200 }),
+    field(t("compose.message"), { name: "body", required: true }, "textarea"),
+    h("label", {}, t("compose.audience"), h("select", { name: "audience", required: true },
       options.map(([label, value]) => h("option", { value: JSON.stringify(value) }, label)))),
-    field(`Publish at, school time (${school.timezone}); leave empty to publish now`,
+    field(t("compose.publish_at", { zone: school.timezone }),
       { name: "publish_at", type: "datetime-local" }),
-    h("button", { type: "submit" }, "Publish"));
+    h("button", { type: "submit" }, t("compose.publish")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const v = values(form);
@@ -63,28 +64,28 @@ export async function compose(main, { go, isStaff }) {
       replace(box, notice([error.message, ...error.details()].join(" — "), "bad"));
     }
   });
-  replace(main, h("h1", {}, "New announcement"),
-    options.length ? form : notice("You have no audience to publish to yet.", "bad"), box);
+  replace(main, h("h1", {}, t("compose.title")),
+    options.length ? form : notice(t("compose.no_audience"), "bad"), box);
 }
 
 function figures(stats) {
   const rate = Math.round((stats.ack_rate ?? 0) * 100);
   const charts = [];
   if (stats.by_section?.length) {
-    charts.push(h("h3", { class: "chart-title" }, "By section"), sectionBars(stats.by_section));
+    charts.push(h("h3", { class: "chart-title" }, t("figures.by_section")), sectionBars(stats.by_section));
   }
   if (stats.timeline && stats.total) {
-    charts.push(h("h3", { class: "chart-title" }, "Acknowledged since publication"), ackLine(stats.timeline, stats.total));
+    charts.push(h("h3", { class: "chart-title" }, t("figures.since")), ackLine(stats.timeline, stats.total));
   }
   return [
     h("div", { class: "figures" },
-      h("span", {}, h("b", { class: "total" }, stats.total), " recipients"),
-      h("span", {}, h("b", { class: "opened" }, stats.delivered + stats.acknowledged), " opened"),
-      h("span", {}, h("b", { class: "acknowledged" }, stats.acknowledged), " acknowledged"),
+      h("span", {}, h("b", { class: "total" }, stats.total), t("figures.recipients")),
+      h("span", {}, h("b", { class: "opened" }, stats.delivered + stats.acknowledged), t("figures.opened")),
+      h("span", {}, h("b", { class: "acknowledged" }, stats.acknowledged), t("figures.acknowledged")),
       h("span", {}, h("b", { class: "rate" }, `${rate}%`))),
     h("div", { class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": rate,
-      "aria-label": "Acknowledged" }, h("span", { style: undefined, dataset: { rate } })),
-    charts.length ? h("details", { class: "charts" }, h("summary", {}, "Charts"), ...charts) : null,
+      "aria-label": t("figures.progress") }, h("span", { style: undefined, dataset: { rate } })),
+    charts.length ? h("details", { class: "charts" }, h("summary", {}, t("figures.charts")), ...charts) : null,
   ];
 }
 
@@ -111,16 +112,16 @@ export async function mine(main, { live }) {
     const figuresBox = h("div", { class: "stats" });
     const actions = h("div", { class: "row" });
     const el = h("article", { class: "card announcement", dataset: { announcement: a.id } },
-      h("div", { class: "spread" }, h("h2", {}, a.title), h("span", { class: "pill" }, a.status)),
-      h("p", { class: "muted" }, `${audienceText(a)} · ${a.published_at ? `published ${when(a.published_at)}` : a.publish_at ? `scheduled for ${when(a.publish_at)}` : "draft"}`),
+      h("div", { class: "spread" }, h("h2", {}, a.title), h("span", { class: "pill" }, t(`status.${a.status}`))),
+      h("p", { class: "muted" }, `${audienceText(a)} · ${a.published_at ? t("card.published", { when: when(a.published_at) }) : a.publish_at ? t("card.scheduled", { when: when(a.publish_at) }) : t("card.draft")}`),
       figuresBox, actions, box, extra);
     cards.set(a.id, { el, figures: figuresBox });
     if (a.status === "published") {
       actions.append(
-        h("button", { type: "button", class: "secondary", onclick: () => remind(a, box) }, "Remind unacknowledged"),
-        h("button", { type: "button", class: "secondary", onclick: () => unacked(a, extra) }, "Who has not acknowledged"),
-        h("button", { type: "button", class: "secondary", onclick: () => exportUnacked(a, box) }, "Export CSV"),
-        h("button", { type: "button", class: "danger", onclick: () => withdraw(a, box) }, "Withdraw"));
+        h("button", { type: "button", class: "secondary", onclick: () => remind(a, box) }, t("card.remind")),
+        h("button", { type: "button", class: "secondary", onclick: () => unacked(a, extra) }, t("card.who")),
+        h("button", { type: "button", class: "secondary", onclick: () => exportUnacked(a, box) }, t("card.export")),
+        h("button", { type: "button", class: "danger", onclick: () => withdraw(a, box) }, t("card.withdraw")));
     }
     return el;
   }
@@ -128,41 +129,41 @@ export async function mine(main, { live }) {
   async function remind(a, box) {
     try {
       const result = await api("POST", `/api/announcements/${a.id}/remind_unacked`);
-      replace(box, notice(`Reminded ${result.reminded}, in the app and by mail.`, "good"));
+      replace(box, notice(t("remind.done", { count: result.reminded }), "good"));
     } catch (error) {
       const wait = error.headers?.get("retry-after");
-      replace(box, notice(error.status === 429 ? `Reminded recently: you can remind again in ${wait} s.` : error.message, "bad"));
+      replace(box, notice(error.status === 429 ? t("remind.cooling", { seconds: wait }) : error.message, "bad"));
     }
   }
 
   async function unacked(a, extra) {
     const people = await api("GET", `/api/announcements/${a.id}/unacked?limit=200`);
     replace(extra, h("div", { class: "table-wrap" }, h("table", {},
-      h("caption", { class: "muted" }, `${people.total} have not acknowledged`),
-      h("thead", {}, h("tr", {}, h("th", {}, "Student"), h("th", {}, "Section"), h("th", {}, "Username"),
-        h("th", {}, "Number"), h("th", {}, "Email"), h("th", {}, "State"), h("th", {}, "Reminders"))),
+      h("caption", { class: "muted" }, t("unacked.caption", { count: people.total })),
+      h("thead", {}, h("tr", {}, ["student", "section", "username", "number", "email", "state", "reminders"]
+        .map((column) => h("th", {}, t(`unacked.${column}`))))),
       h("tbody", {}, people.items.map((p) => h("tr", {},
         h("td", {}, p.display_name), h("td", {}, p.sections.join(", ")), h("td", {}, p.username),
-        h("td", {}, p.number ?? ""), h("td", {}, p.email), h("td", {}, p.state), h("td", {}, p.retry_count)))))));
+        h("td", {}, p.number ?? ""), h("td", {}, p.email), h("td", {}, t(`state.${p.state}`)), h("td", {}, p.retry_count)))))));
   }
 
   async function exportUnacked(a, box) {
     try {
       const { task_id } = await api("POST", `/api/announcements/${a.id}/exports/unacked`);
-      replace(box, notice("Preparing the file…"));
+      replace(box, notice(t("export.preparing")));
       const task = await follow(task_id);
       await download(task.result.download_url, `unacked-${a.id}.csv`);
-      replace(box, notice(`Exported ${task.result.count} names.`, "good"));
+      replace(box, notice(t("export.done", { count: task.result.count }), "good"));
     } catch (error) {
       replace(box, notice(error.message, "bad"));
     }
   }
 
   async function withdraw(a, box) {
-    if (!confirm(`Withdraw “${a.title}”? It disappears from every inbox.`)) return;
+    if (!confirm(t("withdraw.confirm", { title: a.title }))) return;
     try {
       await api("POST", `/api/announcements/${a.id}/withdraw`);
-      replace(box, notice("Withdrawn.", "good"));
+      replace(box, notice(t("withdraw.done"), "good"));
     } catch (error) {
       replace(box, notice(error.message, "bad"));
     }
@@ -170,9 +171,9 @@ export async function mine(main, { live }) {
 
   const container = h("div", { id: "announcements" }, list.items.map(card));
   replace(main,
-    h("div", { class: "spread" }, h("h1", {}, "Announcements"),
-      h("a", { class: "button", href: "/announcements/new", "data-link": true }, "New announcement")),
-    list.items.length ? container : h("p", { class: "muted" }, "You have not published anything yet."));
+    h("div", { class: "spread" }, h("h1", {}, t("mine.title")),
+      h("a", { class: "button", href: "/announcements/new", "data-link": true }, t("mine.new"))),
+    list.items.length ? container : h("p", { class: "muted" }, t("mine.empty")));
 
   for (const a of list.items) {
     if (a.status !== "published" && a.status !== "withdrawn") continue;
