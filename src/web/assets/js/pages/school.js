@@ -3,6 +3,7 @@
 
 import { api, download } from "../api.js";
 import { field, h, notice, replace, values, when } from "../dom.js";
+import { t } from "../i18n.js";
 
 function failure(box, error) {
   replace(box, notice([error.message, ...error.details()].join(" — "), "bad"));
@@ -10,8 +11,8 @@ function failure(box, error) {
 
 function searchForm(placeholder, onSearch) {
   const form = h("form", { class: "row", role: "search" },
-    h("label", {}, "Search", h("input", { name: "q", type: "search", placeholder })),
-    h("button", { type: "submit", class: "secondary" }, "Search"));
+    h("label", {}, t("school.search"), h("input", { name: "q", type: "search", placeholder })),
+    h("button", { type: "submit", class: "secondary" }, t("school.search")));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     onSearch(form.elements.q.value.trim());
@@ -25,26 +26,26 @@ export async function courses(main, { isStaff }) {
   async function load(q = "") {
     const page = await api("GET", `/api/courses?limit=200${q ? `&q=${encodeURIComponent(q)}` : ""}`);
     replace(table, h("table", {},
-      h("thead", {}, h("tr", {}, h("th", {}, "Code"), h("th", {}, "Title"), h("th", {}, "Credits"), isStaff && h("th", {}, "Actions"))),
+      h("thead", {}, h("tr", {}, h("th", {}, t("school.code")), h("th", {}, t("school.title")), h("th", {}, t("school.credits")), isStaff && h("th", {}, t("school.actions")))),
       h("tbody", {}, page.items.map((c) => h("tr", { dataset: { course: c.id } },
         h("td", {}, h("a", { href: `/courses/${c.id}`, "data-link": true }, c.code)),
         h("td", {}, c.title), h("td", {}, c.credits),
         isStaff && h("td", {}, h("button", {
           type: "button", class: "danger",
           onclick: async () => {
-            if (!confirm(`Delete ${c.code} with its sections, enrollments and files?`)) return;
+            if (!confirm(t("school.delete_course_confirm", { code: c.code }))) return;
             try { await api("DELETE", `/api/courses/${c.id}`); await load(); } catch (e) { failure(box, e); }
           },
-        }, "Delete")))))));
+        }, t("school.delete"))))))));
   }
   // A form the user may not use is null, not false: `?.` skips null and undefined only.
   const create = isStaff ? h("form", { class: "stack card" },
-    h("h2", {}, "New course"),
-    field("Code", { name: "code", required: true }),
-    field("Title", { name: "title", required: true }),
-    field("Credits", { name: "credits", type: "number", step: "0.1", min: "0", max: "99.9" }),
-    field("Description", { name: "description" }, "textarea"),
-    h("button", { type: "submit" }, "Create course")) : null;
+    h("h2", {}, t("school.new_course")),
+    field(t("school.code"), { name: "code", required: true }),
+    field(t("school.title"), { name: "title", required: true }),
+    field(t("school.credits"), { name: "credits", type: "number", step: "0.1", min: "0", max: "99.9" }),
+    field(t("school.description"), { name: "description" }, "textarea"),
+    h("button", { type: "submit" }, t("school.create_course"))) : null;
   create?.addEventListener("submit", async (event) => {
     event.preventDefault();
     const v = values(create);
@@ -52,11 +53,11 @@ export async function courses(main, { isStaff }) {
     try {
       await api("POST", "/api/courses", v);
       create.reset();
-      replace(box, notice("Course created.", "good"));
+      replace(box, notice(t("school.course_created"), "good"));
       await load();
     } catch (e) { failure(box, e); }
   });
-  replace(main, h("h1", {}, "Courses"), searchForm("Code or title", load), box, table, create);
+  replace(main, h("h1", {}, t("school.courses")), searchForm(t("school.code_or_title"), load), box, table, create);
   await load();
 }
 
@@ -72,22 +73,22 @@ export async function course(main, { params, user, isStaff }) {
   const files = h("div");
   async function load() {
     const page = await api("GET", `/api/course_attachments?course=${id}`);
-    replace(files, page.items.length === 0 ? h("p", { class: "muted" }, "No files yet.") :
+    replace(files, page.items.length === 0 ? h("p", { class: "muted" }, t("school.no_files")) :
       h("ul", {}, page.items.map((f) => h("li", { class: "row" },
         h("button", { type: "button", class: "secondary", onclick: () => download(`/api/course_attachments/${f.id}/download`, f.filename) },
-          `${f.title} (${f.filename}, ${Math.ceil(f.size / 1024)} KiB)`),
+          t("school.file_line", { title: f.title, filename: f.filename, kib: Math.ceil(f.size / 1024) })),
         mayFile && h("button", {
-          type: "button", class: "danger", "aria-label": `Delete ${f.title}`,
+          type: "button", class: "danger", "aria-label": t("school.delete_named", { name: f.title }),
           onclick: async () => {
             try { await api("DELETE", `/api/course_attachments/${f.id}`); await load(); } catch (e) { failure(box, e); }
           },
-        }, "Delete")))));
+        }, t("school.delete"))))));
   }
   const upload = mayFile ? h("form", { class: "stack card" },
-    h("h2", {}, "Add a file"),
-    field("Title", { name: "title", required: true }),
-    field("File", { name: "file", type: "file", required: true }),
-    h("button", { type: "submit" }, "Upload")) : null;
+    h("h2", {}, t("school.add_file")),
+    field(t("school.title"), { name: "title", required: true }),
+    field(t("school.file"), { name: "file", type: "file", required: true }),
+    h("button", { type: "submit" }, t("school.upload"))) : null;
   upload?.addEventListener("submit", async (event) => {
     event.preventDefault();
     const form = new FormData();
@@ -101,21 +102,21 @@ export async function course(main, { params, user, isStaff }) {
     } catch (e) { failure(box, e); }
   });
   const edit = mayEdit ? h("form", { class: "stack card" },
-    h("h2", {}, "Edit"),
-    field("Title", { name: "title", value: c.title, required: true }),
-    field("Credits", { name: "credits", type: "number", step: "0.1", value: c.credits }),
-    h("button", { type: "submit" }, "Save")) : null;
+    h("h2", {}, t("school.edit")),
+    field(t("school.title"), { name: "title", value: c.title, required: true }),
+    field(t("school.credits"), { name: "credits", type: "number", step: "0.1", value: c.credits }),
+    h("button", { type: "submit" }, t("school.save"))) : null;
   edit?.addEventListener("submit", async (event) => {
     event.preventDefault();
     const v = values(edit);
     try {
       await api("PATCH", `/api/courses/${id}`, { title: v.title, credits: Number(v.credits) });
-      replace(box, notice("Saved.", "good"));
+      replace(box, notice(t("school.saved"), "good"));
     } catch (e) { failure(box, e); }
   });
   replace(main, h("h1", {}, `${c.code} — ${c.title}`), h("p", {}, c.description),
     h("p", { class: "muted" }, `${c.credits} credits`), box,
-    h("h2", {}, "Files"), files, upload, edit);
+    h("h2", {}, t("school.files")), files, upload, edit);
   await load();
 }
 
@@ -125,29 +126,29 @@ export async function sections(main, { isStaff }) {
   async function load(term = "") {
     const page = await api("GET", `/api/sections?limit=200${term ? `&term=${encodeURIComponent(term)}` : ""}`);
     replace(table, h("table", {},
-      h("thead", {}, h("tr", {}, h("th", {}, "Section"), h("th", {}, "Term"), h("th", {}, "Teacher"),
-        h("th", {}, "Enrolled"), h("th", {}, "Status"))),
+      h("thead", {}, h("tr", {}, h("th", {}, t("school.section")), h("th", {}, t("school.term")), h("th", {}, t("school.teacher")),
+        h("th", {}, t("school.enrolled")), h("th", {}, t("school.status")))),
       h("tbody", {}, page.items.map((s) => h("tr", {},
         h("td", {}, h("a", { href: `/sections/${s.id}`, "data-link": true }, `${s.course_code} ${s.section_code}`)),
         h("td", {}, s.term), h("td", {}, s.teacher_name),
-        h("td", {}, `${s.enrolled} / ${s.capacity}`), h("td", {}, s.status))))));
+        h("td", {}, `${s.enrolled} / ${s.capacity}`), h("td", {}, t(`section.${s.status}`)))))));
   }
   let create = null;
   if (isStaff) {
     const [courses, teachers] = await Promise.all([
       api("GET", "/api/courses?limit=200"), api("GET", "/api/users?role=teacher&limit=200")]);
     create = h("form", { class: "stack card" },
-      h("h2", {}, "New section"),
-      h("label", {}, "Course", h("select", { name: "course_id", required: true },
+      h("h2", {}, t("school.new_section")),
+      h("label", {}, t("school.course"), h("select", { name: "course_id", required: true },
         courses.items.map((c) => h("option", { value: c.id }, `${c.code} — ${c.title}`)))),
-      field("Section code", { name: "section_code", required: true }),
-      field("Term", { name: "term", required: true, placeholder: "2026-fall" }),
-      h("label", {}, "Teacher", h("select", { name: "teacher_id", required: true },
+      field(t("school.section_code"), { name: "section_code", required: true }),
+      field(t("school.term"), { name: "term", required: true, placeholder: "2026-fall" }),
+      h("label", {}, t("school.teacher"), h("select", { name: "teacher_id", required: true },
         teachers.items.map((t) => h("option", { value: t.id }, `${t.display_name} (${t.username})`)))),
-      field("Capacity", { name: "capacity", type: "number", min: 1, max: 1000, value: 30 }),
-      h("label", {}, "Status", h("select", { name: "status" },
-        ["draft", "published", "archived"].map((s) => h("option", { value: s }, s)))),
-      h("button", { type: "submit" }, "Create section"));
+      field(t("school.capacity"), { name: "capacity", type: "number", min: 1, max: 1000, value: 30 }),
+      h("label", {}, t("school.status"), h("select", { name: "status" },
+        ["draft", "published", "archived"].map((v) => h("option", { value: v }, t(`section.${v}`))))),
+      h("button", { type: "submit" }, t("school.create_section")));
     create.addEventListener("submit", async (event) => {
       event.preventDefault();
       const v = values(create);
@@ -155,12 +156,12 @@ export async function sections(main, { isStaff }) {
         await api("POST", "/api/sections", {
           ...v, course_id: Number(v.course_id), teacher_id: Number(v.teacher_id), capacity: Number(v.capacity),
         });
-        replace(box, notice("Section created.", "good"));
+        replace(box, notice(t("school.section_created"), "good"));
         await load();
       } catch (e) { failure(box, e); }
     });
   }
-  replace(main, h("h1", {}, "Sections"), searchForm("Term, e.g. 2026-fall", load), box, table, create);
+  replace(main, h("h1", {}, t("school.sections")), searchForm(t("school.term_hint"), load), box, table, create);
   await load();
 }
 
@@ -173,24 +174,24 @@ export async function section(main, { params, user, isStaff, go }) {
   async function load() {
     const page = await api("GET", `/api/sections/${id}/enrollments?limit=200`);
     replace(students, h("ul", {}, page.items.map((e) => h("li", { class: "row" },
-      `${e.display_name} · ${e.username}${e.number ? ` · ${e.number}` : ""} (${e.email}), since ${when(e.enrolled_at)}`,
+      t("school.roster_line", { name: e.display_name, username: e.username, number: e.number ? ` · ${e.number}` : "", email: e.email, when: when(e.enrolled_at) }),
       isStaff && h("button", {
-        type: "button", class: "danger", "aria-label": `Remove ${e.display_name}`,
+        type: "button", class: "danger", "aria-label": t("school.remove_named", { name: e.display_name }),
         onclick: async () => {
           try { await api("DELETE", `/api/sections/${id}/enrollments/${e.student_id}`); await load(); } catch (err) { failure(box, err); }
         },
-      }, "Remove")))));
+      }, t("school.remove"))))));
   }
   let enroll = null;
   if (isStaff) {
     enroll = h("form", { class: "row" },
-      h("label", {}, "Student username or email", h("input", { name: "q", required: true })),
-      h("button", { type: "submit" }, "Enroll"));
+      h("label", {}, t("school.student_search"), h("input", { name: "q", required: true })),
+      h("button", { type: "submit" }, t("school.enroll")));
     enroll.addEventListener("submit", async (event) => {
       event.preventDefault();
       try {
         const found = await api("GET", `/api/users?role=student&q=${encodeURIComponent(enroll.elements.q.value)}&limit=2`);
-        if (found.items.length !== 1) throw new Error("type enough to name exactly one student");
+        if (found.items.length !== 1) throw new Error(t("school.one_student"));
         await api("POST", `/api/sections/${id}/enrollments`, { student_id: found.items[0].id });
         enroll.reset();
         await load();
@@ -199,30 +200,30 @@ export async function section(main, { params, user, isStaff, go }) {
   }
   let edit = null;
   if (isStaff || teaches) {
-    edit = h("form", { class: "stack card" }, h("h2", {}, "Edit"),
-      field("Capacity", { name: "capacity", type: "number", min: 1, max: 1000, value: s.capacity }),
-      h("label", {}, "Status", h("select", { name: "status" },
-        ["draft", "published", "archived"].map((v) => h("option", { value: v, selected: v === s.status }, v)))),
-      h("button", { type: "submit" }, "Save"),
+    edit = h("form", { class: "stack card" }, h("h2", {}, t("school.edit")),
+      field(t("school.capacity"), { name: "capacity", type: "number", min: 1, max: 1000, value: s.capacity }),
+      h("label", {}, t("school.status"), h("select", { name: "status" },
+        ["draft", "published", "archived"].map((v) => h("option", { value: v, selected: v === s.status }, t(`section.${v}`))))),
+      h("button", { type: "submit" }, t("school.save")),
       isStaff && h("button", {
         type: "button", class: "danger",
         onclick: async () => {
-          if (!confirm("Delete this section and its enrollments?")) return;
+          if (!confirm(t("school.delete_section_confirm"))) return;
           try { await api("DELETE", `/api/sections/${id}`); go("/sections"); } catch (e) { failure(box, e); }
         },
-      }, "Delete section"));
+      }, t("school.delete_section")));
     edit.addEventListener("submit", async (event) => {
       event.preventDefault();
       const v = values(edit);
       try {
         await api("PATCH", `/api/sections/${id}`, { capacity: Number(v.capacity), status: v.status });
-        replace(box, notice("Saved.", "good"));
+        replace(box, notice(t("school.saved"), "good"));
       } catch (e) { failure(box, e); }
     });
   }
   const mayList = isStaff || teaches;
   replace(main, h("h1", {}, `${s.course_code} ${s.section_code} · ${s.term}`),
-    h("p", { class: "muted" }, `${s.course_title} · taught by ${s.teacher_name} · ${s.enrolled} of ${s.capacity} places taken · ${s.status}`),
-    box, mayList && h("h2", {}, "Students"), mayList && students, enroll, edit);
+    h("p", { class: "muted" }, t("school.section_line", { course: s.course_title, teacher: s.teacher_name, enrolled: s.enrolled, capacity: s.capacity, status: t(`section.${s.status}`) })),
+    box, mayList && h("h2", {}, t("school.students")), mayList && students, enroll, edit);
   if (mayList) await load();
 }
