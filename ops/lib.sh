@@ -189,13 +189,14 @@ TOML
 
 # ensure_browser — Debian's Chromium, a font with Chinese characters (the
 # zh-CN pages and their screenshots), and, from the npm registry,
-# playwright-core (tests/e2e/package-lock.json) to drive it.
+# playwright-core to drive it and axe-core to check each page's accessibility
+# (tests/e2e/package-lock.json).
 ensure_browser() {
   [ -x /usr/bin/chromium ] || apt_install chromium
   apt_install fonts-wqy-microhei
   command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
-  if [ ! -d "$ROOT/tests/e2e/node_modules/playwright-core" ]; then
-    log "installing playwright-core (npm)"
+  if [ ! -d "$ROOT/tests/e2e/node_modules/playwright-core" ] || [ ! -d "$ROOT/tests/e2e/node_modules/axe-core" ]; then
+    log "installing playwright-core and axe-core (npm)"
     (cd "$ROOT/tests/e2e" && npm ci --no-audit --no-fund --silent)
   fi
 }

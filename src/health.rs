@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::db::DbPool;
 use crate::deliveries::{self, model::DeliveryState};
-use crate::error::{AppError, FieldErrors};
+use crate::error::{AppError, Code, FieldErrors};
 use crate::http::resource;
 use crate::realtime::bridge::BridgeHealth;
 use crate::redis::Redis;
@@ -34,9 +34,6 @@ pub struct Readiness {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bridge: Option<&'static str>,
 }
-
-/// What `/readyz` says of a part that does not answer.
-const DOWN: &str = "down";
 
 /// Why the bridge counts as degraded.
 const BRIDGE_DOWN: &str = "not connected to the other nodes through Redis; reconnecting with backoff, \
@@ -78,14 +75,14 @@ pub async fn readyz(
     let mut down = FieldErrors::new();
     if let Err(error) = database {
         tracing::warn!(%error, "readiness: PostgreSQL is down");
-        down.add("postgres", DOWN);
+        down.add("postgres", Code::Down);
     }
     if let Err(error) = redis {
         tracing::warn!(%error, "readiness: Redis is down");
-        down.add("redis", DOWN);
+        down.add("redis", Code::Down);
     }
     if bridge.is_some() {
-        down.add("bridge", DOWN);
+        down.add("bridge", Code::Down);
     }
     Err(AppError::Unavailable { what, fields: down })
 }

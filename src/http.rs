@@ -4,7 +4,7 @@
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{HttpRequest, HttpResponse, Resource, web};
 
-use crate::error::{AppError, FieldErrors};
+use crate::error::{AppError, Code, FieldErrors};
 
 /// A resource whose unsupported methods answer 405 in the JSON error shape.
 pub fn resource(path: &str) -> Resource {
@@ -53,10 +53,10 @@ fn json_error(error: JsonPayloadError, limit: usize) -> AppError {
 
 /// Pulls the field name out of serde's "missing field `x`" messages so clients
 /// get it in `fields`, like any other invalid field.
-fn missing_field(message: &str) -> Option<(String, String)> {
+fn missing_field(message: &str) -> Option<(String, Code)> {
     let rest = message.strip_prefix("missing field `")?;
     let field = rest.split('`').next()?;
-    Some((field.to_owned(), "is required".to_owned()))
+    Some((field.to_owned(), Code::Required))
 }
 
 pub fn query_config() -> web::QueryConfig {

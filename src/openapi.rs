@@ -81,7 +81,7 @@ use crate::{
         health::metrics,
         openapi_json,
     ),
-    modifiers(&BearerAuth, &ImportPaths),
+    modifiers(&BearerAuth, &ImportPaths, &ErrorCodes),
     tags(
         (name = "school", description = "The school: time zone, languages, registration"),
         (name = "auth", description = "The account loop"),
@@ -113,6 +113,28 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Lists every error `code` (`error::CODES`) as the enum of `ErrorDetail.code`,
+/// which Rust keeps as a string because conflicts name their own.
+struct ErrorCodes;
+
+impl Modify for ErrorCodes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let Some(detail) = components.schemas.get_mut("ErrorDetail") else {
+            return;
+        };
+        let Ok(mut json) = serde_json::to_value(&*detail) else {
+            return;
+        };
+        json["properties"]["code"]["enum"] = serde_json::json!(crate::error::CODES);
+        if let Ok(listed) = serde_json::from_value(json) {
+            *detail = listed;
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::error::{AppError, FieldErrors};
+use crate::error::{AppError, Code, FieldError, FieldErrors};
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;
@@ -27,10 +27,15 @@ impl PageQuery {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         let offset = self.offset.unwrap_or(0);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            errors.add("limit", format!("must be between 1 and {MAX_LIMIT}"));
+            errors.add(
+                "limit",
+                FieldError::new(Code::OutOfRange)
+                    .with("min", 1)
+                    .with("max", MAX_LIMIT),
+            );
         }
         if offset < 0 {
-            errors.add("offset", "must not be negative");
+            errors.add("offset", FieldError::new(Code::TooSmall).with("min", 0));
         }
         Page { limit, offset }
     }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::config::School;
-use crate::error::FieldErrors;
+use crate::error::{Code, FieldError, FieldErrors};
 
 /// `raw` trimmed, recording under `field` why it is unacceptable: blank,
 /// longer than `max` characters, or holding control characters.
@@ -11,11 +11,11 @@ pub fn short_text(errors: &mut FieldErrors, field: &str, raw: &str, max: usize) 
     let value = raw.trim();
     let length = value.chars().count();
     if length == 0 {
-        errors.add(field, "must not be blank");
+        errors.add(field, Code::Blank);
     } else if length > max {
-        errors.add(field, format!("must be at most {max} characters"));
+        errors.add(field, FieldError::too_long(max));
     } else if value.chars().any(char::is_control) {
-        errors.add(field, "must not contain control characters");
+        errors.add(field, Code::ControlCharacters);
     }
     value.to_owned()
 }
@@ -31,7 +31,7 @@ pub fn future_time(
     match school.parse_time(raw) {
         Ok(at) if at > Utc::now() => Some(at),
         Ok(_) => {
-            errors.add(field, "must be in the future");
+            errors.add(field, Code::NotInFuture);
             None
         }
         Err(reason) => {

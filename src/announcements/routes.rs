@@ -17,7 +17,7 @@ use crate::config;
 use crate::courses::store as courses;
 use crate::db::DbPool;
 use crate::deliveries::store as deliveries;
-use crate::error::{AppError, FieldErrors};
+use crate::error::{AppError, Code, FieldError, FieldErrors};
 use crate::events::{Event, EventBus};
 use crate::http::resource;
 use crate::ids::AnnouncementId;
@@ -67,15 +67,23 @@ async fn check_audience(
     let teacher_of_section = match audience {
         Audience::AllStudents => None,
         Audience::Course { course_id } => {
-            courses::find(&mut conn, course_id)
-                .await
-                .map_err(|_| AppError::field("audience", "no such course"))?;
+            courses::find(&mut conn, course_id).await.map_err(|_| {
+                AppError::field(
+                    "audience",
+                    FieldError::new(Code::NoSuch).with("what", "course"),
+                )
+            })?;
             None
         }
         Audience::Section { section_id } => Some(
             sections::find(&mut conn, section_id)
                 .await
-                .map_err(|_| AppError::field("audience", "no such section"))?
+                .map_err(|_| {
+                    AppError::field(
+                        "audience",
+                        FieldError::new(Code::NoSuch).with("what", "section"),
+                    )
+                })?
                 .teacher_id,
         ),
     };
@@ -108,9 +116,9 @@ async fn visible(
 
 fn body_text(errors: &mut FieldErrors, raw: &str) -> String {
     if raw.trim().is_empty() {
-        errors.add("body", "must not be blank");
+        errors.add("body", Code::Blank);
     } else if raw.chars().count() > MAX_BODY {
-        errors.add("body", format!("must be at most {MAX_BODY} characters"));
+        errors.add("body", FieldError::too_long(MAX_BODY));
     }
     raw.to_owned()
 }

@@ -14,7 +14,7 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use super::{filename, media};
 use crate::db::DbPool;
-use crate::error::{AppError, FieldErrors};
+use crate::error::{AppError, Code, FieldError, FieldErrors};
 use crate::ids::CourseId;
 use crate::storage::{ByteStream, Storage, deletions};
 use crate::validate::short_text;
@@ -62,23 +62,26 @@ pub async fn read(
             match field.name().unwrap_or_default() {
                 "course" => {
                     if upload.course.is_some() {
-                        return Err(AppError::field("course", "given more than once"));
+                        return Err(AppError::field("course", Code::Repeated));
                     }
                     let text = text_field(&mut field).await?;
                     let course = text
                         .trim()
                         .parse::<CourseId>()
-                        .map_err(|_| AppError::field("course", "must be a course id"))?;
+                        .map_err(|_| AppError::field("course", Code::NotAnId))?;
                     key = Some(admit(course).await?);
                     upload.course = Some(course);
                 }
                 "title" => upload.title = Some(text_field(&mut field).await?),
                 "file" => {
                     let Some(key) = key.clone() else {
-                        return Err(AppError::field("file", "must come after the course field"));
+                        return Err(AppError::field(
+                            "file",
+                            FieldError::new(Code::OutOfOrder).with("after", "course"),
+                        ));
                     };
                     if upload.file.is_some() {
-                        return Err(AppError::field("file", "only one file per upload"));
+                        return Err(AppError::field("file", Code::Repeated));
                     }
                     let filename = filename::sanitize(
                         field
@@ -109,14 +112,14 @@ pub async fn read(
         }
         let mut errors = FieldErrors::new();
         if upload.course.is_none() {
-            errors.add("course", "is required");
+            errors.add("course", Code::Required);
         }
         if upload.file.is_none() {
-            errors.add("file", "is required");
+            errors.add("file", Code::Required);
         }
         match upload.title.as_deref() {
             Some(title) => upload.title = Some(short_text(&mut errors, "title", title, 200)),
-            None => errors.add("title", "must not be blank"),
+            None => errors.add("title", Code::Blank),
         }
         errors.into_result()
     }
@@ -137,9 +140,9 @@ async fn text_field(field: &mut Field) -> Result<String, AppError> {
     let bytes = field
         .bytes(TEXT_FIELD_LIMIT)
         .await
-        .map_err(|_| AppError::field(&name, "is too long"))?
+        .map_err(|_| AppError::field(&name, FieldError::too_long(TEXT_FIELD_LIMIT)))?
         .map_err(malformed)?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| AppError::field(&name, "must be UTF-8 text"))
+    String::from_utf8(bytes.to_vec()).map_err(|_| AppError::field(&name, Code::NotUtf8))
 }
 
 async fn drain(mut field: Field) -> Result<(), AppError> {

@@ -9,7 +9,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::AppError;
+use crate::error::{AppError, Code, FieldError, FieldErrors};
 
 pub const MIN_LENGTH: usize = 10;
 /// Bounds the work one login can cost the server.
@@ -87,12 +87,20 @@ pub fn evaluate(password: &str, owner: Owner<'_>) -> Vec<RuleOutcome> {
     ]
 }
 
-/// The messages of the rules `password` fails, empty when it is acceptable.
-pub fn failures(password: &str, owner: Owner<'_>) -> Vec<&'static str> {
+/// The reasons `password` is refused (one per rule it fails), empty when it
+/// is acceptable.
+pub fn failures(password: &str, owner: Owner<'_>) -> Vec<FieldError> {
     evaluate(password, owner)
         .into_iter()
         .filter(|rule| !rule.ok)
-        .map(|rule| rule.message)
+        .map(|rule| match rule.id {
+            "min_length" => FieldError::new(Code::TooShort).with("min", MIN_LENGTH),
+            "max_length" => FieldError::too_long(MAX_LENGTH),
+            "character_classes" => FieldError::new(Code::CharacterClasses).with("min", 3),
+            "not_personal" => Code::Personal.into(),
+            "not_common" => Code::Common.into(),
+            _ => Code::Numeric.into(),
+        })
         .collect()
 }
 
@@ -102,9 +110,9 @@ pub fn enforce(password: &str, owner: Owner<'_>, field: &str) -> Result<(), AppE
     if failed.is_empty() {
         return Ok(());
     }
-    let mut errors = crate::error::FieldErrors::new();
-    for message in failed {
-        errors.add(field, message);
+    let mut errors = FieldErrors::new();
+    for reason in failed {
+        errors.add(field, reason);
     }
     Err(AppError::Validation(errors))
 }

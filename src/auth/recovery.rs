@@ -14,7 +14,7 @@ use super::store::{self, TokenPurpose};
 use super::throttle::{self, Limit};
 use crate::config;
 use crate::db::DbPool;
-use crate::error::AppError;
+use crate::error::{AppError, Code};
 use crate::events::{Event, EventBus};
 use crate::http::resource;
 use crate::locale::AskedLocale;
@@ -189,7 +189,7 @@ async fn set_password(
     purpose: TokenPurpose,
 ) -> Result<HttpResponse, AppError> {
     let token = body.token.trim().to_owned();
-    let invalid = || AppError::field("token", "is invalid, already used or expired");
+    let invalid = || AppError::field("token", Code::InvalidToken);
     let user = store::password_reset_user(&mut *db.get().await?, &token, purpose)
         .await?
         .ok_or_else(invalid)?;

@@ -14,7 +14,7 @@ use super::store::{self, Refresh};
 use super::throttle::{self, Limit};
 use crate::config;
 use crate::db::DbPool;
-use crate::error::{AppError, FieldErrors};
+use crate::error::{AppError, Code, FieldError, FieldErrors};
 use crate::events::{Event, EventBus};
 use crate::http::resource;
 use crate::locale::Locale;
@@ -74,7 +74,7 @@ pub async fn register(
         config::Registration::Domains(domains) if !policy.admits(&body.email) => {
             return Err(AppError::field(
                 "email",
-                format!("must be an address at {}", domains.join(" or ")),
+                FieldError::new(Code::Domain).with("domains", domains.join(", ")),
             ));
         }
         _ => {}
@@ -184,13 +184,13 @@ pub async fn login(
     let login = body.username.trim();
     let mut errors = FieldErrors::new();
     if login.is_empty() {
-        errors.add("username", "is required");
+        errors.add("username", Code::Required);
     }
     if body.password.is_empty() {
-        errors.add("password", "is required");
+        errors.add("password", Code::Required);
     } else if body.password.chars().count() > password::MAX_LENGTH {
         // No password that long exists; refused before anything is hashed.
-        errors.add("password", "is longer than any password can be");
+        errors.add("password", FieldError::too_long(password::MAX_LENGTH));
     }
     errors.into_result()?;
 
@@ -362,10 +362,10 @@ pub async fn change_password(
     // No password is that long: wrong without hashing it.
     let possible = body.current_password.chars().count() <= password::MAX_LENGTH;
     let Some(current_hash) = user.password_hash.as_deref().filter(|_| possible) else {
-        return Err(AppError::field("current_password", "is incorrect"));
+        return Err(AppError::field("current_password", Code::Incorrect));
     };
     if !hasher.verify(&body.current_password, current_hash).await? {
-        return Err(AppError::field("current_password", "is incorrect"));
+        return Err(AppError::field("current_password", Code::Incorrect));
     }
     let owner = Owner {
         username: Some(&user.username),

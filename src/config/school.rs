@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use clap::Args;
 
+use crate::error::{Code, FieldError};
 use crate::locale::Locale;
 
 #[derive(Debug, Clone, Args)]
@@ -31,19 +32,21 @@ impl School {
     /// date and time (`2026-12-03T08:00`, seconds optional) on the school's
     /// clock. A local time that a DST change skips is refused; one it
     /// repeats is taken at its first occurrence.
-    pub fn parse_time(&self, text: &str) -> Result<DateTime<Utc>, &'static str> {
+    pub fn parse_time(&self, text: &str) -> Result<DateTime<Utc>, FieldError> {
         let text = text.trim();
         if let Ok(at) = DateTime::parse_from_rfc3339(text) {
             return Ok(at.with_timezone(&Utc));
         }
         let local = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S")
             .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M"))
-            .map_err(|_| "must be an RFC 3339 time, or a local YYYY-MM-DDTHH:MM in the school's time zone")?;
+            .map_err(|_| FieldError::new(Code::NotATime))?;
         self.zone()
             .from_local_datetime(&local)
             .earliest()
             .map(|at| at.with_timezone(&Utc))
-            .ok_or("does not exist in the school's time zone (the clocks skip it)")
+            .ok_or_else(|| {
+                FieldError::new(Code::SkippedTime).with("timezone", self.timezone.clone())
+            })
     }
 }
 

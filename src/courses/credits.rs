@@ -9,6 +9,8 @@ use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Numeric;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::error::{Code, FieldError};
+
 /// 0.0–99.9 in steps of 0.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, AsExpression, FromSqlRow)]
 #[diesel(sql_type = Numeric)]
@@ -21,14 +23,16 @@ impl Credits {
     const MAX_TENTHS: i32 = 999;
 
     /// From a JSON number: 0–99.9 with at most one decimal place.
-    pub fn parse(value: f64) -> Result<Self, &'static str> {
+    pub fn parse(value: f64) -> Result<Self, FieldError> {
         let tenths = value * 10.0;
         if !value.is_finite() || (tenths - tenths.round()).abs() > 1e-6 {
-            return Err("must have at most one decimal place");
+            return Err(FieldError::new(Code::Precision).with("step", 0.1));
         }
         let tenths = tenths.round();
         if !(0.0..=f64::from(Self::MAX_TENTHS)).contains(&tenths) {
-            return Err("must be between 0 and 99.9");
+            return Err(FieldError::new(Code::OutOfRange)
+                .with("min", 0)
+                .with("max", 99.9));
         }
         Ok(Credits {
             tenths: tenths as i32,

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::credits::Credits;
 use crate::db::schema::courses;
-use crate::error::FieldErrors;
+use crate::error::{FieldError, FieldErrors};
 use crate::ids::CourseId;
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable, Serialize, ToSchema)]
@@ -46,10 +46,7 @@ const MAX_DESCRIPTION: usize = 20_000;
 /// A course description, trimmed; too long is recorded in `errors`.
 pub fn description(errors: &mut FieldErrors, raw: &str) -> String {
     if raw.chars().count() > MAX_DESCRIPTION {
-        errors.add(
-            "description",
-            format!("must be at most {MAX_DESCRIPTION} characters"),
-        );
+        errors.add("description", FieldError::too_long(MAX_DESCRIPTION));
     }
     raw.trim().to_owned()
 }

@@ -7,7 +7,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use super::model::{Course, CourseChanges, NewCourse};
 use crate::db::schema::courses;
 use crate::db::{lower, violates};
-use crate::error::{AppError, FieldErrors};
+use crate::error::{AppError, Code, FieldErrors};
 use crate::ids::CourseId;
 use crate::pagination::Page;
 use crate::users::store::escape_like;
@@ -16,7 +16,7 @@ fn code_taken() -> AppError {
     AppError::conflict(
         "already_exists",
         "a course with that code already exists",
-        FieldErrors::new().with("code", "is already taken"),
+        FieldErrors::new().with("code", Code::Taken),
     )
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use csv::{ByteRecord, ReaderBuilder, Writer};
 
-use crate::error::AppError;
+use crate::error::{AppError, Code, FieldError};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// How far into a file to look for the NUL bytes that give binary files away.
@@ -88,7 +88,7 @@ impl Sheet {
     /// Parses the file, or says in a sentence why it cannot be imported at
     /// all (the checks `check` makes at upload, and unreadable records).
     pub fn parse(bytes: &[u8], required: &[&str]) -> Result<Sheet, String> {
-        let columns = header(bytes, required)?;
+        let columns = header(bytes, required).map_err(|reason| reason.message)?;
         let mut reader = reader(bytes);
         let mut records = Vec::new();
         let mut record = ByteRecord::new();
@@ -134,7 +134,7 @@ impl Sheet {
 
 /// The checks an upload gets before it is accepted: a CSV file, in UTF-8, with
 /// the required columns.
-pub fn check(bytes: &[u8], required: &[&str]) -> Result<(), String> {
+pub fn check(bytes: &[u8], required: &[&str]) -> Result<(), FieldError> {
     header(bytes, required).map(|_| ())
 }
 
@@ -146,21 +146,20 @@ fn reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
         .from_reader(body)
 }
 
-fn header(bytes: &[u8], required: &[&str]) -> Result<HashMap<String, usize>, String> {
+fn header(bytes: &[u8], required: &[&str]) -> Result<HashMap<String, usize>, FieldError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err("the file is empty".into());
+        return Err(Code::EmptyFile.into());
     }
     if bytes[..bytes.len().min(SNIFF_BYTES)].contains(&0) {
-        return Err("not a CSV file: it holds binary data".into());
+        return Err(Code::BinaryFile.into());
     }
     let mut names = ByteRecord::new();
     reader(bytes)
         .read_byte_record(&mut names)
-        .map_err(|error| format!("not a CSV file: {error}"))?;
+        .map_err(|error| FieldError::new(Code::NotCsv).with("detail", error.to_string()))?;
     let mut columns = HashMap::new();
     for (i, name) in names.iter().enumerate() {
-        let name = std::str::from_utf8(name)
-            .map_err(|_| "not UTF-8 text: save the file as \"CSV UTF-8\"".to_owned())?;
+        let name = std::str::from_utf8(name).map_err(|_| FieldError::new(Code::TextEncoding))?;
         columns.entry(name.trim().to_lowercase()).or_insert(i);
     }
     // `a|b` asks for either column.
@@ -170,10 +169,7 @@ fn header(bytes: &[u8], required: &[&str]) -> Result<HashMap<String, usize>, Str
         .map(|wanted| wanted.replace('|', " or "))
         .collect();
     if !missing.is_empty() {
-        return Err(format!(
-            "missing required columns: {} (the first row must name the columns)",
-            missing.join(", ")
-        ));
+        return Err(FieldError::new(Code::MissingColumns).with("columns", missing.join(", ")));
     }
     Ok(columns)
 }
@@ -235,19 +231,18 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_an_importable_csv() {
-        assert_eq!(check(b"", &["code"]).unwrap_err(), "the file is empty");
-        assert!(
-            check(b"\x89PNG\r\n\x1a\n\0\0", &["code"])
-                .unwrap_err()
-                .contains("binary")
-        );
-        assert!(
-            check(b"c\xf3de,title\n", &["code"])
-                .unwrap_err()
-                .contains("UTF-8")
+        let refused = |bytes: &[u8], required: &[&str]| check(bytes, required).unwrap_err();
+        assert_eq!(refused(b"", &["code"]).code, Code::EmptyFile);
+        assert_eq!(
+            refused(b"\x89PNG\r\n\x1a\n\0\0", &["code"]).code,
+            Code::BinaryFile
         );
         assert_eq!(
-            check(b"code,name\n", &["code", "title"]).unwrap_err(),
+            refused(b"c\xf3de,title\n", &["code"]).code,
+            Code::TextEncoding
+        );
+        assert_eq!(
+            refused(b"code,name\n", &["code", "title"]).message,
             "missing required columns: title (the first row must name the columns)"
         );
         let sheet = Sheet::parse(b"code,title\nC\xe9,T\n", &["code"]).unwrap();

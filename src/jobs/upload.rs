@@ -5,7 +5,7 @@ use actix_multipart::{Multipart, MultipartError};
 use futures_util::TryStreamExt;
 
 use super::sheet;
-use crate::error::AppError;
+use crate::error::{AppError, Code, FieldError};
 
 fn malformed(error: MultipartError) -> AppError {
     AppError::BadRequest(format!("malformed multipart body: {error}"))
@@ -50,13 +50,12 @@ pub async fn read_csv(
         }
         if is_file {
             if file.is_some() {
-                return Err(AppError::field("file", "only one file per import"));
+                return Err(AppError::field("file", Code::Repeated));
             }
             file = Some((bytes, declared));
         }
     }
-    let (bytes, declared) =
-        file.ok_or_else(|| AppError::field("file", "is required (a CSV file)"))?;
+    let (bytes, declared) = file.ok_or_else(|| AppError::field("file", Code::Required))?;
     let upload = decode(bytes, declared.as_deref())?;
     sheet::check(&upload.bytes, required).map_err(|reason| AppError::field("file", reason))?;
     Ok(upload)
@@ -78,7 +77,7 @@ fn decode(bytes: Vec<u8>, declared: Option<&str>) -> Result<CsvUpload, AppError>
         if gb {
             return Err(AppError::field(
                 "file",
-                "is not the GB18030 text its charset says: save it as \"CSV UTF-8\"",
+                FieldError::new(Code::WrongEncoding).with("encoding", "GB18030"),
             ));
         }
         // Not GB18030 either: UTF-8 with a few bad bytes, whose cells the

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::announcements::model::AnnouncementStats;
 use crate::deliveries::model::{DeliveryState, InboxItem};
+use crate::error::Code;
 use crate::ids::{AnnouncementId, DeliveryId, JobId, UserId};
 
 /// A position in the inbox's change history: the xmin of a PostgreSQL
@@ -31,12 +32,12 @@ impl fmt::Display for Cursor {
 }
 
 impl FromStr for Cursor {
-    type Err = &'static str;
+    type Err = Code;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text.parse::<i64>() {
             Ok(value) if value >= 0 => Ok(Cursor(value)),
-            _ => Err("must be a cursor from an earlier message"),
+            _ => Err(Code::NotACursor),
         }
     }
 }

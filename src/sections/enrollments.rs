@@ -11,7 +11,7 @@ use super::model::SectionStatus;
 use super::store as sections;
 use crate::db::schema::{enrollments, users};
 use crate::deliveries::store::{self as deliveries, Reach};
-use crate::error::{AppError, FieldErrors};
+use crate::error::{AppError, Code, FieldError, FieldErrors};
 use crate::ids::{SectionId, UserId};
 use crate::pagination::Page;
 use crate::users::model::Role;
@@ -85,7 +85,10 @@ pub async fn enroll(
             .await
             .optional()?;
         let Some((student, Role::Student, true)) = student else {
-            return Err(AppError::field("student_id", "must be an active student"));
+            return Err(AppError::field(
+                "student_id",
+                FieldError::new(Code::NotActive).with("role", "student"),
+            ));
         };
         if section.status == SectionStatus::Archived {
             return Err(conflict(

@@ -11,7 +11,7 @@ use crate::auth::AuthUser;
 use crate::courses::store as courses;
 use crate::db::DbPool;
 use crate::deliveries::reach;
-use crate::error::{AppError, FieldErrors};
+use crate::error::{AppError, Code, FieldError, FieldErrors};
 use crate::events::EventBus;
 use crate::http::resource;
 use crate::ids::{CourseId, SectionId, UserId};
@@ -124,7 +124,12 @@ pub struct CreateSectionRequest {
 
 fn check_capacity(errors: &mut FieldErrors, capacity: i32) {
     if !(1..=1000).contains(&capacity) {
-        errors.add("capacity", "must be between 1 and 1000");
+        errors.add(
+            "capacity",
+            FieldError::new(Code::OutOfRange)
+                .with("min", 1)
+                .with("max", 1000),
+        );
     }
 }
 
@@ -138,14 +143,20 @@ async fn check_references(
     let mut conn = db.get().await?;
     if let Some(course_id) = course_id {
         match courses::find(&mut conn, course_id).await {
-            Err(AppError::NotFound(_)) => errors.add("course_id", "no such course"),
+            Err(AppError::NotFound(_)) => errors.add(
+                "course_id",
+                FieldError::new(Code::NoSuch).with("what", "course"),
+            ),
             other => drop(other?),
         }
     }
     if let Some(teacher_id) = teacher_id
         && !users::has_active_role(&mut conn, teacher_id, Role::Teacher).await?
     {
-        errors.add("teacher_id", "must be an active teacher");
+        errors.add(
+            "teacher_id",
+            FieldError::new(Code::NotActive).with("role", "teacher"),
+        );
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use super::model::{NewSection, Section, SectionChanges, SectionStatus, SectionView};
 use crate::db::schema::{courses, enrollments, sections, users};
 use crate::db::violates;
-use crate::error::{AppError, FieldErrors};
+use crate::error::{AppError, Code, FieldError, FieldErrors};
 use crate::ids::{CourseId, SectionId, UserId};
 use crate::pagination::Page;
 use crate::users::model::Role;
@@ -20,7 +20,7 @@ fn map_conflict(error: diesel::result::Error) -> AppError {
         AppError::conflict(
             "already_exists",
             "the course already has a section with that code this term",
-            FieldErrors::new().with("section_code", "is already used for this course and term"),
+            FieldErrors::new().with("section_code", Code::Taken),
         )
     } else {
         error.into()
@@ -199,7 +199,10 @@ pub async fn update(
                 return Err(AppError::conflict(
                     "capacity_below_enrollment",
                     format!("{enrolled} students are enrolled; capacity cannot go below that"),
-                    FieldErrors::new().with("capacity", format!("must be at least {enrolled}")),
+                    FieldErrors::new().with(
+                        "capacity",
+                        FieldError::new(Code::TooSmall).with("min", enrolled),
+                    ),
                 ));
             }
         }

@@ -1,6 +1,6 @@
 //! Validated account fields: once parsed, a value is known to be acceptable.
 
-use crate::error::FieldErrors;
+use crate::error::{Code, FieldError, FieldErrors};
 
 /// 3–150 characters of letters, digits and `._-`; no `@`, so a login name is
 /// never mistaken for an email address.
@@ -8,20 +8,20 @@ use crate::error::FieldErrors;
 pub struct Username(String);
 
 impl Username {
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let name = raw.trim();
         let length = name.chars().count();
         if length < 3 {
-            return Err("must be at least 3 characters");
+            return Err(FieldError::new(Code::TooShort).with("min", 3));
         }
         if length > 150 {
-            return Err("must be at most 150 characters");
+            return Err(FieldError::too_long(150));
         }
         if !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         {
-            return Err("may contain only letters, digits, '.', '_' and '-'");
+            return Err(FieldError::new(Code::Characters).with("allowed", ". _ -"));
         }
         Ok(Username(name.to_owned()))
     }
@@ -36,13 +36,13 @@ impl Username {
 pub struct Email(String);
 
 impl Email {
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let email = raw.trim();
         if email.len() > 254 {
-            return Err("must be at most 254 characters");
+            return Err(FieldError::too_long(254));
         }
         if !email_address::EmailAddress::is_valid(email) || !email.contains('@') {
-            return Err("is not a valid email address");
+            return Err(Code::NotAnEmail.into());
         }
         Ok(Email(email.to_owned()))
     }
@@ -64,17 +64,17 @@ impl Email {
 pub struct DisplayName(String);
 
 impl DisplayName {
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let name = raw.trim();
         let length = name.chars().count();
         if length == 0 {
-            return Err("is required");
+            return Err(Code::Required.into());
         }
         if length > 100 {
-            return Err("must be at most 100 characters");
+            return Err(FieldError::too_long(100));
         }
         if name.chars().any(|c| c.is_control() || is_bidi_control(c)) {
-            return Err("may not contain control characters");
+            return Err(Code::ControlCharacters.into());
         }
         Ok(DisplayName(name.to_owned()))
     }
@@ -95,16 +95,19 @@ fn is_bidi_control(c: char) -> bool {
 pub struct SchoolNumber(String);
 
 impl SchoolNumber {
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let number = raw.trim();
-        if number.is_empty() || number.chars().count() > 32 {
-            return Err("must be 1 to 32 characters");
+        if number.is_empty() {
+            return Err(Code::Required.into());
+        }
+        if number.chars().count() > 32 {
+            return Err(FieldError::too_long(32));
         }
         if !number
             .chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '/' | '_'))
         {
-            return Err("may contain only letters, digits, '-', '.', '/' and '_'");
+            return Err(FieldError::new(Code::Characters).with("allowed", "- . / _"));
         }
         Ok(SchoolNumber(number.to_owned()))
     }
@@ -119,7 +122,7 @@ pub fn parse_field<T>(
     errors: &mut FieldErrors,
     field: &str,
     raw: &str,
-    parse: impl FnOnce(&str) -> Result<T, &'static str>,
+    parse: impl FnOnce(&str) -> Result<T, FieldError>,
 ) -> Option<T> {
     match parse(raw) {
         Ok(value) => Some(value),

@@ -7,7 +7,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use super::model::{NewUser, Role, User};
 use crate::db::schema::users;
 use crate::db::{lower, violates};
-use crate::error::{AppError, FieldErrors};
+use crate::error::{AppError, Code, FieldErrors};
 use crate::ids::UserId;
 use crate::locale::Locale;
 use crate::pagination::Page;
@@ -38,7 +38,7 @@ fn taken(field: &str) -> AppError {
     AppError::conflict(
         "already_exists",
         format!("that {field} is already taken"),
-        FieldErrors::new().with(field, "is already taken"),
+        FieldErrors::new().with(field, Code::Taken),
     )
 }
 
@@ -68,16 +68,16 @@ pub async fn taken_fields(
     let matches =
         |stored: &str, wanted: &str| !wanted.is_empty() && stored.to_lowercase() == wanted;
     if rows.iter().any(|(u, _, _)| matches(u, &username)) {
-        fields.add("username", "is already taken");
+        fields.add("username", Code::Taken);
     }
     if rows.iter().any(|(_, e, _)| matches(e, &email)) {
-        fields.add("email", "is already taken");
+        fields.add("email", Code::Taken);
     }
     if rows
         .iter()
         .any(|(_, _, n)| n.as_deref().is_some_and(|n| matches(n, &number)))
     {
-        fields.add("number", "is already taken");
+        fields.add("number", Code::Taken);
     }
     Ok(fields)
 }

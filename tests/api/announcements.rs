@@ -8,7 +8,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, error_body, json_body, smtp_server, unfold_mail, wait_for_files};
+use crate::helpers::{
+    TestApp, error_body, field_codes, field_messages, json_body, smtp_server, unfold_mail,
+    wait_for_files,
+};
 use classbell::announcements::audience::Audience;
 use classbell::announcements::fanout::{FanoutJob, FanoutSettings, Kick, Step};
 use classbell::announcements::store as announcements;
@@ -205,9 +208,10 @@ async fn who_may_publish_to_what() {
         "validation_failed",
     )
     .await;
+    assert_eq!(field_codes(&body), json!({"audience": ["no_such"]}));
     assert_eq!(
-        body["error"]["fields"],
-        json!({"audience": ["no such course"]})
+        body["error"]["fields"]["audience"][0]["params"],
+        json!({"what": "course"})
     );
     error_body(
         post(teacher_token, json!({"kind": "galaxy"})).await,
@@ -267,7 +271,7 @@ async fn announcement_fields_are_validated() {
             .send(Method::POST, "/api/announcements", &admin, body)
             .await;
         let error = error_body(response, 400, "validation_failed").await;
-        assert_eq!(error["error"]["fields"][field], json!([reason]));
+        assert_eq!(field_messages(&error)[field], json!([reason]));
     }
     let listed = json_body(app.get("/api/announcements", &admin).await).await;
     assert_eq!(listed["total"], 0);

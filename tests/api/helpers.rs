@@ -368,7 +368,50 @@ pub async fn error_body(response: Response, status: u16, code: &str) -> Value {
     assert_eq!(body["error"]["code"], code, "unexpected error: {body}");
     assert!(body["error"]["message"].is_string(), "no message: {body}");
     assert!(body["error"]["fields"].is_object(), "no fields: {body}");
+    for reasons in body["error"]["fields"].as_object().unwrap().values() {
+        for reason in reasons.as_array().expect("a list of reasons") {
+            assert!(
+                reason["code"].is_string(),
+                "a reason without a code: {body}"
+            );
+            assert!(
+                reason["message"].is_string(),
+                "a reason without a message: {body}"
+            );
+            assert!(
+                reason["params"].is_object(),
+                "a reason without params: {body}"
+            );
+        }
+    }
     body
+}
+
+/// An error body's reasons as `{field: [code, …]}`.
+pub fn field_codes(body: &Value) -> Value {
+    field_reasons(body, "code")
+}
+
+/// An error body's reasons as `{field: [English message, …]}`.
+pub fn field_messages(body: &Value) -> Value {
+    field_reasons(body, "message")
+}
+
+fn field_reasons(body: &Value, part: &str) -> Value {
+    let fields = body["error"]["fields"].as_object().expect("fields");
+    fields
+        .iter()
+        .map(|(field, reasons)| {
+            let said: Vec<Value> = reasons
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|reason| reason[part].clone())
+                .collect();
+            (field.clone(), Value::Array(said))
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// A `classbell serve` process on a free port, sharing this app's database,

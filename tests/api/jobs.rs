@@ -396,14 +396,19 @@ async fn files_that_cannot_be_imported_are_refused_at_once() {
             "not a CSV file: it holds binary data",
         ),
         // Neither UTF-8 nor GB18030 (what a Chinese Excel writes).
-        (b"c\xffdigo,t\xfftulo\nA,B\n", "not UTF-8 text"),
+        (
+            b"c\xffdigo,t\xfftulo\nA,B\n",
+            "is neither UTF-8 nor GB18030 text",
+        ),
         (b"code,name\nA,B\n", "missing required columns: title"),
         (b"", "the file is empty"),
     ];
     for (bytes, reason) in cases {
         let response = upload(&app, "/api/imports/courses", &manager, bytes.to_vec()).await;
         let body = error_body(response, 400, "validation_failed").await;
-        let said = body["error"]["fields"]["file"][0].as_str().unwrap();
+        let said = body["error"]["fields"]["file"][0]["message"]
+            .as_str()
+            .unwrap();
         assert!(said.starts_with(reason), "{said}");
     }
     let big = format!("code,title\n{}", "C1,Title\n".repeat(200));

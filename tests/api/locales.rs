@@ -83,7 +83,7 @@ async fn a_local_time_is_read_on_the_school_clock() {
             "validation_failed",
         )
         .await;
-        let said = refused["error"]["fields"]["publish_at"][0]
+        let said = refused["error"]["fields"]["publish_at"][0]["message"]
             .as_str()
             .unwrap()
             .to_owned();

@@ -182,6 +182,26 @@ async fn openapi_lists_every_endpoint() {
     assert_eq!(documented, expected);
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    // Every error code and field-reason code is listed, so clients can
+    // translate them all.
+    let schemas = &doc["components"]["schemas"];
+    let field_codes: Vec<String> = classbell::error::Code::ALL
+        .iter()
+        .map(|code| code.as_str())
+        .collect();
+    assert_eq!(
+        schemas["FieldErrorCode"]["enum"],
+        serde_json::json!(field_codes)
+    );
+    assert_eq!(
+        schemas["ErrorDetail"]["properties"]["code"]["enum"],
+        serde_json::json!(classbell::error::CODES)
+    );
+    assert!(
+        schemas["FieldError"]["properties"]["params"].is_object(),
+        "{}",
+        schemas["FieldError"]
+    );
 
     // And every documented endpoint is routed (a 404 "route" answer would mean it is not).
     for endpoint in ENDPOINTS {

@@ -4,7 +4,7 @@ use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_body, json_body};
+use crate::helpers::{TestApp, error_body, field_codes, field_messages, json_body};
 use classbell::ids::UserId;
 use classbell::sections::model::SectionStatus;
 use classbell::users::model::Role;
@@ -97,7 +97,7 @@ async fn course_fields_are_validated() {
         (
             json!({"code": "C1", "title": "T", "credits": 3.25}),
             "credits",
-            "must have at most one decimal place",
+            "must be a multiple of 0.1",
         ),
         (
             json!({"code": "C1", "title": "T", "credits": 100}),
@@ -115,7 +115,7 @@ async fn course_fields_are_validated() {
             .send(Method::POST, "/api/courses", &admin, body.clone())
             .await;
         let error = error_body(response, 400, "validation_failed").await;
-        assert_eq!(error["error"]["fields"][field], json!([reason]), "{body}");
+        assert_eq!(field_messages(&error)[field], json!([reason]), "{body}");
     }
     let response = app
         .send(
@@ -162,10 +162,7 @@ async fn course_codes_are_unique_whatever_their_case() {
         )
         .await;
     let body = error_body(response, 409, "already_exists").await;
-    assert_eq!(
-        body["error"]["fields"],
-        json!({"code": ["is already taken"]})
-    );
+    assert_eq!(field_codes(&body), json!({"code": ["taken"]}));
 
     let other = json_body(
         app.send(
@@ -394,7 +391,7 @@ async fn section_fields_and_references_are_validated() {
             .send(Method::POST, "/api/sections", &admin, body.clone())
             .await;
         let error = error_body(response, 400, "validation_failed").await;
-        assert_eq!(error["error"]["fields"][field], json!([reason]), "{body}");
+        assert_eq!(field_messages(&error)[field], json!([reason]), "{body}");
     }
     let response = app
         .send(
@@ -579,7 +576,7 @@ async fn enrollment_rules_and_conflicts() {
 
     let body = error_body(enroll(teacher.user.id).await, 400, "validation_failed").await;
     assert_eq!(
-        body["error"]["fields"],
+        field_messages(&body),
         json!({"student_id": ["must be an active student"]})
     );
     let inactive = app.user(Role::Student).await;
@@ -606,9 +603,10 @@ async fn enrollment_rules_and_conflicts() {
         )
         .await;
     let body = error_body(response, 409, "capacity_below_enrollment").await;
+    assert_eq!(field_codes(&body), json!({"capacity": ["too_small"]}));
     assert_eq!(
-        body["error"]["fields"],
-        json!({"capacity": ["must be at least 2"]})
+        body["error"]["fields"]["capacity"][0]["params"],
+        json!({"min": 2})
     );
 
     let listed = json_body(app.get(&path, &registrar).await).await;

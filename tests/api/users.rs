@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{TestApp, error_body, json_body};
+use crate::helpers::{TestApp, error_body, field_messages, json_body};
 use classbell::users::model::Role;
 
 #[actix_web::test]
@@ -72,8 +72,12 @@ async fn staff_list_users_with_search_role_filter_and_paging() {
     )
     .await;
     assert_eq!(
-        body["error"]["fields"],
+        field_messages(&body),
         json!({"limit": ["must be between 1 and 200"]})
+    );
+    assert_eq!(
+        body["error"]["fields"]["limit"][0]["params"],
+        json!({"min": 1, "max": 200})
     );
 }
 

@@ -196,7 +196,7 @@ pub fn checked<T>(column: &str, rule: impl FnOnce(&mut FieldErrors) -> T) -> Res
     let mut errors = FieldErrors::new();
     let value = rule(&mut errors);
     match errors.first(column) {
-        Some(reason) => Err(RowError::new(column, reason)),
+        Some(reason) => Err(RowError::new(column, reason.message.clone())),
         None => Ok(value),
     }
 }

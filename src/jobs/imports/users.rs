@@ -10,7 +10,7 @@ use csv::ByteRecord;
 use diesel_async::AsyncPgConnection;
 
 use super::rows::{CHUNK, Report, RowError, RowSpec, advance, optional, required_text};
-use crate::error::AppError;
+use crate::error::{AppError, FieldError};
 use crate::events::Event;
 use crate::ids::UserId;
 use crate::jobs::context::{JobContext, Stop};
@@ -27,8 +27,8 @@ pub struct RosterItem {
 
 pub struct Users;
 
-fn parsed<T>(column: &str, parse: Result<T, &'static str>) -> Result<T, RowError> {
-    parse.map_err(|reason| RowError::new(column, reason))
+fn parsed<T>(column: &str, parse: Result<T, FieldError>) -> Result<T, RowError> {
+    parse.map_err(|reason| RowError::new(column, reason.message))
 }
 
 impl RowSpec for Users {

@@ -19,17 +19,14 @@ export const session = {
   clear() { sessionStorage.removeItem(KEY); },
 };
 
+/** An error answer: `code`, and `fields` of coded reasons (`explain` in i18n.js says them). */
 export class ApiError extends Error {
   constructor(status, body, headers) {
-    super(body?.error?.message ?? `request failed (${status})`);
+    super(body?.error?.message ?? String(status));
     this.status = status;
     this.code = body?.error?.code;
     this.fields = body?.error?.fields ?? {};
     this.headers = headers;
-  }
-  /** Every reason, field by field, as lines. */
-  details() {
-    return Object.entries(this.fields).flatMap(([f, reasons]) => reasons.map((r) => `${f}: ${r}`));
   }
 }
 
@@ -84,7 +81,7 @@ export async function download(path, filename) {
   const response = await api("GET", path, undefined, { raw: true });
   const blob = await response.blob();
   const disposition = response.headers.get("content-disposition") ?? "";
-  const named = /filename="?([^";]+)"?/.exec(disposition)?.[1] ?? filename;
+  const named = new RegExp('filename="?([^";]+)"?').exec(disposition)?.[1] ?? filename;
   const url = URL.createObjectURL(blob);
   const link = Object.assign(document.createElement("a"), { href: url, download: named });
   document.body.append(link);

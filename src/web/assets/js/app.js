@@ -3,7 +3,7 @@
 
 import { api, registration, schoolConfig, session } from "./api.js";
 import { h, replace, useTimeZone } from "./dom.js";
-import { LOCALES, chooseLocale, locale, nameOf, rememberLocale, t } from "./i18n.js";
+import { LOCALES, chooseLocale, explain, locale, nameOf, rememberLocale, t } from "./i18n.js";
 import { Live } from "./live.js";
 import * as account from "./pages/account.js";
 import * as inbox from "./pages/inbox.js";
@@ -60,7 +60,16 @@ function isStaff(u = user()) {
   return STAFF.includes(u?.role);
 }
 
+/** The page frame's words (index.html holds none of its own). */
+function frame() {
+  document.querySelector("a.skip").textContent = t("page.skip");
+  document.getElementById("nav").setAttribute("aria-label", t("nav.label"));
+  const unread = Number(document.getElementById("badge").textContent) || 0;
+  document.getElementById("bell").setAttribute("aria-label", t("bell.unread", { count: unread }));
+}
+
 function navigation() {
+  frame();
   const u = user();
   const link = (href, text) =>
     h("a", { href, "data-link": true, "aria-current": location.pathname === href ? "page" : undefined }, text);
@@ -131,14 +140,15 @@ live.addEventListener("connection", (e) => status(e.detail.connected ? "" : t("l
 window.addEventListener("signed-out", () => { live.stop(); go("/login", { replace: true }); });
 
 function notFound(main) {
-  replace(main, h("h1", {}, "Not found"), h("p", {}, h("a", { href: "/", "data-link": true }, "Home")));
+  replace(main, h("h1", {}, t("page.not_found")), h("p", {}, h("a", { href: "/", "data-link": true }, t("page.home"))));
 }
 
 /** A page the user's role has no use for: said plainly, not as an error. */
 function notForRole(roles) {
-  return (main) => replace(main, h("h1", {}, "Not available"),
-    h("div", { id: "not-for-role", class: "notice", role: "status" }, `This page is for: ${roles.join(", ")}.`),
-    h("p", {}, h("a", { href: "/", "data-link": true }, "Home")));
+  return (main) => replace(main, h("h1", {}, t("page.not_available")),
+    h("div", { id: "not-for-role", class: "notice", role: "status" },
+      t("page.for_roles", { roles: new Intl.ListFormat(locale()).format(roles.map((r) => t(`role.${r}`))) })),
+    h("p", {}, h("a", { href: "/", "data-link": true }, t("page.home"))));
 }
 
 async function render() {
@@ -159,7 +169,7 @@ async function render() {
     if (view.isConnected) leave = left;
     else left?.();
   } catch (error) {
-    replace(view, h("div", { class: "notice bad", role: "alert" }, error.message));
+    replace(view, h("div", { class: "notice bad", role: "alert" }, explain(error)));
   }
   if (view.isConnected) document.title = `${main.querySelector("h1")?.textContent ?? "classbell"} · classbell`;
 }

@@ -61,3 +61,37 @@ export function t(key, params = {}) {
   }
   return message.replace(/\{(\w+)\}/g, (_, name) => String(params[name] ?? `{${name}}`));
 }
+
+/** Whether the catalogs have `key` (for keys built from what the server sends). */
+export function has(key) {
+  return Object.hasOwn(CATALOGS.en, key);
+}
+
+/** `t(key)` when the catalogs have it, else `fallback`. */
+function tOr(key, fallback, params) {
+  return has(key) ? t(key, params) : fallback;
+}
+
+/** One coded reason (`{code, message, params}`), in the reader's language. */
+function reason(r) {
+  const params = Object.fromEntries(Object.entries(r?.params ?? {}).map(([name, value]) =>
+    [name, typeof value === "string" ? tOr(`term.${value}`, value) : value]));
+  return tOr(`error.field.${r?.code}`, r?.message ?? String(r), params);
+}
+
+/**
+ * What went wrong, in the reader's language: the error's code as a
+ * sentence, then each field's reasons by their codes and params. The
+ * server's English words are the fallback for codes this app does not know.
+ */
+export function explain(error) {
+  // fetch fails with a TypeError when the server cannot be reached; the
+  // app's own errors are already in the reader's language.
+  if (!error?.status) return error instanceof TypeError ? t("error.network") : String(error?.message ?? error);
+  if (!error.code) return t("error.status", { status: error.status });
+  const seconds = Number(error.headers?.get?.("retry-after") ?? 0);
+  const head = tOr(`error.${error.code}`, error.message, { seconds });
+  const lines = Object.entries(error.fields ?? {}).flatMap(([name, reasons]) =>
+    reasons.map((r) => `${tOr(`field.${name}`, name)}: ${reason(r)}`));
+  return [head, ...lines].join(" — ");
+}

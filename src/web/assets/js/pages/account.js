@@ -2,10 +2,10 @@
 
 import { api, registration, session } from "../api.js";
 import { field, h, notice, replace, values } from "../dom.js";
-import { t } from "../i18n.js";
+import { explain, t } from "../i18n.js";
 
 function failure(box, error) {
-  replace(box, notice([error.message, ...error.details()].join(" — "), "bad"));
+  replace(box, notice(explain(error), "bad"));
 }
 
 /** A list of the password rules that ticks as the user types. */
@@ -15,7 +15,7 @@ function passwordRules(form, passwordName, owner = () => ({})) {
   const check = async () => {
     const password = form.elements[passwordName].value;
     const result = await api("POST", "/auth/password-policy", { password, ...owner() });
-    replace(list, result.rules.map((rule) => h("li", { class: rule.ok ? "ok" : "" }, rule.message)));
+    replace(list, result.rules.map((rule) => h("li", { class: rule.ok ? "ok" : "" }, t(`password.rule.${rule.id}`))));
   };
   form.elements[passwordName].addEventListener("input", () => {
     clearTimeout(timer);
@@ -65,7 +65,8 @@ export function login(main, { go, live }) {
       window.dispatchEvent(new Event("classbell:signed-in"));
       go(tokens.user.role === "student" ? "/inbox" : "/announcements");
     } catch (error) {
-      failure(box, error);
+      if (error.code === "unauthorized") replace(box, notice(t("login.failed"), "bad"));
+      else failure(box, error);
     }
   });
   const links = h("p", { class: "muted" },

@@ -3,6 +3,7 @@
 
 import { api, download, session } from "../api.js";
 import { field, h, notice, replace, values } from "../dom.js";
+import { explain, t } from "../i18n.js";
 import { follow } from "../tasks.js";
 
 const ROLES = ["student", "teacher", "manager", "registrar", "admin"];
@@ -19,12 +20,12 @@ export async function users(main) {
   const table = h("div", { class: "table-wrap" });
   let query = "";
   const say = (text, kind = "good") => replace(box, notice(text, kind));
-  const failed = (error) => say([error.message, ...error.details()].join(" — "), "bad");
+  const failed = (error) => say(explain(error), "bad");
 
   async function change(u, patch, done) {
     try {
       await api("PATCH", `/api/users/${u.id}`, patch);
-      say(done ?? `${u.display_name} updated.`);
+      say(done ?? t("users.updated", { name: u.display_name }));
     } catch (error) {
       failed(error);
     }
@@ -34,7 +35,7 @@ export async function users(main) {
   async function resend(u) {
     try {
       await api("POST", `/api/users/${u.id}/invitation`);
-      say(`A new invitation is on its way to ${u.email}.`);
+      say(t("users.invitation_resent", { email: u.email }));
     } catch (error) {
       failed(error);
     }
@@ -42,12 +43,12 @@ export async function users(main) {
 
   const editor = h("form", { class: "stack card", hidden: true });
   function edit(u) {
-    replace(editor, h("h2", {}, `Edit ${u.display_name}`),
-      field("Name", { name: "display_name", value: u.display_name, required: true, maxlength: 100 }),
-      field("Email", { name: "email", type: "email", value: u.email, required: true }),
-      field("School number", { name: "number", value: u.number ?? "" }),
-      h("div", { class: "row" }, h("button", { type: "submit" }, "Save"),
-        h("button", { type: "button", class: "secondary", onclick: () => { editor.hidden = true; } }, "Cancel")));
+    replace(editor, h("h2", {}, t("users.edit_named", { name: u.display_name })),
+      field(t("field.display_name"), { name: "display_name", value: u.display_name, required: true, maxlength: 100 }),
+      field(t("field.email"), { name: "email", type: "email", value: u.email, required: true }),
+      field(t("field.number"), { name: "number", value: u.number ?? "" }),
+      h("div", { class: "row" }, h("button", { type: "submit" }, t("school.save")),
+        h("button", { type: "button", class: "secondary", onclick: () => { editor.hidden = true; } }, t("users.cancel"))));
     editor.onsubmit = async (event) => {
       event.preventDefault();
       editor.hidden = true;
@@ -64,45 +65,45 @@ export async function users(main) {
     return h("tr", {},
       h("td", {}, u.display_name), h("td", {}, u.username), h("td", {}, u.number ?? ""), h("td", {}, u.email),
       h("td", {}, mine
-        ? h("select", { "aria-label": `Role of ${u.display_name}`, onchange: (e) => change(u, { role: e.target.value }) },
-          roles.map((r) => h("option", { value: r, selected: r === u.role }, r)))
-        : u.role),
+        ? h("select", { "aria-label": t("users.role_of", { name: u.display_name }), onchange: (e) => change(u, { role: e.target.value }) },
+          roles.map((r) => h("option", { value: r, selected: r === u.role }, t(`role.${r}`))))
+        : t(`role.${u.role}`)),
       h("td", {}, h("input", {
-        type: "checkbox", checked: u.is_active, disabled: !mine, "aria-label": `${u.display_name} is active`,
+        type: "checkbox", checked: u.is_active, disabled: !mine, "aria-label": t("users.active_named", { name: u.display_name }),
         onchange: (e) => change(u, { is_active: e.target.checked }),
       })),
-      h("td", {}, u.invitation_pending ? "not accepted yet" : "accepted"),
+      h("td", {}, u.invitation_pending ? t("users.invitation_pending") : t("users.invitation_accepted")),
       h("td", { class: "row" },
-        mine && h("button", { type: "button", class: "secondary", onclick: () => edit(u) }, "Edit"),
+        mine && h("button", { type: "button", class: "secondary", onclick: () => edit(u) }, t("school.edit")),
         mine && u.invitation_pending && u.is_active
-          && h("button", { type: "button", class: "secondary", onclick: () => resend(u) }, "Re-send invitation")));
+          && h("button", { type: "button", class: "secondary", onclick: () => resend(u) }, t("users.resend"))));
   }
 
   async function load() {
     const page = await api("GET", `/api/users?limit=200${query ? `&q=${encodeURIComponent(query)}` : ""}`);
     replace(table, h("table", {},
-      h("caption", { class: "muted" }, `${page.total} accounts`),
-      h("thead", {}, h("tr", {}, ["Name", "Username", "Number", "Email", "Role", "Active", "Invitation", ""]
-        .map((title) => h("th", {}, title)))),
+      h("caption", { class: "muted" }, t("users.count", { count: page.total })),
+      h("thead", {}, h("tr", {}, ["name", "username", "number", "email", "role", "active", "invitation", "actions"]
+        .map((column) => h("th", {}, t(`users.column.${column}`))))),
       h("tbody", {}, page.items.map(row))));
   }
 
   const create = h("form", { class: "stack card" },
-    h("h2", {}, "New account"),
-    h("p", { class: "muted" }, "The owner gets a mail with a link to choose their password."),
-    field("Name", { name: "display_name", required: true, maxlength: 100 }),
-    field("Username", { name: "username", required: true, autocomplete: "off" }),
-    field("Email", { name: "email", type: "email", required: true }),
-    field("School number (optional)", { name: "number" }),
-    h("label", {}, "Role", h("select", { name: "role" }, roles.map((r) => h("option", { value: r }, r)))),
-    h("button", { type: "submit" }, "Create and invite"));
+    h("h2", {}, t("users.new")),
+    h("p", { class: "muted" }, t("users.new_hint")),
+    field(t("field.display_name"), { name: "display_name", required: true, maxlength: 100 }),
+    field(t("field.username"), { name: "username", required: true, autocomplete: "off" }),
+    field(t("field.email"), { name: "email", type: "email", required: true }),
+    field(t("users.number_optional"), { name: "number" }),
+    h("label", {}, t("field.role"), h("select", { name: "role" }, roles.map((r) => h("option", { value: r }, t(`role.${r}`))))),
+    h("button", { type: "submit" }, t("users.create")));
   create.addEventListener("submit", async (event) => {
     event.preventDefault();
     const account = values(create);
     try {
       const made = await api("POST", "/api/users", account);
       create.reset();
-      say(`Account made for ${made.display_name}; the invitation is on its way to ${made.email}.`);
+      say(t("users.created", { name: made.display_name, email: made.email }));
       await load();
     } catch (error) {
       failed(error);
@@ -112,10 +113,10 @@ export async function users(main) {
   const roster = rosterCard(say, failed, load);
 
   const search = h("form", { class: "row", role: "search" },
-    h("label", {}, "Search by name, username, number or email", h("input", { name: "q", type: "search" })),
-    h("button", { type: "submit", class: "secondary" }, "Search"));
+    h("label", {}, t("users.search_hint"), h("input", { name: "q", type: "search" })),
+    h("button", { type: "submit", class: "secondary" }, t("school.search")));
   search.addEventListener("submit", (e) => { e.preventDefault(); query = search.elements.q.value.trim(); load(); });
-  replace(main, h("h1", {}, "Users"), box, create, roster, editor, search, table);
+  replace(main, h("h1", {}, t("nav.users")), box, create, roster, editor, search, table);
   await load();
 }
 
@@ -123,16 +124,13 @@ export async function users(main) {
 function rosterCard(say, failed, reload) {
   const progress = h("p", { class: "muted", "aria-live": "polite" });
   const form = h("form", { class: "stack card" },
-    h("h2", {}, "Roster"),
-    h("p", { class: "muted" },
-      "A CSV file with the columns username, display_name, email, role and number. ",
-      "New people are mailed an invitation; existing ones are updated."),
-    h("label", {}, "File", h("input", { name: "file", type: "file", accept: ".csv,text/csv", required: true })),
-    h("label", { class: "row" }, h("input", { name: "dry_run", type: "checkbox", checked: true }),
-      "Check only: report what would change, change nothing"),
+    h("h2", {}, t("roster.title")),
+    h("p", { class: "muted" }, t("roster.hint")),
+    h("label", {}, t("school.file"), h("input", { name: "file", type: "file", accept: ".csv,text/csv", required: true })),
+    h("label", { class: "row" }, h("input", { name: "dry_run", type: "checkbox", checked: true }), t("roster.dry_run")),
     h("div", { class: "row" },
-      h("button", { type: "submit" }, "Import"),
-      h("button", { type: "button", class: "secondary", onclick: exportRoster }, "Export the roster")),
+      h("button", { type: "submit" }, t("roster.import")),
+      h("button", { type: "button", class: "secondary", onclick: exportRoster }, t("roster.export"))),
     progress);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -141,14 +139,14 @@ function rosterCard(say, failed, reload) {
     body.append("file", form.elements.file.files[0]);
     try {
       const { task_id } = await api("POST", `/api/imports/users${dryRun ? "?dry_run=true" : ""}`, undefined, { form: body });
-      const task = await follow(task_id, (t) => replace(progress, `Working… ${t.progress.done} of ${t.progress.total ?? "?"} rows`));
+      const task = await follow(task_id, (step) => replace(progress,
+        t("roster.working", { done: step.progress.done, total: step.progress.total ?? "?" })));
       replace(progress, "");
       const { ok, failed: bad, error_report_url: report } = task.result;
-      const verb = dryRun ? "would be imported" : "imported";
-      say(`${ok} rows ${verb}, ${bad} with problems.`, bad ? "bad" : "good");
+      say(t(dryRun ? "roster.checked" : "roster.imported", { count: ok, failed: bad }), bad ? "bad" : "good");
       if (report) {
         progress.append(h("button", { type: "button", class: "secondary",
-          onclick: () => download(report, "roster-errors.csv") }, "Download the problems (CSV)"));
+          onclick: () => download(report, "roster-errors.csv") }, t("roster.problems")));
       }
       if (!dryRun) await reload();
     } catch (error) {
@@ -159,11 +157,11 @@ function rosterCard(say, failed, reload) {
   async function exportRoster() {
     try {
       const { task_id } = await api("POST", "/api/exports/users");
-      replace(progress, "Preparing the file…");
+      replace(progress, t("export.preparing"));
       const task = await follow(task_id);
       replace(progress, "");
       await download(task.result.download_url, "roster.csv");
-      say(`Exported ${task.result.count} people.`);
+      say(t("roster.exported", { count: task.result.count }));
     } catch (error) {
       replace(progress, "");
       failed(error);

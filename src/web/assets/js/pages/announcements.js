@@ -5,7 +5,7 @@
 import { api, download, schoolConfig } from "../api.js";
 import { field, h, notice, replace, values, when } from "../dom.js";
 import { ackLine, sectionBars } from "../charts.js";
-import { t } from "../i18n.js";
+import { explain, t } from "../i18n.js";
 import { follow } from "../tasks.js";
 
 /** The audience by name, as the server names it (never an id). */
@@ -61,7 +61,7 @@ export async function compose(main, { go, isStaff }) {
       await api("POST", "/api/announcements", body);
       go("/announcements");
     } catch (error) {
-      replace(box, notice([error.message, ...error.details()].join(" — "), "bad"));
+      replace(box, notice(explain(error), "bad"));
     }
   });
   replace(main, h("h1", {}, t("compose.title")),
@@ -132,7 +132,7 @@ export async function mine(main, { live }) {
       replace(box, notice(t("remind.done", { count: result.reminded }), "good"));
     } catch (error) {
       const wait = error.headers?.get("retry-after");
-      replace(box, notice(error.status === 429 ? t("remind.cooling", { seconds: wait }) : error.message, "bad"));
+      replace(box, notice(error.status === 429 ? t("remind.cooling", { seconds: wait }) : explain(error), "bad"));
     }
   }
 
@@ -155,7 +155,7 @@ export async function mine(main, { live }) {
       await download(task.result.download_url, `unacked-${a.id}.csv`);
       replace(box, notice(t("export.done", { count: task.result.count }), "good"));
     } catch (error) {
-      replace(box, notice(error.message, "bad"));
+      replace(box, notice(explain(error), "bad"));
     }
   }
 
@@ -165,7 +165,7 @@ export async function mine(main, { live }) {
       await api("POST", `/api/announcements/${a.id}/withdraw`);
       replace(box, notice(t("withdraw.done"), "good"));
     } catch (error) {
-      replace(box, notice(error.message, "bad"));
+      replace(box, notice(explain(error), "bad"));
     }
   }
 

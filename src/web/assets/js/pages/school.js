@@ -3,10 +3,10 @@
 
 import { api, download } from "../api.js";
 import { field, h, notice, replace, values, when } from "../dom.js";
-import { t } from "../i18n.js";
+import { explain, t } from "../i18n.js";
 
 function failure(box, error) {
-  replace(box, notice([error.message, ...error.details()].join(" — "), "bad"));
+  replace(box, notice(explain(error), "bad"));
 }
 
 function searchForm(placeholder, onSearch) {
@@ -115,7 +115,7 @@ export async function course(main, { params, user, isStaff }) {
     } catch (e) { failure(box, e); }
   });
   replace(main, h("h1", {}, `${c.code} — ${c.title}`), h("p", {}, c.description),
-    h("p", { class: "muted" }, `${c.credits} credits`), box,
+    h("p", { class: "muted" }, t("school.credits_of", { credits: c.credits })), box,
     h("h2", {}, t("school.files")), files, upload, edit);
   await load();
 }

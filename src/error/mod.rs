@@ -1,10 +1,10 @@
 //! The one error type every handler, store and actor returns.
 //!
 //! Each variant knows its HTTP status and its stable `code`; the body is always
-//! `{"error": {"code", "message", "fields"}}`. Internal causes are logged with
+//! `{"error": {"code", "message", "fields"}}`, each field's reasons coded
+//! (`fields.rs`) so the app can say them in its reader's language. Internal causes are logged with
 //! the place they were raised and never sent to the client.
 
-use std::collections::BTreeMap;
 use std::panic::Location;
 
 use actix_web::http::StatusCode;
@@ -13,57 +13,37 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// Reasons per input field, e.g. `{"password": ["is too short"]}`.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(transparent)]
-pub struct FieldErrors(BTreeMap<String, Vec<String>>);
+mod fields;
 
-impl FieldErrors {
-    pub fn new() -> Self {
-        Self::default()
-    }
+pub use fields::{Code, FieldError, FieldErrors};
 
-    pub fn add(&mut self, field: &str, reason: impl Into<String>) {
-        self.0
-            .entry(field.to_owned())
-            .or_default()
-            .push(reason.into());
-    }
-
-    pub fn with(mut self, field: &str, reason: impl Into<String>) -> Self {
-        self.add(field, reason);
-        self
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The fields with a reason, in name order.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.0.keys().map(String::as_str)
-    }
-
-    /// The first reason recorded for `field`.
-    pub fn first(&self, field: &str) -> Option<&str> {
-        self.0.get(field)?.first().map(String::as_str)
-    }
-
-    pub fn merge(&mut self, other: FieldErrors) {
-        for (field, reasons) in other.0 {
-            self.0.entry(field).or_default().extend(reasons);
-        }
-    }
-
-    /// `Ok(())` when nothing was recorded, otherwise a validation error.
-    pub fn into_result(self) -> Result<(), AppError> {
-        if self.is_empty() {
-            Ok(())
-        } else {
-            Err(AppError::Validation(self))
-        }
-    }
-}
+/// Every `code` an error answer can carry: one per kind of error, and the
+/// conflicts by name. The OpenAPI description lists them.
+pub const CODES: &[&str] = &[
+    "bad_request",
+    "validation_failed",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "method_not_allowed",
+    "gone",
+    "payload_too_large",
+    "unsupported_media_type",
+    "too_many_requests",
+    "unavailable",
+    "internal",
+    // Conflicts.
+    "already_exists",
+    "already_accepted",
+    "inactive",
+    "last_admin",
+    "section_archived",
+    "already_enrolled",
+    "section_full",
+    "capacity_below_enrollment",
+    "not_editable",
+    "not_published",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -113,6 +93,17 @@ pub enum AppError {
     },
 }
 
+impl FieldErrors {
+    /// `Ok(())` when nothing was recorded, otherwise a validation error.
+    pub fn into_result(self) -> Result<(), AppError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::Validation(self))
+        }
+    }
+}
+
 impl AppError {
     #[track_caller]
     pub fn internal(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
@@ -123,6 +114,7 @@ impl AppError {
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>, fields: FieldErrors) -> Self {
+        debug_assert!(CODES.contains(&code), "{code} is missing from error::CODES");
         AppError::Conflict {
             code,
             message: message.into(),
@@ -137,7 +129,7 @@ impl AppError {
         }
     }
 
-    pub fn field(field: &str, reason: impl Into<String>) -> Self {
+    pub fn field(field: &str, reason: impl Into<FieldError>) -> Self {
         AppError::Validation(FieldErrors::new().with(field, reason))
     }
 
@@ -178,7 +170,8 @@ pub struct ErrorBody {
 
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable machine-readable code, e.g. `validation_failed`.
+    /// Stable machine-readable code, e.g. `validation_failed` (every one is
+    /// listed in `CODES`).
     pub code: String,
     pub message: String,
     /// Reasons per input field; empty when the error is not about fields.
