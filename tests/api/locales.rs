@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{TestApp, error_body, json_body};
+use crate::helpers::{TestApp, error_body, field_codes, json_body};
 use classbell::users::model::Role;
 
 async fn config(app: &TestApp) -> serde_json::Value {
@@ -290,4 +290,48 @@ async fn mails_speak_their_reader_s_language_and_clock() {
     );
     let text = to(&english.user.email, "Reminder: Field trip");
     assert!(text.contains("(Asia/Shanghai)"), "{text}");
+}
+
+/// In a zone with daylight saving, a local time is read by the clock in
+/// force that day: the hour the clocks skip is refused with its own code,
+/// and the hour they repeat is taken at its first occurrence.
+#[actix_web::test]
+async fn local_times_follow_daylight_saving_changes() {
+    let app =
+        TestApp::spawn_with(|settings| settings.school.timezone = "America/New_York".into()).await;
+    let (_, manager) = app.signed_in(Role::Manager).await;
+    let schedule = |publish_at: &'static str| {
+        let app = &app;
+        let manager = &manager;
+        async move {
+            app.send(
+                Method::POST,
+                "/api/announcements",
+                manager,
+                json!({"title": "Clocks", "body": "Change.", "audience": {"kind": "all_students"},
+                       "publish_at": publish_at}),
+            )
+            .await
+        }
+    };
+    // The clocks go forward at 02:00 on 9 March 2031 and back at 02:00 on 2 November.
+    for (local, utc) in [
+        ("2031-03-09T01:30", "2031-03-09T06:30:00Z"),
+        ("2031-03-09T03:30", "2031-03-09T07:30:00Z"),
+        ("2031-03-10T08:00", "2031-03-10T12:00:00Z"),
+        ("2031-11-02T01:30", "2031-11-02T05:30:00Z"),
+        ("2031-11-03T08:00", "2031-11-03T13:00:00Z"),
+    ] {
+        let scheduled = json_body(schedule(local).await).await;
+        assert_eq!(scheduled["publish_at"], utc, "{local} in New York");
+    }
+    let refused = error_body(schedule("2031-03-09T02:30").await, 400, "validation_failed").await;
+    assert_eq!(
+        field_codes(&refused),
+        json!({"publish_at": ["skipped_time"]})
+    );
+    assert_eq!(
+        refused["error"]["fields"]["publish_at"][0]["params"],
+        json!({"timezone": "America/New_York"})
+    );
 }

@@ -92,6 +92,6 @@ export function explain(error) {
   const seconds = Number(error.headers?.get?.("retry-after") ?? 0);
   const head = tOr(`error.${error.code}`, error.message, { seconds });
   const lines = Object.entries(error.fields ?? {}).flatMap(([name, reasons]) =>
-    reasons.map((r) => `${tOr(`field.${name}`, name)}: ${reason(r)}`));
+    reasons.map((r) => t("error.line", { field: tOr(`field.${name}`, name), reason: reason(r) })));
   return [head, ...lines].join(" — ");
 }

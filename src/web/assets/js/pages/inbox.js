@@ -33,7 +33,7 @@ export async function page(main, { live }) {
     entry.el.dataset.state = item.state;
     replace(entry.el,
       h("div", { class: "spread" },
-        h("h3", {}, item.announcement.title),
+        h("h2", {}, item.announcement.title),
         h("span", { class: `pill ${item.state}` }, t(`state.${item.state}`))),
       h("p", { class: "muted" }, t("inbox.from", { name: item.announcement.publisher_name, when: when(item.announcement.published_at) }),
         entry.reminded ? t("inbox.reminded") : ""),
