@@ -22,6 +22,7 @@ pub mod mail;
 pub mod openapi;
 pub mod pagination;
 pub mod pool;
+pub mod postmaster;
 pub mod realtime;
 pub mod redis;
 pub mod school;

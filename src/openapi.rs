@@ -8,8 +8,8 @@ use crate::http::resource;
 use crate::jobs::routes::ImportPaths;
 use crate::web as app;
 use crate::{
-    announcements, attachments, auth, courses, deliveries, health, jobs, realtime, school,
-    sections, users,
+    announcements, attachments, auth, courses, deliveries, health, jobs, postmaster, realtime,
+    school, sections, users,
 };
 
 #[derive(OpenApi)]
@@ -79,6 +79,8 @@ use crate::{
         health::healthz,
         health::readyz,
         health::metrics,
+        postmaster::list_mail,
+        postmaster::resend_mail,
         openapi_json,
     ),
     modifiers(&BearerAuth, &ImportPaths, &ErrorCodes),

@@ -37,7 +37,7 @@ use crate::storage::{Storage, deletions};
 use crate::telemetry::mailbox;
 use crate::{
     announcements, attachments, auth, courses, db, deliveries, health, http as routes, jobs,
-    openapi, realtime, school, sections, telemetry, users, web,
+    openapi, postmaster, realtime, school, sections, telemetry, users, web,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +61,7 @@ pub struct Services {
     pub jwt: Data<JwtKeys>,
     pub hasher: Data<Hasher>,
     pub mailer: Addr<Mailer>,
+    pub postage: Postage,
     pub storage: Arc<Storage>,
     pub bus: EventBus,
     pub writer: Addr<DeliveryWriter>,
@@ -173,14 +174,19 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
         &settings.redis.prefix,
     )
     .map_err(|e| StartupError::Dependency(e.to_string()))?;
-    let mailer = Mailer::from_settings(&settings.mail)?.start();
+    let mailer = Mailer::from_settings(&settings.mail, db.clone())?.start();
     let storage = Storage::open(&settings.storage)
         .await
         .map_err(|e| StartupError::Dependency(e.to_string()))?;
     deletions::spawn_sweeper(db.clone(), Arc::clone(&storage), Duration::from_secs(60));
     enrollments::register_metrics();
     auth::store::spawn_pruner(db.clone(), Duration::from_secs(3600));
-    let postage = Postage::new(mailer.clone(), &settings.server, &settings.school);
+    let postage = Postage::new(
+        mailer.clone(),
+        crate::mail::mailer::sender(&settings.mail)?,
+        &settings.server,
+        &settings.school,
+    );
     users::invitations::spawn_sender(
         db.clone(),
         postage.clone(),
@@ -239,6 +245,7 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
         db,
         redis,
         mailer,
+        postage,
         storage,
         bus,
         writer,
@@ -299,11 +306,7 @@ impl Parts {
             proxies: Data::new(TrustedProxies::new(
                 settings.auth.trusted_proxies().unwrap_or_default(),
             )),
-            postage: Data::new(Postage::new(
-                services.mailer.clone(),
-                &settings.server,
-                &settings.school,
-            )),
+            postage: Data::new(services.postage.clone()),
             storage: Data::from(Arc::clone(&services.storage)),
             bus: Data::new(services.bus.clone()),
             writer: Data::new(services.writer.clone()),
@@ -391,6 +394,7 @@ fn serve(
             .configure(deliveries::routes::configure)
             .configure(realtime::routes::configure)
             .configure(jobs::routes::configure)
+            .configure(postmaster::configure)
             .configure(web::configure)
             .default_service(actix_web::web::to(routes::no_route))
     })

@@ -4,6 +4,7 @@
 pub mod audience;
 pub mod fanout;
 pub mod model;
+pub mod reminders;
 pub mod routes;
 pub mod scheduler;
 pub mod store;

@@ -11,7 +11,8 @@ use super::fanout::{FANOUT_SUPERVISOR, FanoutSupervisor, Kick, StopFanout};
 use super::model::{
     Announcement, AnnouncementStats, AnnouncementStatus, AnnouncementView, NewAnnouncement, Unacked,
 };
-use super::store::{self, AnnouncementChanges, RemindRefused};
+use super::reminders;
+use super::store::{self, AnnouncementChanges};
 use crate::auth::AuthUser;
 use crate::config;
 use crate::courses::store as courses;
@@ -21,7 +22,7 @@ use crate::error::{AppError, Code, FieldError, FieldErrors};
 use crate::events::{Event, EventBus};
 use crate::http::resource;
 use crate::ids::AnnouncementId;
-use crate::mail::{Postage, templates};
+use crate::mail::Postage;
 use crate::pagination::{PageQuery, Paginated};
 use crate::sections::store as sections;
 use crate::telemetry::mailbox;
@@ -390,35 +391,13 @@ pub async fn remind_unacked(
     id: web::Path<AnnouncementId>,
 ) -> Result<web::Json<Reminded>, AppError> {
     let announcement = visible(&db, &auth, id.into_inner()).await?;
-    let cooldown = policy.reminder_cooldown_secs;
     let reminded =
-        match store::remind_unacked(&mut *db.get().await?, announcement.id, cooldown).await? {
-            Ok(reminded) => reminded,
-            Err(RemindRefused::CoolingDown { retry_after_secs }) => {
-                return Err(AppError::TooManyRequests {
-                    message: "this announcement was reminded recently",
-                    retry_after_secs,
-                });
-            }
-            Err(RemindRefused::NotPublished) => {
-                return Err(AppError::conflict(
-                    "not_published",
-                    "only published announcements can be reminded",
-                    FieldErrors::new(),
-                ));
-            }
-        };
-    let link = postage.link("/inbox");
+        reminders::remind(&db, &postage, &announcement, policy.reminder_cooldown_secs).await?;
+    postage.post();
     // One event for all of them: each node looks up its own connected recipients.
     bus.publish(Event::RemindersSent {
         announcement_id: announcement.id,
     });
-    let published = announcement.published_at.unwrap_or_else(Utc::now);
-    for recipient in &reminded {
-        let to = postage.recipient(&recipient.display_name, &recipient.email, recipient.locale);
-        let when = postage.local_time(to.locale, published);
-        postage.send(templates::reminder(to, &announcement.title, &when, &link));
-    }
     bus.publish(Event::AnnouncementStats {
         announcement_id: announcement.id,
     });

@@ -4,6 +4,7 @@
 //! uses the address, so nothing is revealed.
 
 use actix_web::{HttpResponse, web};
+use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -92,7 +93,9 @@ pub async fn forgot_username(
         // Their own choice, else the language their browser asked in.
         let locale = user.locale.or(asked.0);
         let to = postage.recipient(&user.display_name, &user.email, locale);
-        postage.send(templates::forgot_username(to, &user.username));
+        let mail = templates::forgot_username(to, &user.username);
+        postage.queue(&mut *db.get().await?, [mail]).await?;
+        postage.post();
     }
     Ok(HttpResponse::Accepted().json(Accepted {
         detail: "If an account uses that address, its username is on the way.",
@@ -119,14 +122,21 @@ pub async fn forgot_password(
     if let Some(user) = mail_request(&redis, &db, asker, "forgot-password", &body.email).await? {
         let ttl_secs = auth_settings.reset_token_ttl_secs;
         let ttl = config::seconds(ttl_secs);
-        let token =
-            store::create_password_reset(&mut *db.get().await?, user.id, TokenPurpose::Reset, ttl)
-                .await?;
-        // In the fragment: browsers never send it, so no server's log sees it.
-        let link = postage.link(&format!("/reset-password#token={token}"));
         let locale = user.locale.or(asked.0);
-        let to = postage.recipient(&user.display_name, &user.email, locale);
-        postage.send(templates::password_reset(to, &link, ttl_secs / 60));
+        // The token and its mail are stored together, or neither is.
+        db.get()
+            .await?
+            .transaction(async |conn| {
+                let token =
+                    store::create_password_reset(conn, user.id, TokenPurpose::Reset, ttl).await?;
+                // In the fragment: browsers never send it, so no server's log sees it.
+                let link = postage.link(&format!("/reset-password#token={token}"));
+                let to = postage.recipient(&user.display_name, &user.email, locale);
+                let mail = templates::password_reset(to, &link, ttl_secs / 60);
+                postage.queue(conn, [mail]).await
+            })
+            .await?;
+        postage.post();
     }
     Ok(HttpResponse::Accepted().json(Accepted {
         detail: "If an account uses that address, a reset link is on the way.",
@@ -226,17 +236,20 @@ pub async fn send_invitation(
     user: &User,
 ) -> Result<(), AppError> {
     let ttl_secs = auth_settings.invitation_ttl_secs;
-    let token = store::create_password_reset(
-        &mut *db.get().await?,
-        user.id,
-        TokenPurpose::Invitation,
-        config::seconds(ttl_secs),
-    )
-    .await?;
-    // In the fragment, as for resets: no server's log sees it.
-    let link = postage.link(&format!("/accept-invitation#token={token}"));
-    let days = ttl_secs.div_ceil(24 * 3600).max(1);
-    let to = postage.recipient(&user.display_name, &user.email, user.locale);
-    postage.send(templates::invitation(to, &user.username, &link, days));
+    let ttl = config::seconds(ttl_secs);
+    db.get()
+        .await?
+        .transaction(async |conn| {
+            let token =
+                store::create_password_reset(conn, user.id, TokenPurpose::Invitation, ttl).await?;
+            // In the fragment, as for resets: no server's log sees it.
+            let link = postage.link(&format!("/accept-invitation#token={token}"));
+            let days = ttl_secs.div_ceil(24 * 3600).max(1);
+            let to = postage.recipient(&user.display_name, &user.email, user.locale);
+            let mail = templates::invitation(to, &user.username, &link, days);
+            postage.queue(conn, [mail]).await
+        })
+        .await?;
+    postage.post();
     Ok(())
 }

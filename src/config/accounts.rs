@@ -127,6 +127,24 @@ pub struct Mail {
         default_value_t = 4
     )]
     pub concurrency: usize,
+
+    /// Attempts before a mail is failed for good (and waits for an admin).
+    #[arg(long, env = "CLASSBELL_MAIL_MAX_ATTEMPTS", default_value_t = 8)]
+    pub max_attempts: u32,
+
+    /// Wait before the first retry, in seconds; each later one waits 4× longer (at most a day).
+    #[arg(long, env = "CLASSBELL_MAIL_RETRY_SECS", default_value_t = 30)]
+    pub retry_secs: u64,
+
+    /// How long a node may hold a mail it is sending; a node that dies leaves
+    /// its mails to be sent again after this.
+    #[arg(long, env = "CLASSBELL_MAIL_LEASE_SECS", default_value_t = 120)]
+    pub lease_secs: u64,
+
+    /// How often each node looks for due mail, in milliseconds (new mail
+    /// from this node is looked at at once).
+    #[arg(long, env = "CLASSBELL_MAIL_POLL_MS", default_value_t = 1000)]
+    pub poll_ms: u64,
 }
 
 impl Auth {

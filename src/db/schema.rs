@@ -135,6 +135,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    mail_queue (id) {
+        id -> Int8,
+        message_id -> Text,
+        kind -> Text,
+        recipient -> Text,
+        subject -> Text,
+        message -> Bytea,
+        state -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        lease_until -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     password_resets (token_hash) {
         token_hash -> Bytea,
         user_id -> Int8,
@@ -209,6 +227,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     enrollments,
     invitations_due,
     jobs,
+    mail_queue,
     object_deletions,
     password_resets,
     refresh_tokens,

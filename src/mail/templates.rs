@@ -6,8 +6,19 @@ use fluent_bundle::FluentArgs;
 use lettre::message::Mailbox;
 
 use super::catalog;
-use super::mailer::SendMail;
 use crate::locale::Locale;
+
+/// A mail to one person: plain text, and the same as HTML. `Postage::queue`
+/// turns it into a message in the mail queue.
+#[derive(Debug, Clone)]
+pub struct SendMail {
+    pub to: Mailbox,
+    pub subject: String,
+    pub body: String,
+    pub html: String,
+    /// What kind of mail this is, for the metrics and the queue (`password_reset`, …).
+    pub kind: &'static str,
+}
 
 /// Who a mail is for, and in which language.
 #[derive(Debug, Clone, Copy)]

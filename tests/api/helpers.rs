@@ -39,6 +39,9 @@ pub fn base_settings() -> Settings {
     settings.redis.pool_size = 2;
     settings.server.pool_timeout_secs = 2;
     settings.mail.smtp_url = None;
+    settings.mail.poll_ms = 50;
+    settings.mail.retry_secs = 1;
+    settings.mail.lease_secs = 5;
     settings.server.cors_origins = vec!["https://app.school.example".into()];
     settings.fanout.poll_ms = 50;
     settings

@@ -13,6 +13,7 @@ mod helpers;
 mod jobs;
 mod layers;
 mod locales;
+mod mail;
 mod nodes;
 mod ops;
 mod passwords;

@@ -159,6 +159,8 @@ const ENDPOINTS: &[&str] = &[
     "get /readyz",
     "get /metrics",
     "get /api/openapi.json",
+    "get /api/mail",
+    "post /api/mail/{id}/resend",
 ];
 
 #[actix_web::test]

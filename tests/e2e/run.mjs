@@ -113,7 +113,10 @@ async function journey(browser, lang, data, errors) {
   for (const page of [teacher, student]) assert.equal(await page.evaluate(() => document.documentElement.lang), lang);
   await student.getByRole("heading", { name: say("inbox.title") }).waitFor();
   await teacher.getByRole("heading", { name: say("mine.title") }).waitFor();
-  const unread = Number(await badge(student));
+  // Unread as the server counts it, once the live badge shows the same.
+  const held = await call("GET", "/api/deliveries?limit=200", await token(data.enrolled.username, STRONG));
+  const unread = held.items.filter((item) => item.state !== "acknowledged").length;
+  await student.waitForFunction((n) => document.querySelector("#badge").textContent.trim() === String(n), unread, { timeout: 3000 });
   const section = say("audience.section", { course: data.course.code, section: "A", term: "2026-fall" });
   /** `iso` as the app must show it: on the school's clock, formatted for `lang` (by the browser's own Intl). */
   const local = (page, iso, zone = SCHOOL_ZONE) => page.evaluate(([at, l, z]) =>
