@@ -16,6 +16,7 @@ use actix_web::{App, HttpServer, http};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tracing_actix_web::TracingLogger;
 
+use crate::announcements::escalation::{Escalation, Escalator};
 use crate::announcements::fanout::{FANOUT_SUPERVISOR, FanoutSettings, FanoutSupervisor, StopAll};
 use crate::announcements::scheduler::Scheduler;
 use crate::auth::extract::TrustedProxies;
@@ -50,6 +51,8 @@ pub enum StartupError {
     Bind(String, std::io::Error),
     #[error("{0}")]
     Dependency(String),
+    #[error("{0}")]
+    Setting(String),
 }
 
 /// The running parts, built once. The app receives them one by one as
@@ -62,6 +65,7 @@ pub struct Services {
     pub hasher: Data<Hasher>,
     pub mailer: Addr<Mailer>,
     pub postage: Postage,
+    pub escalation: Escalation,
     pub storage: Arc<Storage>,
     pub bus: EventBus,
     pub writer: Addr<DeliveryWriter>,
@@ -205,6 +209,16 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
     let poll = fanout_settings.poll;
     let fanout = FanoutSupervisor::new(db.clone(), bus.clone(), fanout_settings).start();
     Scheduler::new(db.clone(), fanout.clone(), poll).start();
+    let escalation = Escalation::from_settings(&settings.announcements, &settings.school)
+        .map_err(StartupError::Setting)?;
+    Escalator::new(
+        db.clone(),
+        postage.clone(),
+        bus.clone(),
+        escalation.clone(),
+        Duration::from_millis(settings.announcements.escalation_poll_ms.max(10)),
+    )
+    .start();
     let hub = Hub::new(db.clone(), bus.clone()).start();
     let jobs = JobRunner::new(
         db.clone(),
@@ -246,6 +260,7 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
         redis,
         mailer,
         postage,
+        escalation,
         storage,
         bus,
         writer,
@@ -278,6 +293,7 @@ struct Parts {
     hasher: Data<Hasher>,
     proxies: Data<TrustedProxies>,
     postage: Data<Postage>,
+    escalation: Data<Escalation>,
     storage: Data<Storage>,
     bus: Data<EventBus>,
     writer: Data<Addr<DeliveryWriter>>,
@@ -307,6 +323,7 @@ impl Parts {
                 settings.auth.trusted_proxies().unwrap_or_default(),
             )),
             postage: Data::new(services.postage.clone()),
+            escalation: Data::new(services.escalation.clone()),
             storage: Data::from(Arc::clone(&services.storage)),
             bus: Data::new(services.bus.clone()),
             writer: Data::new(services.writer.clone()),
@@ -340,6 +357,7 @@ impl Parts {
             .app_data(self.hasher)
             .app_data(self.proxies)
             .app_data(self.postage)
+            .app_data(self.escalation)
             .app_data(self.storage)
             .app_data(self.bus)
             .app_data(self.writer)

@@ -2,7 +2,11 @@
 //! actors that turn one into a delivery per recipient.
 
 pub mod audience;
+pub mod checks;
+pub mod compose;
+pub mod escalation;
 pub mod fanout;
+pub mod ladder;
 pub mod model;
 pub mod reminders;
 pub mod routes;

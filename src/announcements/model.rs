@@ -36,6 +36,10 @@ pub struct Announcement {
     pub fanout_finished_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub ack_due_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The announcement's own ladder; `None` for the school's.
+    pub escalation: Option<String>,
 }
 
 impl Announcement {
@@ -55,6 +59,9 @@ pub struct NewAnnouncement {
     pub status: AnnouncementStatus,
     pub publish_at: Option<DateTime<Utc>>,
     pub published_at: Option<DateTime<Utc>>,
+    pub ack_due_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub escalation: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -99,6 +106,14 @@ pub struct AnnouncementView {
     pub publish_at: Option<DateTime<Utc>>,
     pub published_at: Option<DateTime<Utc>>,
     pub withdrawn_at: Option<DateTime<Utc>>,
+    /// Acknowledge by then; the escalation ladder counts back from it.
+    pub ack_due_at: Option<DateTime<Utc>>,
+    /// After this it no longer matters: it leaves the unread count and
+    /// pending reminders are dropped.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The announcement's own ladder (`in_app@24h,mail@2h,summary@0s`);
+    /// `null` when it follows the school's (`CLASSBELL_ESCALATION`).
+    pub escalation: Option<String>,
     pub fanout: FanoutProgress,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -117,6 +132,9 @@ impl From<Announcement> for AnnouncementView {
             publish_at: a.publish_at,
             published_at: a.published_at,
             withdrawn_at: a.withdrawn_at,
+            ack_due_at: a.ack_due_at,
+            expires_at: a.expires_at,
+            escalation: a.escalation,
             fanout: FanoutProgress {
                 target: a.fanout_target,
                 done: a.fanout_done,
@@ -127,6 +145,18 @@ impl From<Announcement> for AnnouncementView {
             updated_at: a.updated_at,
         }
     }
+}
+
+/// Acknowledgments against the due time.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeadlineFigures {
+    pub ack_due_at: DateTime<Utc>,
+    /// Acknowledged by the due time.
+    pub on_time: i64,
+    /// Acknowledged after it.
+    pub late: i64,
+    /// Not acknowledged, once the due time has passed (0 before).
+    pub missing: i64,
 }
 
 /// The figures a publisher watches.
@@ -148,6 +178,8 @@ pub struct AnnouncementStats {
     pub by_section: Vec<SectionFigures>,
     /// Acknowledgments as time went by since publication.
     pub timeline: AckTimeline,
+    /// Against the due time, when there is one.
+    pub deadline: Option<DeadlineFigures>,
 }
 
 /// An announcement's figures among one section's students.

@@ -6,7 +6,7 @@ use chrono::Utc;
 use diesel_async::AsyncConnection;
 
 use super::model::Announcement;
-use super::store::{self, RemindRefused};
+use super::store::{self, RemindRefused, steps};
 use crate::db::DbPool;
 use crate::deliveries::store::Reminded;
 use crate::error::{AppError, FieldErrors};
@@ -41,6 +41,7 @@ pub async fn remind(
                     templates::reminder(to, &announcement.title, &when, &link)
                 });
                 postage.queue(conn, mails).await?;
+                steps::record_manual(conn, announcement.id, reminded.len()).await?;
             }
             Ok::<_, AppError>(outcome)
         })

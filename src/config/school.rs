@@ -19,6 +19,12 @@ pub struct School {
     /// asks for none classbell speaks: `en` or `zh-CN`.
     #[arg(long, env = "CLASSBELL_DEFAULT_LOCALE", default_value = "en")]
     pub default_locale: Locale,
+
+    /// When reminders wait, on the school's clock: `HH:MM-HH:MM` (e.g.
+    /// `22:00-07:00`); reminder pushes and mails due inside go out when it
+    /// ends. Unset: no quiet hours.
+    #[arg(long, env = "CLASSBELL_QUIET_HOURS")]
+    pub quiet_hours: Option<String>,
 }
 
 impl School {
@@ -58,6 +64,7 @@ mod tests {
         School {
             timezone: zone.into(),
             default_locale: Locale::En,
+            quiet_hours: None,
         }
     }
 

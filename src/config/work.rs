@@ -17,6 +17,20 @@ pub struct Announcements {
     /// Seconds before an announcement's unacknowledged recipients may be reminded again.
     #[arg(long, env = "CLASSBELL_REMINDER_COOLDOWN_SECS", default_value_t = 600)]
     pub reminder_cooldown_secs: u64,
+
+    /// The school's escalation ladder for announcements with a due time:
+    /// `channel@offset` before due, comma-separated (channels `in_app`,
+    /// `mail`, `summary`; offsets in s, m, h or d), or `none`.
+    #[arg(
+        long,
+        env = "CLASSBELL_ESCALATION",
+        default_value = "in_app@24h,mail@2h,summary@0s"
+    )]
+    pub escalation: String,
+
+    /// How often each node looks for ladder steps whose time has come, in milliseconds.
+    #[arg(long, env = "CLASSBELL_ESCALATION_POLL_MS", default_value_t = 1000)]
+    pub escalation_poll_ms: u64,
 }
 
 /// Turning a published announcement into deliveries.

@@ -25,6 +25,9 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         withdrawn_tx -> Nullable<Int8>,
+        ack_due_at -> Nullable<Timestamptz>,
+        expires_at -> Nullable<Timestamptz>,
+        escalation -> Nullable<Text>,
     }
 }
 
@@ -93,6 +96,20 @@ diesel::table! {
         section_id -> Int8,
         student_id -> Int8,
         created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    escalation_steps (id) {
+        id -> Int8,
+        announcement_id -> Int8,
+        channel -> Text,
+        offset_secs -> Nullable<Int8>,
+        planned_at -> Timestamptz,
+        run_at -> Timestamptz,
+        state -> Text,
+        ran_at -> Nullable<Timestamptz>,
+        reached -> Nullable<Int4>,
     }
 }
 
@@ -209,6 +226,7 @@ diesel::joinable!(auth_sessions -> users (user_id));
 diesel::joinable!(course_attachments -> courses (course_id));
 diesel::joinable!(course_attachments -> users (uploaded_by));
 diesel::joinable!(enrollments -> sections (section_id));
+diesel::joinable!(escalation_steps -> announcements (announcement_id));
 diesel::joinable!(enrollments -> users (student_id));
 diesel::joinable!(invitations_due -> users (user_id));
 diesel::joinable!(jobs -> users (owner_id));
@@ -225,6 +243,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     deliveries,
     delivery_counts,
     enrollments,
+    escalation_steps,
     invitations_due,
     jobs,
     mail_queue,

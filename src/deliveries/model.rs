@@ -46,6 +46,10 @@ pub struct InboxAnnouncement {
     /// The publisher's name, as people see it.
     pub publisher_name: String,
     pub published_at: Option<DateTime<Utc>>,
+    /// Acknowledge by then.
+    pub ack_due_at: Option<DateTime<Utc>>,
+    /// After this it no longer matters, and no longer counts as unread.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

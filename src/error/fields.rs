@@ -35,6 +35,12 @@ pub enum Code {
     /// A one-time token that is unknown, used or expired.
     InvalidToken,
     NotInFuture,
+    /// A deadline at or before the announcement goes out.
+    BeforePublication,
+    /// An acknowledgment due after the announcement expires.
+    AfterExpiry,
+    /// `params.detail`: why the escalation ladder does not read.
+    Ladder,
     NotATime,
     /// A local time the clocks skip (a daylight-saving gap); `params.timezone`.
     SkippedTime,
@@ -92,6 +98,9 @@ impl Code {
         Code::Incorrect,
         Code::InvalidToken,
         Code::NotInFuture,
+        Code::BeforePublication,
+        Code::AfterExpiry,
+        Code::Ladder,
         Code::NotATime,
         Code::SkippedTime,
         Code::OutOfRange,
@@ -140,6 +149,9 @@ impl Code {
             Code::Incorrect => "is incorrect",
             Code::InvalidToken => "is invalid, already used or expired",
             Code::NotInFuture => "must be in the future",
+            Code::BeforePublication => "must be after the announcement is published",
+            Code::AfterExpiry => "must not be after the announcement expires",
+            Code::Ladder => "is not an escalation ladder: {detail}",
             Code::NotATime => {
                 "must be an RFC 3339 time, or a local YYYY-MM-DDTHH:MM in the school's time zone"
             }

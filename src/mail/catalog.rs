@@ -90,6 +90,7 @@ mod tests {
             "password-reset",
             "invitation",
             "reminder",
+            "due-summary",
         ];
         for (locale, bundle) in BUNDLES.iter() {
             for id in ids {

@@ -35,6 +35,7 @@ const KINDS: &[&str] = &[
     "password_reset",
     "invitation",
     "reminder",
+    "due_summary",
 ];
 
 /// How long sent mails stay on record.

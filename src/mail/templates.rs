@@ -76,6 +76,23 @@ pub fn reminder(to: Recipient<'_>, title: &str, published: &str, link: &str) -> 
     mail("reminder", "reminder", to, args)
 }
 
+/// The publisher's summary at the due time: how many have not acknowledged
+/// (`due` on the school's clock), with a link to who they are.
+pub fn due_summary(
+    to: Recipient<'_>,
+    title: &str,
+    due: &str,
+    missing: usize,
+    link: &str,
+) -> Option<SendMail> {
+    let mut args = FluentArgs::new();
+    args.set("title", title.to_owned());
+    args.set("due", due.to_owned());
+    args.set("missing", missing);
+    args.set("link", link.to_owned());
+    mail("due_summary", "due-summary", to, args)
+}
+
 /// The HTML part: the same text, escaped, in paragraphs, with its links
 /// clickable.
 fn html(locale: Locale, text: &str) -> String {

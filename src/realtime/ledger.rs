@@ -106,6 +106,8 @@ mod tests {
                     publisher: "p".into(),
                     publisher_name: "P".into(),
                     published_at: None,
+                    ack_due_at: None,
+                    expires_at: None,
                 },
             },
         }

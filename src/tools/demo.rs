@@ -227,6 +227,9 @@ async fn seed_announcements(db: &DbPool) -> Result<usize, AppError> {
                 status: AnnouncementStatus::Published,
                 publish_at: None,
                 published_at: Some(chrono::Utc::now()),
+                ack_due_at: None,
+                expires_at: None,
+                escalation: None,
             },
         )
         .await?;

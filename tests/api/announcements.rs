@@ -475,6 +475,9 @@ fn published_to_all(
         status: classbell::announcements::model::AnnouncementStatus::Published,
         publish_at: None,
         published_at: Some(Utc::now()),
+        ack_due_at: None,
+        expires_at: None,
+        escalation: None,
     }
 }
 

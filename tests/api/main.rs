@@ -8,6 +8,7 @@ mod audiences;
 mod auth;
 mod cli;
 mod databases;
+mod deadlines;
 mod errors;
 mod helpers;
 mod jobs;

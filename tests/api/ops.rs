@@ -160,6 +160,7 @@ const ENDPOINTS: &[&str] = &[
     "get /metrics",
     "get /api/openapi.json",
     "get /api/mail",
+    "get /api/announcements/{id}/escalation",
     "post /api/mail/{id}/resend",
 ];
 

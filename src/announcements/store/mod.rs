@@ -6,12 +6,13 @@
 mod fanouts;
 mod reminders;
 mod stats;
+pub mod steps;
 
 pub use fanouts::{
     Claimed, claim_fanouts, fanout_attempts, fanout_backlog, fanout_failed, fanout_finished_at,
     release_fanout, set_fanout_target,
 };
-pub use reminders::{RemindRefused, remind_unacked};
+pub use reminders::{RemindRefused, remind_unacked, reminded_now};
 pub use stats::stats;
 
 use chrono::{DateTime, Utc};
@@ -110,6 +111,9 @@ pub struct AnnouncementChanges {
     pub audience_id: Option<Option<i64>>,
     pub status: Option<AnnouncementStatus>,
     pub publish_at: Option<Option<DateTime<Utc>>>,
+    pub ack_due_at: Option<Option<DateTime<Utc>>>,
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    pub escalation: Option<Option<String>>,
 }
 
 fn not_editable() -> AppError {
@@ -193,7 +197,10 @@ pub async fn withdraw(
         .await
         .optional()?;
     match withdrawn {
-        Some(announcement) => Ok((announcement, true)),
+        Some(announcement) => {
+            steps::cancel_pending(conn, id).await?;
+            Ok((announcement, true))
+        }
         None => Ok((find(conn, id).await?, false)),
     }
 }

@@ -55,3 +55,15 @@ pub async fn remind_unacked(
     })
     .await
 }
+
+/// A ladder step reminded: the manual cooldown counts from it too.
+pub async fn reminded_now(
+    conn: &mut AsyncPgConnection,
+    announcement: AnnouncementId,
+) -> Result<(), AppError> {
+    diesel::update(announcements::table.find(announcement))
+        .set(announcements::last_reminded_at.eq(Utc::now()))
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::announcements::model::{AckTimeline, Announcement, AnnouncementStats, FanoutProgress};
+use crate::announcements::model::{
+    AckTimeline, Announcement, AnnouncementStats, DeadlineFigures, FanoutProgress,
+};
 use crate::db::schema::announcements;
 use crate::deliveries::store as deliveries;
 use crate::error::AppError;
@@ -49,6 +51,12 @@ pub async fn stats(
             bucket_seconds,
             points,
         },
+        deadline: announcement.ack_due_at.map(|ack_due_at| DeadlineFigures {
+            ack_due_at,
+            on_time: row.on_time,
+            late: row.late,
+            missing: row.missing,
+        }),
     })
 }
 

@@ -14,8 +14,25 @@ use crate::error::AppError;
 use crate::ids::{AnnouncementId, DeliveryId, UserId};
 use crate::pagination::Page;
 
+/// The types of `INBOX_COLUMNS`.
+pub type InboxColumns = (
+    deliveries::id,
+    deliveries::state,
+    deliveries::delivered_at,
+    deliveries::ack_at,
+    deliveries::retry_count,
+    announcements::id,
+    announcements::title,
+    announcements::body,
+    users::username,
+    users::display_name,
+    announcements::published_at,
+    announcements::ack_due_at,
+    announcements::expires_at,
+);
+
 /// The columns of an inbox item, for every query that shows one.
-pub const INBOX_COLUMNS: (
+pub const INBOX_COLUMNS: InboxColumns = (
     deliveries::id,
     deliveries::state,
     deliveries::delivered_at,
@@ -27,18 +44,8 @@ pub const INBOX_COLUMNS: (
     users::username,
     users::display_name,
     announcements::published_at,
-) = (
-    deliveries::id,
-    deliveries::state,
-    deliveries::delivered_at,
-    deliveries::ack_at,
-    deliveries::retry_count,
-    announcements::id,
-    announcements::title,
-    announcements::body,
-    users::username,
-    users::display_name,
-    announcements::published_at,
+    announcements::ack_due_at,
+    announcements::expires_at,
 );
 
 /// A row of `INBOX_COLUMNS`.
@@ -53,6 +60,8 @@ pub type InboxRow = (
     String,
     String,
     String,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
 );
 
@@ -69,6 +78,8 @@ pub fn inbox_item(row: InboxRow) -> InboxItem {
         publisher,
         publisher_name,
         published_at,
+        ack_due_at,
+        expires_at,
     ) = row;
     InboxItem {
         id,
@@ -83,6 +94,8 @@ pub fn inbox_item(row: InboxRow) -> InboxItem {
             publisher,
             publisher_name,
             published_at,
+            ack_due_at,
+            expires_at,
         },
     }
 }

@@ -22,7 +22,8 @@ pub use inbox::{
     recipients_among, unacked_among, unread_count, unread_counts, withdrawn_since,
 };
 pub use publisher::{
-    Reminded, StateCounts, ack_timeline, mark_reminded, section_figures, state_counts, unacked,
+    Reminded, StateCounts, ack_timeline, mark_reminded, not_acknowledged, section_figures,
+    state_counts, unacked,
 };
 pub use rules::{Live, Unread};
 pub use transitions::{TransitionRow, reread, transition_batch};

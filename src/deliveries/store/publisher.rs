@@ -30,6 +30,15 @@ pub struct StateCounts {
     pub reminders_sent: i64,
     #[diesel(sql_type = Nullable<Double>)]
     pub median: Option<f64>,
+    /// Acknowledged by the due time (0 without one).
+    #[diesel(sql_type = BigInt)]
+    pub on_time: i64,
+    /// Acknowledged after it.
+    #[diesel(sql_type = BigInt)]
+    pub late: i64,
+    /// Not acknowledged, and the due time has passed.
+    #[diesel(sql_type = BigInt)]
+    pub missing: i64,
 }
 
 /// The figures of `announcement`'s deliveries, in one scan of them.
@@ -45,8 +54,15 @@ pub async fn state_counts(
                 COALESCE(sum(deliveries.retry_count), 0)::bigint AS reminders_sent,
                 percentile_cont(0.5) WITHIN GROUP
                     (ORDER BY extract(epoch FROM deliveries.ack_at - deliveries.created_at))
-                    FILTER (WHERE deliveries.ack_at IS NOT NULL) AS median
+                    FILTER (WHERE deliveries.ack_at IS NOT NULL) AS median,
+                count(*) FILTER (WHERE deliveries.state = 'acknowledged'
+                    AND deliveries.ack_at <= announcements.ack_due_at) AS on_time,
+                count(*) FILTER (WHERE deliveries.state = 'acknowledged'
+                    AND deliveries.ack_at > announcements.ack_due_at) AS late,
+                count(*) FILTER (WHERE deliveries.state <> 'acknowledged'
+                    AND announcements.ack_due_at <= now()) AS missing
          FROM deliveries JOIN users ON users.id = deliveries.user_id
+         JOIN announcements ON announcements.id = deliveries.announcement_id
          WHERE deliveries.announcement_id = $1 AND ",
         counted_sql!()
     ))
@@ -283,6 +299,27 @@ pub async fn mark_reminded(
         unread_sql!(),
         " RETURNING deliveries.id AS delivery_id, deliveries.user_id, deliveries.retry_count,
                    users.username, users.display_name, users.email, users.locale"
+    ))
+    .bind::<BigInt, _>(announcement)
+    .load(conn)
+    .await?)
+}
+
+/// Who has not acknowledged `announcement` (unread, recipient active), as
+/// `mark_reminded` returns them but without counting a reminder: a mail
+/// step reaches them without an in-app push.
+pub async fn not_acknowledged(
+    conn: &mut AsyncPgConnection,
+    announcement: AnnouncementId,
+) -> Result<Vec<Reminded>, AppError> {
+    Ok(diesel::sql_query(concat!(
+        "SELECT deliveries.id AS delivery_id, deliveries.user_id, deliveries.retry_count,
+                users.username, users.display_name, users.email, users.locale
+         FROM deliveries
+         JOIN users ON users.id = deliveries.user_id
+         JOIN announcements ON announcements.id = deliveries.announcement_id
+         WHERE deliveries.announcement_id = $1 AND users.is_active AND ",
+        unread_sql!()
     ))
     .bind::<BigInt, _>(announcement)
     .load(conn)

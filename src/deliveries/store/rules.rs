@@ -3,7 +3,8 @@
 //! (its student left the audience before acknowledging it): only live
 //! deliveries show in an inbox,
 //! replay to a reconnecting client or move through the state machine. A
-//! delivery is *unread* while it is live and not acknowledged: every unread
+//! delivery is *unread* while it is live, not acknowledged and its
+//! announcement not expired: every unread
 //! count, badge and reminder counts exactly those. Both are SQL over the
 //! tables' own names, so diesel queries (the `Live` and `Unread` filters)
 //! and the hand-written statements (`concat!` with `live_sql!()` or
@@ -25,11 +26,13 @@ macro_rules! live_sql {
     };
 }
 
-/// SQL: the delivery is live and not acknowledged.
+/// SQL: the delivery is live, not acknowledged, and its announcement has
+/// not expired (an expired one no longer matters: no badge, no reminder).
 macro_rules! unread_sql {
     () => {
         concat!(
             "deliveries.state <> 'acknowledged' AND ",
+            "(announcements.expires_at IS NULL OR announcements.expires_at > now()) AND ",
             $crate::deliveries::store::rules::live_sql!()
         )
     };

@@ -42,3 +42,17 @@ reminder = Hello { $name },
 
     Your inbox: { $link }
     .subject = Reminder: { $title }
+
+due-summary = Hello { $name },
+
+    "{ $title }" was due { $due }. { $missing ->
+        [0] Everyone has acknowledged it.
+        [one] One recipient has not acknowledged it yet.
+       *[other] { $missing } recipients have not acknowledged it yet.
+    }
+
+    Who is missing: { $link }
+    .subject = { $missing ->
+        [0] Everyone acknowledged: { $title }
+       *[other] { $missing } missing: { $title }
+    }

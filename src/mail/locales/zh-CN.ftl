@@ -35,3 +35,16 @@ reminder = { $name }，您好：
 
     您的收件箱：{ $link }
     .subject = 提醒：{ $title }
+
+due-summary = { $name }，您好：
+
+    “{ $title }”的确认截止时间为 { $due }。{ $missing ->
+        [0] 所有人都已确认。
+       *[other] 还有 { $missing } 人未确认。
+    }
+
+    未确认名单：{ $link }
+    .subject = { $missing ->
+        [0] 全部已确认：{ $title }
+       *[other] { $missing } 人未确认：{ $title }
+    }

@@ -155,6 +155,9 @@ async fn publish(
             status: AnnouncementStatus::Published,
             publish_at: None,
             published_at: Some(Utc::now()),
+            ack_due_at: None,
+            expires_at: None,
+            escalation: None,
         },
     )
     .await
