@@ -59,6 +59,14 @@ pub enum Event {
     /// Every unacknowledged recipient of the announcement was just reminded.
     #[serde(rename = "reminders.sent")]
     RemindersSent { announcement_id: AnnouncementId },
+    /// The announcement's due time came: its publisher hears how many are
+    /// still missing.
+    #[serde(rename = "announcement.due")]
+    DueSummary {
+        announcement_id: AnnouncementId,
+        publisher_id: UserId,
+        missing: i64,
+    },
     /// A user's login sessions ended: one (`session`) or all of them
     /// (deactivation, password change). Their websockets close.
     #[serde(rename = "user.signed_out")]
@@ -91,6 +99,7 @@ impl Event {
             Event::AnnouncementWithdrawn { .. } => "announcement.withdrawn",
             Event::AnnouncementStats { .. } => "announcement.stats",
             Event::RemindersSent { .. } => "reminders.sent",
+            Event::DueSummary { .. } => "announcement.due",
             Event::SignedOut { .. } => "user.signed_out",
             Event::RoleChanged { .. } => "user.role_changed",
             Event::JobProgress { .. } => "job.progress",

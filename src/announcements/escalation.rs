@@ -22,7 +22,7 @@ use crate::db::DbPool;
 use crate::deliveries::store as deliveries;
 use crate::error::AppError;
 use crate::events::{Event, EventBus};
-use crate::ids::AnnouncementId;
+use crate::ids::{AnnouncementId, UserId};
 use crate::mail::{Postage, templates};
 use crate::telemetry::mailbox;
 use crate::users::store as users;
@@ -153,8 +153,14 @@ impl Actor for Escalator {
 enum Ran {
     /// In-app reminders counted: the live inboxes hear of them.
     Reminded(AnnouncementId),
-    /// Mail queued: to reminders' recipients, or the publisher's summary.
+    /// Reminder mail queued.
     Mailed(AnnouncementId),
+    /// The publisher's summary mail queued; they hear it live too.
+    Summarised {
+        announcement_id: AnnouncementId,
+        publisher_id: UserId,
+        missing: i64,
+    },
     /// Nothing to tell (skipped, cancelled, deferred).
     Quietly,
 }
@@ -169,6 +175,18 @@ impl Ran {
             Ran::Mailed(announcement_id) => {
                 postage.post();
                 bus.publish(Event::AnnouncementStats { announcement_id });
+            }
+            Ran::Summarised {
+                announcement_id,
+                publisher_id,
+                missing,
+            } => {
+                postage.post();
+                bus.publish(Event::DueSummary {
+                    announcement_id,
+                    publisher_id,
+                    missing,
+                });
             }
             Ran::Quietly => {}
         }
@@ -258,7 +276,12 @@ async fn run_next(
                 let link = postage.link("/announcements");
                 let mail = templates::due_summary(to, &announcement.title, &due, missing, &link);
                 postage.queue(conn, [mail]).await?;
-                (missing, Ran::Mailed(announcement.id))
+                let ran = Ran::Summarised {
+                    announcement_id: announcement.id,
+                    publisher_id: publisher.id,
+                    missing: missing as i64,
+                };
+                (missing, ran)
             }
         };
         let reached = i32::try_from(reached).unwrap_or(i32::MAX);

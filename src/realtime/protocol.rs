@@ -83,6 +83,13 @@ pub enum ServerMessage {
         state: &'static str,
         progress: crate::jobs::model::Progress,
     },
+    /// The due time of one of the user's announcements came: `missing`
+    /// recipients have not acknowledged it.
+    #[serde(rename = "announcement.due")]
+    DueSummary {
+        announcement_id: AnnouncementId,
+        missing: i64,
+    },
     /// A client message that could not be done; the session stays open.
     #[serde(rename = "error")]
     Error { code: &'static str, message: String },
@@ -107,6 +114,7 @@ impl ServerMessage {
             ServerMessage::Reminder { .. } => "reminder",
             ServerMessage::AnnouncementStats { .. } => "announcement.stats",
             ServerMessage::JobProgress { .. } => "job.progress",
+            ServerMessage::DueSummary { .. } => "announcement.due",
             ServerMessage::Error { .. } => "error",
             ServerMessage::Pong => "pong",
             ServerMessage::Resync { .. } => "resync",

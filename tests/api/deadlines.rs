@@ -108,6 +108,7 @@ async fn each_step_runs_once_on_time_for_those_still_missing_across_two_nodes() 
         ])
         .await;
     let (manager, students, id) = announce_to(&app, 3, || json!({"ack_due_at": in_secs(6)})).await;
+    let (mut publisher, _) = crate::realtime::open(&app, &manager).await;
     acknowledge(&app, &students[0]).await;
     let planned = steps(&app, &manager, id).await;
     assert_eq!(planned.len(), 3, "{planned:?}");
@@ -139,6 +140,10 @@ async fn each_step_runs_once_on_time_for_those_still_missing_across_two_nodes() 
     }
     assert_eq!(mails(&app, "reminder").await, 2);
     assert_eq!(mails(&app, "due_summary").await, 1);
+    // The publisher hears the summary live, whichever node ran it.
+    let due = publisher.expect("announcement.due").await;
+    assert_eq!(due["announcement_id"], id);
+    assert_eq!(due["missing"], 2);
     let stats = json_body(
         app.get(&format!("/api/announcements/{id}/stats"), &manager)
             .await,

@@ -84,6 +84,17 @@ impl Hub {
                 Progress { done, total },
                 raised,
             ),
+            Event::DueSummary {
+                announcement_id,
+                publisher_id,
+                missing,
+            } => {
+                let message = ServerMessage::DueSummary {
+                    announcement_id,
+                    missing,
+                };
+                self.push_user(publisher_id, Push::new(message, raised));
+            }
             Event::SignedOut { user_id, session } => self.signed_out(user_id, session),
             Event::RoleChanged { user_id } => self.role_changed(user_id),
         }
