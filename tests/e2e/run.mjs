@@ -121,7 +121,7 @@ async function journey(browser, lang, data, errors) {
   /** `iso` as the app must show it: on the school's clock, formatted for `lang` (by the browser's own Intl). */
   const local = (page, iso, zone = SCHOOL_ZONE) => page.evaluate(([at, l, z]) =>
     new Date(at).toLocaleString(l, { dateStyle: "medium", timeStyle: "short", timeZone: z }), [iso, lang, zone]);
-  const compose = async (title, publishAt) => {
+  const compose = async (title, publishAt, dueAt) => {
     await teacher.getByRole("link", { name: say("mine.new") }).click();
     await teacher.getByRole("heading", { name: say("compose.title") }).waitFor();
     await teacher.getByLabel(say("compose.title_field")).fill(title);
@@ -129,6 +129,7 @@ async function journey(browser, lang, data, errors) {
     await teacher.getByLabel(say("compose.audience")).selectOption({ label: section });
     // The form names the school's zone beside the time it asks for.
     if (publishAt) await teacher.getByLabel(say("compose.publish_at", { zone: SCHOOL_ZONE })).fill(publishAt);
+    if (dueAt) await teacher.getByLabel(say("compose.ack_due_at", { zone: SCHOOL_ZONE })).fill(dueAt);
     await teacher.getByRole("button", { name: say("compose.publish"), exact: true }).click();
     await teacher.waitForURL(/\/announcements$/);
   };
@@ -175,6 +176,24 @@ async function journey(browser, lang, data, errors) {
   await laterCard.locator(".pill", { hasText: say("status.scheduled") }).waitFor();
   // Withdrawn again, so it never reaches an inbox.
   await call("POST", `/api/announcements/${scheduled.id}/withdraw`, teacherToken);
+
+  step(`${lang}: one due at 08:00 school time shows its due time to the student, and the teacher its reminder ladder`);
+  const due = `${say("field.ack_due_at")} ${lang} ${tag}`;
+  await compose(due, null, "2031-03-06T08:00");
+  const dueAt = await local(student, "2031-03-06T00:00:00Z");
+  const dueItem = student.locator("article.item", { hasText: due });
+  await dueItem.getByText(say("inbox.due", { when: dueAt })).waitFor({ timeout: 3000 });
+  const dueCard = teacher.locator("article.announcement", { hasText: due });
+  await dueCard.locator("p.muted", { hasText: say("card.due", { when: dueAt }) }).waitFor();
+  await dueCard.getByText(say("ladder.title"), { exact: true }).click();
+  const rungs = dueCard.locator(".ladder-steps li");
+  await rungs.nth(2).waitFor();
+  assert.equal(await rungs.count(), 3, "in-app, mail and summary are planned");
+  assert.equal(await dueCard.locator('.ladder-steps li[data-state="pending"]').count(), 3);
+  await dueCard.locator(".ladder-steps li", { hasText: say("ladder.channel.summary") })
+    .getByText(dueAt, { exact: false }).waitFor();
+  const dueId = (await call("GET", "/api/announcements?limit=100", teacherToken)).items.find((a) => a.title === due).id;
+  await call("POST", `/api/announcements/${dueId}/withdraw`, teacherToken);
   await teacher.context().close();
   await student.context().close();
 }

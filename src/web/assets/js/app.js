@@ -94,6 +94,7 @@ function navigation() {
     link("/courses", t("nav.courses")),
     link("/sections", t("nav.sections")),
     allowed("/admin/users", u) && link("/admin/users", t("nav.users")),
+    allowed("/admin/mail", u) && link("/admin/mail", t("nav.mail")),
     link("/change-password", t("nav.password")),
     languagePicker(),
     h("button", { type: "button", onclick: signOut }, t("nav.sign_out", { name: u.display_name ?? u.username })),

@@ -2,7 +2,7 @@
 // accounts with their invitations, edits, deactivation.
 
 import { api, download, session } from "../api.js";
-import { field, h, notice, replace, values } from "../dom.js";
+import { field, h, notice, replace, values, when } from "../dom.js";
 import { explain, t } from "../i18n.js";
 import { follow } from "../tasks.js";
 
@@ -168,4 +168,37 @@ function rosterCard(say, failed, reload) {
     }
   }
   return form;
+}
+
+/** Mail that failed for good (admins): who, what, why, and re-sending it. */
+export async function mail(main) {
+  const box = h("div");
+  const table = h("div", { class: "table-wrap" });
+  const say = (text, kind = "good") => replace(box, notice(text, kind));
+
+  async function resend(m) {
+    try {
+      await api("POST", `/api/mail/${m.id}/resend`);
+      say(t("mail.resent", { email: m.recipient }));
+    } catch (error) {
+      say(explain(error), "bad");
+    }
+    await load();
+  }
+
+  async function load() {
+    const page = await api("GET", "/api/mail?state=failed&limit=200");
+    replace(table, page.items.length ? h("table", {},
+      h("caption", { class: "muted" }, t("mail.count", { count: page.total })),
+      h("thead", {}, h("tr", {}, ["recipient", "kind", "subject", "attempts", "error", "queued", "actions"]
+        .map((column) => h("th", {}, t(`mail.column.${column}`))))),
+      h("tbody", {}, page.items.map((m) => h("tr", {},
+        h("td", {}, m.recipient), h("td", {}, t(`mail.kind.${m.kind}`)), h("td", {}, m.subject),
+        h("td", {}, m.attempts), h("td", {}, m.last_error ?? ""), h("td", {}, when(m.created_at)),
+        h("td", {}, h("button", { type: "button", class: "secondary", onclick: () => resend(m) }, t("mail.resend")))))))
+      : h("p", { class: "muted", id: "mail-none" }, t("mail.none")));
+  }
+
+  replace(main, h("h1", {}, t("mail.title")), h("p", { class: "muted" }, t("mail.hint")), box, table);
+  await load();
 }

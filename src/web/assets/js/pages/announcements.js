@@ -50,13 +50,18 @@ export async function compose(main, { go, isStaff }) {
       options.map(([label, value]) => h("option", { value: JSON.stringify(value) }, label)))),
     field(t("compose.publish_at", { zone: school.timezone }),
       { name: "publish_at", type: "datetime-local" }),
+    field(t("compose.ack_due_at", { zone: school.timezone }), { name: "ack_due_at", type: "datetime-local" }),
+    field(t("compose.expires_at", { zone: school.timezone }), { name: "expires_at", type: "datetime-local" }),
+    field(t("compose.escalation"), { name: "escalation", placeholder: school.escalation, "aria-describedby": "ladder-hint" }),
+    h("p", { class: "muted", id: "ladder-hint" }, t("compose.escalation_hint", { ladder: school.escalation }),
+      school.quiet_hours ? ` ${t("compose.quiet_hours", { hours: school.quiet_hours })}` : ""),
     h("button", { type: "submit" }, t("compose.publish")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const v = values(form);
     const body = { title: v.title ?? "", body: v.body ?? "", audience: JSON.parse(v.audience) };
     // A local time on the school's clock: the server reads it in the school's zone.
-    if (v.publish_at) body.publish_at = v.publish_at;
+    for (const name of ["publish_at", "ack_due_at", "expires_at", "escalation"]) if (v[name]) body[name] = v[name];
     try {
       await api("POST", "/api/announcements", body);
       go("/announcements");
@@ -77,7 +82,13 @@ function figures(stats) {
   if (stats.timeline && stats.total) {
     charts.push(h("h3", { class: "chart-title" }, t("figures.since")), ackLine(stats.timeline, stats.total));
   }
+  const deadline = stats.deadline && h("div", { class: "figures deadline" },
+    h("span", {}, t("figures.due", { when: when(stats.deadline.ack_due_at) })),
+    h("span", {}, h("b", { class: "on-time" }, stats.deadline.on_time), t("figures.on_time")),
+    h("span", {}, h("b", { class: "late" }, stats.deadline.late), t("figures.late")),
+    h("span", {}, h("b", { class: "missing" }, stats.deadline.missing), t("figures.missing")));
   return [
+    deadline,
     h("div", { class: "figures" },
       h("span", {}, h("b", { class: "total" }, stats.total), t("figures.recipients")),
       h("span", {}, h("b", { class: "opened" }, stats.delivered + stats.acknowledged), t("figures.opened")),
@@ -113,8 +124,10 @@ export async function mine(main, { live }) {
     const actions = h("div", { class: "row" });
     const el = h("article", { class: "card announcement", dataset: { announcement: a.id } },
       h("div", { class: "spread" }, h("h2", {}, a.title), h("span", { class: "pill" }, t(`status.${a.status}`))),
-      h("p", { class: "muted" }, `${audienceText(a)} · ${a.published_at ? t("card.published", { when: when(a.published_at) }) : a.publish_at ? t("card.scheduled", { when: when(a.publish_at) }) : t("card.draft")}`),
-      figuresBox, actions, box, extra);
+      h("p", { class: "muted" }, `${audienceText(a)} · ${a.published_at ? t("card.published", { when: when(a.published_at) }) : a.publish_at ? t("card.scheduled", { when: when(a.publish_at) }) : t("card.draft")}`,
+        a.ack_due_at ? ` · ${t("card.due", { when: when(a.ack_due_at) })}` : "",
+        a.expires_at ? ` · ${t("card.expires", { when: when(a.expires_at) })}` : ""),
+      figuresBox, (a.ack_due_at || a.status === "published") && ladder(a), actions, box, extra);
     cards.set(a.id, { el, figures: figuresBox });
     if (a.status === "published") {
       actions.append(
@@ -124,6 +137,25 @@ export async function mine(main, { live }) {
         h("button", { type: "button", class: "danger", onclick: () => withdraw(a, box) }, t("card.withdraw")));
     }
     return el;
+  }
+
+  /** The ladder's steps and the reminders sent, read when opened. */
+  function ladder(a) {
+    const steps = h("ol", { class: "ladder-steps" });
+    const details = h("details", { class: "ladder" }, h("summary", {}, t("ladder.title")), steps);
+    details.addEventListener("toggle", async () => {
+      if (!details.open) return;
+      const history = await api("GET", `/api/announcements/${a.id}/escalation`);
+      replace(steps, history.length ? history.map((step) => h("li", { dataset: { channel: step.channel, state: step.state } },
+        t("ladder.step", {
+          channel: t(`ladder.channel.${step.channel}`),
+          when: when(step.state === "pending" ? step.run_at : step.ran_at ?? step.run_at),
+          state: t(`ladder.state.${step.state}`),
+        }),
+        step.state === "done" ? ` · ${t(step.channel === "summary" ? "ladder.missing" : "ladder.reached", { count: step.reached ?? 0 })}` : ""))
+        : h("li", { class: "muted" }, t("ladder.none")));
+    });
+    return details;
   }
 
   async function remind(a, box) {
@@ -170,9 +202,11 @@ export async function mine(main, { live }) {
   }
 
   const container = h("div", { id: "announcements" }, list.items.map(card));
+  const alerts = h("div", { id: "due-alerts", "aria-live": "polite" });
   replace(main,
     h("div", { class: "spread" }, h("h1", {}, t("mine.title")),
       h("a", { class: "button", href: "/announcements/new", "data-link": true }, t("mine.new"))),
+    alerts,
     list.items.length ? container : h("p", { class: "muted" }, t("mine.empty")));
 
   for (const a of list.items) {
@@ -183,10 +217,18 @@ export async function mine(main, { live }) {
   const subscribe = () => watched.forEach((id) => live.send({ type: "subscribe_stats", announcement_id: id }));
   const onStats = (event) => setFigures(event.detail.announcement_id, event.detail.stats);
   live.addEventListener("announcement.stats", onStats);
+  // The ladder's summary at the due time, live.
+  const onDue = (event) => {
+    const { announcement_id: id, missing } = event.detail;
+    const title = list.items.find((a) => a.id === id)?.title ?? `#${id}`;
+    alerts.append(notice(t("due.summary", { title, count: missing }), missing ? "bad" : "good"));
+  };
+  live.addEventListener("announcement.due", onDue);
   live.addEventListener("hello", subscribe);
   subscribe();
   return () => {
     live.removeEventListener("announcement.stats", onStats);
+    live.removeEventListener("announcement.due", onDue);
     live.removeEventListener("hello", subscribe);
     watched.forEach((id) => live.send({ type: "unsubscribe_stats", announcement_id: id }));
   };
