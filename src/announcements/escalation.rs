@@ -16,6 +16,7 @@ use metrics::counter;
 
 use super::ladder::{Ladder, QuietHours};
 use super::model::{Announcement, AnnouncementStatus};
+use super::reminders::reminder_mails;
 use super::store::{self, steps};
 use crate::config;
 use crate::db::DbPool;
@@ -250,17 +251,7 @@ async fn run_next(
             }
             "mail" => {
                 let pending = deliveries::not_acknowledged(conn, announcement.id).await?;
-                let link = postage.link("/inbox");
-                let published = announcement.published_at.unwrap_or(now);
-                let mails = pending.iter().map(|recipient| {
-                    let to = postage.recipient(
-                        &recipient.display_name,
-                        &recipient.email,
-                        recipient.locale,
-                    );
-                    let when = postage.local_time(to.locale, published);
-                    templates::reminder(to, &announcement.title, &when, &link)
-                });
+                let mails = reminder_mails(postage, &announcement, &pending);
                 postage.queue(conn, mails).await?;
                 store::reminded_now(conn, announcement.id).await?;
                 (pending.len(), Ran::Mailed(announcement.id))

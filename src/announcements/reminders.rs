@@ -10,7 +10,23 @@ use super::store::{self, RemindRefused, steps};
 use crate::db::DbPool;
 use crate::deliveries::store::Reminded;
 use crate::error::{AppError, FieldErrors};
-use crate::mail::{Postage, templates};
+use crate::mail::{Postage, SendMail, templates};
+
+/// A reminder mail to each of `recipients`, in their language, with the
+/// publication time on the school's clock.
+pub fn reminder_mails<'a>(
+    postage: &'a Postage,
+    announcement: &'a Announcement,
+    recipients: &'a [Reminded],
+) -> impl Iterator<Item = Option<SendMail>> + 'a {
+    let link = postage.link("/inbox");
+    let published = announcement.published_at.unwrap_or_else(Utc::now);
+    recipients.iter().map(move |recipient| {
+        let to = postage.recipient(&recipient.display_name, &recipient.email, recipient.locale);
+        let when = postage.local_time(to.locale, published);
+        templates::reminder(to, &announcement.title, &when, &link)
+    })
+}
 
 /// Reminds everyone who has not acknowledged `announcement` and queues their
 /// mails; refused while the last reminder is younger than `cooldown_secs`,
@@ -22,8 +38,6 @@ pub async fn remind(
     announcement: &Announcement,
     cooldown_secs: u64,
 ) -> Result<Vec<Reminded>, AppError> {
-    let link = postage.link("/inbox");
-    let published = announcement.published_at.unwrap_or_else(Utc::now);
     // The reminders and their mails are stored together, or neither is.
     let outcome = db
         .get()
@@ -31,16 +45,9 @@ pub async fn remind(
         .transaction(async |conn| {
             let outcome = store::remind_unacked(conn, announcement.id, cooldown_secs).await?;
             if let Ok(reminded) = &outcome {
-                let mails = reminded.iter().map(|recipient| {
-                    let to = postage.recipient(
-                        &recipient.display_name,
-                        &recipient.email,
-                        recipient.locale,
-                    );
-                    let when = postage.local_time(to.locale, published);
-                    templates::reminder(to, &announcement.title, &when, &link)
-                });
-                postage.queue(conn, mails).await?;
+                postage
+                    .queue(conn, reminder_mails(postage, announcement, reminded))
+                    .await?;
                 steps::record_manual(conn, announcement.id, reminded.len()).await?;
             }
             Ok::<_, AppError>(outcome)
