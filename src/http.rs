@@ -1,8 +1,15 @@
 //! HTTP plumbing shared by every route: extractor errors in the one JSON
-//! shape, 404 and 405 answers, and the resource helper.
+//! shape, 404 and 405 answers, the resource helper, and the gate that keeps
+//! text PostgreSQL cannot store out.
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::web::BytesMut;
 use actix_web::{HttpRequest, HttpResponse, Resource, web};
+use futures_util::StreamExt;
 
 use crate::error::{AppError, Code, FieldErrors};
 
@@ -77,4 +84,72 @@ pub fn path_config() -> web::PathConfig {
         };
         AppError::BadRequest(format!("invalid path parameter: {message}")).into()
     })
+}
+
+/// Refuses text PostgreSQL cannot store — a NUL character — where requests
+/// bring text in: JSON bodies (NUL can only be written `\u0000` there) and
+/// query strings (`%00`). Checked once, before any handler, so no field can
+/// forget it; multipart text and CSV cells are checked where they are read
+/// (`attachments::upload`, `jobs::sheet`). The answer names the field.
+pub async fn refuse_unstorable(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+    json_limit: usize,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.query_string().contains("%00") {
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+            .map(web::Query::into_inner)
+            .unwrap_or_default();
+        let field = pairs
+            .iter()
+            .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+            .map_or("query", |(name, _)| name.as_str());
+        return Err(AppError::field(field, Code::ControlCharacters).into());
+    }
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|kind| kind.to_ascii_lowercase().contains("json"));
+    if json {
+        let mut payload = std::mem::replace(req.parts_mut().1, Payload::None);
+        let mut body = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk?;
+            if body.len() + chunk.len() > json_limit {
+                return Err(AppError::PayloadTooLarge { limit: json_limit }.into());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let body = body.freeze();
+        if let Some(field) = nul_field(&body) {
+            return Err(AppError::field(&field, Code::ControlCharacters).into());
+        }
+        req.set_payload(Payload::from(body));
+    }
+    next.call(req).await
+}
+
+/// The top-level field of a JSON body that holds a NUL (written `\u0000`,
+/// the only way JSON can), `body` if it is not in a field; `None` when
+/// there is none.
+fn nul_field(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let escaped = text.match_indices("\\u0000").any(|(at, _)| {
+        // An odd run of backslashes before `u0000` escapes it; an even one is text.
+        let run = text[..at].bytes().rev().take_while(|b| *b == b'\\').count();
+        run % 2 == 0
+    });
+    if !escaped {
+        return None;
+    }
+    let holds_nul = |value: &serde_json::Value| value.to_string().contains("\\u0000");
+    let field = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(fields)) => fields
+            .iter()
+            .find(|(name, value)| name.contains('\0') || holds_nul(value))
+            .map(|(name, _)| name.replace('\0', "")),
+        _ => None,
+    };
+    Some(field.unwrap_or_else(|| "body".to_owned()))
 }

@@ -386,6 +386,9 @@ fn serve(
     let max_json_bytes = settings.server.max_json_bytes;
     let mut server = HttpServer::new(move || {
         let app = App::new()
+            .wrap(from_fn(move |req, next| {
+                routes::refuse_unstorable(req, next, max_json_bytes)
+            }))
             .wrap(from_fn(telemetry::record_http))
             .wrap(cors(&server_settings))
             .wrap(Compress::default())

@@ -142,7 +142,13 @@ async fn text_field(field: &mut Field) -> Result<String, AppError> {
         .await
         .map_err(|_| AppError::field(&name, FieldError::too_long(TEXT_FIELD_LIMIT)))?
         .map_err(malformed)?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| AppError::field(&name, Code::NotUtf8))
+    let text =
+        String::from_utf8(bytes.to_vec()).map_err(|_| AppError::field(&name, Code::NotUtf8))?;
+    // PostgreSQL stores no NUL.
+    if text.contains('\0') {
+        return Err(AppError::field(&name, Code::ControlCharacters));
+    }
+    Ok(text)
 }
 
 async fn drain(mut field: Field) -> Result<(), AppError> {

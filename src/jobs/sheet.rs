@@ -127,6 +127,10 @@ impl Sheet {
             return Ok(None);
         };
         let text = std::str::from_utf8(raw).map_err(|_| "is not valid UTF-8 text")?;
+        // PostgreSQL stores no NUL: the cell is refused, not the import.
+        if text.contains('\0') {
+            return Err("must not contain control characters");
+        }
         let text = unneutralised(text.trim());
         Ok((!text.is_empty()).then_some(text))
     }

@@ -22,6 +22,7 @@ mod people;
 mod realtime;
 mod rosters;
 mod school;
+mod unstorable;
 mod users;
 mod web;
 mod ws_client;
