@@ -84,7 +84,7 @@ use crate::{
         postmaster::resend_mail,
         openapi_json,
     ),
-    modifiers(&BearerAuth, &ImportPaths, &ErrorCodes),
+    modifiers(&BearerAuth, &ImportPaths, &ErrorCodes, &ErrorAnswers),
     tags(
         (name = "school", description = "The school: time zone, languages, registration"),
         (name = "auth", description = "The account loop"),
@@ -137,6 +137,82 @@ impl Modify for ErrorCodes {
         json["properties"]["code"]["enum"] = serde_json::json!(crate::error::CODES);
         if let Ok(listed) = serde_json::from_value(json) {
             *detail = listed;
+        }
+    }
+}
+
+/// The error answers any operation can give besides its own, written once:
+/// 400 (a malformed query, path or body, or text PostgreSQL cannot store),
+/// 503 (a pool or the database unavailable), 401 and 403 where a token is
+/// needed, 404 where a path names a record, 413 and 415 where a body is sent.
+struct ErrorAnswers;
+
+impl ErrorAnswers {
+    fn answer(description: &str) -> serde_json::Value {
+        serde_json::json!({
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        })
+    }
+
+    fn complete(path: &str, operation: &mut serde_json::Value) {
+        let secured = operation["security"]
+            .as_array()
+            .is_some_and(|requirements| !requirements.is_empty());
+        let mut answers = vec![
+            ("400", "malformed or invalid input"),
+            (
+                "503",
+                "a dependency is unavailable; try again after Retry-After",
+            ),
+        ];
+        if secured {
+            answers.push(("401", "no valid access token"));
+            answers.push(("403", "not allowed for this user"));
+        }
+        if path.contains('{') {
+            answers.push(("404", "no such record, or not one this user may see"));
+        }
+        if operation.get("requestBody").is_some() {
+            answers.push(("413", "the body is larger than the limit"));
+            answers.push(("415", "the body is not of the documented type"));
+        }
+        let Some(responses) = operation["responses"].as_object_mut() else {
+            return;
+        };
+        for (status, description) in answers {
+            responses
+                .entry(status)
+                .or_insert_with(|| Self::answer(description));
+        }
+    }
+}
+
+impl Modify for ErrorAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Ok(mut paths) = serde_json::to_value(&openapi.paths) else {
+            return;
+        };
+        let nested = paths.get("paths").is_some_and(serde_json::Value::is_object);
+        let items = if nested {
+            paths["paths"].as_object_mut()
+        } else {
+            paths.as_object_mut()
+        };
+        if let Some(items) = items {
+            for (path, item) in items.iter_mut() {
+                let Some(operations) = item.as_object_mut() else {
+                    continue;
+                };
+                for (method, operation) in operations.iter_mut() {
+                    if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                        Self::complete(path, operation);
+                    }
+                }
+            }
+        }
+        if let Ok(completed) = serde_json::from_value(paths) {
+            openapi.paths = completed;
         }
     }
 }

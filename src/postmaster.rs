@@ -44,6 +44,7 @@ impl MailState {
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct MailQuery {
     /// `failed` (the default): mails that will not be tried again.
+    #[param(inline)]
     pub state: Option<MailState>,
 }
 

@@ -37,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[derive(Deserialize, ToSchema)]
 pub struct EmailRequest {
+    #[schema(max_length = 254, format = Email)]
     pub email: String,
 }
 
@@ -145,7 +146,10 @@ pub async fn forgot_password(
 
 #[derive(Deserialize, ToSchema)]
 pub struct ResetPasswordRequest {
+    /// From the mailed link.
+    #[schema(min_length = 1, max_length = 128)]
     pub token: String,
+    #[schema(min_length = 10, max_length = 128)]
     pub new_password: String,
 }
 

@@ -39,10 +39,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
+    /// 3–150 letters, digits, `.`, `_` and `-`.
+    #[schema(min_length = 3, max_length = 150, pattern = "^[A-Za-z0-9._-]+$")]
     pub username: String,
+    #[schema(max_length = 254, format = Email)]
     pub email: String,
+    /// The password rules (`POST /auth/password-policy`) apply on top.
+    #[schema(min_length = 10, max_length = 128)]
     pub password: String,
     /// How to be called (any script, 1–100 characters); the username when absent.
+    #[schema(min_length = 1, max_length = 100)]
     pub display_name: Option<String>,
 }
 
@@ -129,7 +135,9 @@ pub async fn password_policy(
 #[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
     /// Username or email address.
+    #[schema(min_length = 1, max_length = 254)]
     pub username: String,
+    #[schema(min_length = 1, max_length = 128)]
     pub password: String,
 }
 
@@ -319,7 +327,9 @@ pub async fn update_me(
 
 #[derive(Deserialize, ToSchema)]
 pub struct ChangePasswordRequest {
+    #[schema(min_length = 1, max_length = 128)]
     pub current_password: String,
+    #[schema(min_length = 10, max_length = 128)]
     pub new_password: String,
 }
 
