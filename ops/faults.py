@@ -1,0 +1,279 @@
+"""The fault suite's driver (run by ops/faults, which starts the servers).
+
+Steady mixed traffic against classbell — inbox reads, unread counts,
+acknowledgments, publishes, health checks over HTTP, and open websockets —
+while a dependency is stopped and started again by the commands ops/faults
+passes in. For each fault it prints one line with what the clients saw and
+checks the promise: no 5xx but 503 (with Retry-After) where a dependency is
+down, no wait beyond the pool timeout, websockets kept open, recovery within
+5 s of the dependency's return, and nothing lost: every acknowledgment that
+got a 2xx is in the database afterwards. Exits non-zero when one is broken.
+"""
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+
+import websockets
+
+PASSWORD = "Bell-Demo-2026!"
+
+
+def http(base, method, path, token=None, body=None, timeout=30):
+    """(status, headers, parsed body or None, seconds)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method)
+    if data is not None:
+        request.add_header("content-type", "application/json")
+    if token:
+        request.add_header("authorization", f"Bearer {token}")
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            text = response.read()
+            status, headers = response.status, response.headers
+    except urllib.error.HTTPError as error:
+        text, status, headers = error.read(), error.code, error.headers
+    except OSError:
+        return 0, {}, None, time.monotonic() - started
+    try:
+        parsed = json.loads(text) if text else None
+    except ValueError:
+        parsed = None
+    return status, headers, parsed, time.monotonic() - started
+
+
+def token(base, username):
+    status, _, body, _ = http(base, "POST", "/auth/login", body={"username": username, "password": PASSWORD})
+    if status != 200:
+        sys.exit(f"faults: cannot sign in as {username}: {status} {body}")
+    return body["access_token"]
+
+
+class Traffic:
+    """Worker threads that keep requests going and tally what came back."""
+
+    def __init__(self, base, students, teacher, section_id):
+        self.base, self.students, self.teacher, self.section = base, students, teacher, section_id
+        self.lock = threading.Lock()
+        self.statuses = Counter()
+        self.slowest = 0.0
+        self.missing_retry_after = 0
+        self.acked = set()  # delivery ids a 2xx acknowledged
+        self.published = 0
+        self.stop = threading.Event()
+        self.threads = []
+
+    def record(self, status, headers, seconds):
+        with self.lock:
+            self.statuses[status] += 1
+            self.slowest = max(self.slowest, seconds)
+            if status == 503 and not headers.get("retry-after"):
+                self.missing_retry_after += 1
+
+    def reset(self):
+        with self.lock:
+            self.statuses.clear()
+            self.slowest = 0.0
+            self.missing_retry_after = 0
+
+    def student_loop(self, token):
+        while not self.stop.is_set():
+            status, headers, body, seconds = http(self.base, "GET", "/api/deliveries?limit=20", token)
+            self.record(status, headers, seconds)
+            if status == 200:
+                for item in body["items"]:
+                    if item["state"] != "acknowledged":
+                        ack = http(self.base, "POST", f"/api/deliveries/{item['id']}/ack", token)
+                        self.record(ack[0], ack[1], ack[3])
+                        if 200 <= ack[0] < 300:
+                            with self.lock:
+                                self.acked.add(item["id"])
+                        break
+            unread = http(self.base, "GET", "/api/unread_count", token)
+            self.record(unread[0], unread[1], unread[3])
+            time.sleep(0.05)
+
+    def teacher_loop(self):
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            body = {"title": f"Fault drill {n}", "body": "Keep calm.",
+                    "audience": {"kind": "section", "section_id": self.section}}
+            status, headers, _, seconds = http(self.base, "POST", "/api/announcements", self.teacher, body)
+            self.record(status, headers, seconds)
+            if status == 201:
+                with self.lock:
+                    self.published += 1
+            time.sleep(1.0)
+
+    def start(self):
+        self.threads = [threading.Thread(target=self.student_loop, args=(t,), daemon=True) for t in self.students]
+        self.threads.append(threading.Thread(target=self.teacher_loop, daemon=True))
+        for thread in self.threads:
+            thread.start()
+
+    def finish(self):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+
+class Sockets:
+    """Websockets held open through a fault, counting what they receive."""
+
+    def __init__(self, base, tokens):
+        self.base, self.tokens = base, tokens
+        self.closed = 0
+        self.messages = Counter()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.tasks = []
+
+    async def hold(self, token):
+        url = self.base.replace("http", "ws", 1) + "/ws"
+        try:
+            async with websockets.connect(url, additional_headers={"authorization": f"Bearer {token}"},
+                                          ping_interval=None, max_size=None) as socket:
+                async for raw in socket:
+                    self.messages[json.loads(raw).get("type")] += 1
+        except asyncio.CancelledError:
+            return
+        except Exception:  # noqa: BLE001 - any end counts as closed
+            pass
+        self.closed += 1
+
+    def start(self):
+        self.thread.start()
+        self.tasks = [asyncio.run_coroutine_threadsafe(self.hold(t), self.loop) for t in self.tokens]
+
+    def stop(self):
+        async def close():
+            holding = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in holding:
+                task.cancel()
+            await asyncio.gather(*holding, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def wait_until_ok(base, token, limit):
+    """Seconds until an inbox read answers 200 again (None past `limit`)."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        if http(base, "GET", "/api/deliveries?limit=1", token, timeout=10)[0] == 200:
+            return time.monotonic() - started
+        time.sleep(0.1)
+    return None
+
+
+def acked_in_database(psql, ids):
+    if not ids:
+        return 0
+    listed = ",".join(str(i) for i in ids)
+    out = subprocess.run(psql + ["-tAc", f"SELECT count(*) FROM deliveries WHERE id IN ({listed}) "
+                                 "AND state = 'acknowledged'"], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip())
+
+
+def run(command):
+    subprocess.run(command, shell=True, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--base", required=True)
+    parser.add_argument("--psql", required=True, help="a psql command line for the database")
+    parser.add_argument("--pg-stop", required=True)
+    parser.add_argument("--pg-start", required=True)
+    parser.add_argument("--pg-down", type=float, default=20)
+    parser.add_argument("--redis-stop", required=True)
+    parser.add_argument("--redis-start", required=True)
+    parser.add_argument("--redis-down", type=float, default=30)
+    parser.add_argument("--pool-timeout", type=float, default=2)
+    args = parser.parse_args()
+    psql = args.psql.split()
+    problems = []
+
+    students = [token(args.base, f"student{n:02}") for n in range(1, 9)]
+    teacher = token(args.base, "ms.rivera")
+    sections = http(args.base, "GET", "/api/me/sections?limit=1", teacher)[2]["items"]
+    traffic = Traffic(args.base, students, teacher, sections[0]["id"])
+    sockets = Sockets(args.base, students)
+    sockets.start()
+    traffic.start()
+    time.sleep(3)
+
+    # --- PostgreSQL stopped, then started -------------------------------------
+    traffic.reset()
+    run(args.pg_stop)
+    time.sleep(args.pg_down)
+    during = dict(traffic.statuses)
+    slowest = traffic.slowest
+    no_retry_after = traffic.missing_retry_after
+    run(args.pg_start)
+    recovered = wait_until_ok(args.base, students[0], 30)
+    time.sleep(2)
+    bad = {s: n for s, n in during.items() if s >= 500 and s != 503 or s == 0}
+    line = (f"postgres down {args.pg_down:.0f} s: requests {dict(sorted(during.items()))}, "
+            f"slowest {slowest:.2f} s, 503 without Retry-After {no_retry_after}, "
+            f"websockets closed {sockets.closed}/{len(students)}, "
+            f"recovered {'never' if recovered is None else f'in {recovered:.1f} s'}")
+    print(line, flush=True)
+    if bad:
+        problems.append(f"postgres: answers other than 503 for a 5xx: {bad}")
+    if no_retry_after:
+        problems.append("postgres: 503 without Retry-After")
+    if slowest > args.pool_timeout + 2:
+        problems.append(f"postgres: a request waited {slowest:.1f} s (pool timeout {args.pool_timeout} s)")
+    if sockets.closed:
+        problems.append(f"postgres: {sockets.closed} websockets closed")
+    if recovered is None or recovered > 5:
+        problems.append("postgres: not recovered within 5 s")
+
+    # --- Redis stopped, then started ------------------------------------------
+    traffic.reset()
+    published_before = traffic.published
+    pushed_before = sockets.messages["delivery.created"]
+    run(args.redis_stop)
+    time.sleep(args.redis_down)
+    during = dict(traffic.statuses)
+    published = traffic.published - published_before
+    pushed = sockets.messages["delivery.created"] - pushed_before
+    run(args.redis_start)
+    time.sleep(3)
+    failed = {s: n for s, n in during.items() if not 200 <= s < 300}
+    print(f"redis down {args.redis_down:.0f} s: requests {dict(sorted(during.items()))}, "
+          f"published {published}, pushed live {pushed}, "
+          f"websockets closed {sockets.closed}/{len(students)}", flush=True)
+    if pushed == 0:
+        problems.append("redis: no live push on this node while Redis was down")
+    if failed:
+        problems.append(f"redis: requests that need no Redis failed: {failed}")
+    if published == 0:
+        problems.append("redis: nothing was published while Redis was down")
+
+    traffic.finish()
+    sockets.stop()
+    acked = set(traffic.acked)
+    stored = acked_in_database(psql, acked)
+    print(f"acknowledgments: {len(acked)} answered 2xx, {stored} in the database, "
+          f"{len(acked) - stored} lost; live messages received {dict(sockets.messages)}", flush=True)
+    if stored != len(acked):
+        problems.append(f"{len(acked) - stored} acknowledged deliveries are not acknowledged in the database")
+
+    for problem in problems:
+        print(f"FAULT: {problem}", file=sys.stderr)
+    sys.exit(1 if problems else 0)
+
+
+if __name__ == "__main__":
+    main()
