@@ -13,6 +13,8 @@ got a 2xx is in the database afterwards. Exits non-zero when one is broken.
 import argparse
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -188,6 +190,130 @@ def run(command):
     subprocess.run(command, shell=True, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def sql(psql, statement):
+    out = subprocess.run(psql + ["-tAc", statement], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+class Node:
+    """`classbell serve`, started from this process so it can be killed."""
+
+    def __init__(self, binary, base, log):
+        self.binary, self.base, self.log = binary, base, log
+        self.process = None
+
+    def start(self):
+        with open(self.log, "a") as log:
+            self.process = subprocess.Popen([self.binary, "serve"], stdout=log, stderr=log)
+        for _ in range(300):
+            if http(self.base, "GET", "/healthz", timeout=2)[0] == 200:
+                return
+            time.sleep(0.1)
+        sys.exit("faults: classbell did not start")
+
+    def kill(self):
+        """SIGKILL: no chance to finish anything."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+def multipart(base, path, token, filename, content):
+    boundary = "classbell-faults-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: text/csv\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(base + path, data=body, method="POST")
+    request.add_header("content-type", f"multipart/form-data; boundary={boundary}")
+    request.add_header("authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def wait_for(check, limit, step=0.05):
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        value = check()
+        if value:
+            return value
+        time.sleep(step)
+    return None
+
+
+def killed_mid_work(node, args, psql, problems):
+    """SIGKILL mid-fan-out, mid-import and mid-export; then a restart."""
+    manager = token(args.base, "manager")
+    # Fan-out: every student, in small chunks so the kill lands mid-way.
+    body = {"title": "Fire drill", "body": "Line up outside.", "audience": {"kind": "all_students"}}
+    announcement = http(args.base, "POST", "/api/announcements", manager, body)[2]["id"]
+    stats = lambda: http(args.base, "GET", f"/api/announcements/{announcement}/stats", manager)[2]
+    wait_for(lambda: (stats() or {}).get("fanout", {}).get("done", 0) > 0, 30)
+    done_at_kill = int(sql(psql, f"SELECT count(*) FROM deliveries WHERE announcement_id = {announcement}"))
+    # An import and an export under way too.
+    rows = b"code,title\n" + b"".join(f"KILL-{i},Course {i}\n".encode() for i in range(args.import_rows))
+    imported = multipart(args.base, "/api/imports/courses", manager, "courses.csv", rows)["task_id"]
+    exported = http(args.base, "POST", "/api/exports/courses", manager)[2]["task_id"]
+    wait_for(lambda: http(args.base, "GET", f"/api/tasks/{imported}", manager)[2]["state"] == "PROGRESS", 30, 0.01)
+    node.kill()
+    node.start()
+    token_after = token(args.base, "manager")
+    finished = wait_for(lambda: (http(args.base, "GET", f"/api/announcements/{announcement}/stats",
+                                       token_after)[2] or {}).get("fanout", {}).get("finished"), 120, 0.2)
+    expected = int(sql(psql, "SELECT count(*) FROM users WHERE role = 'student' AND is_active"))
+    counts = sql(psql, f"SELECT count(*), count(DISTINCT user_id) FROM deliveries WHERE announcement_id = {announcement}")
+    written, distinct = (int(x) for x in counts.split("|"))
+    print(f"killed mid-fan-out ({done_at_kill} of {expected} written): after restart {written} deliveries, "
+          f"{distinct} distinct, {expected - distinct} lost, {written - distinct} duplicated", flush=True)
+    if not finished or written != expected or distinct != expected:
+        problems.append(f"fan-out after a kill: {written} deliveries ({distinct} distinct) for {expected} students")
+    outcomes = []
+    for name, task in [("import", imported), ("export", exported)]:
+        end = wait_for(lambda: (lambda t: t if t["state"] in ("SUCCESS", "FAILURE") else None)(
+            http(args.base, "GET", f"/api/tasks/{task}", token_after)[2]), 120, 0.2)
+        outcomes.append(f"{name} {end['state'] if end else 'unfinished'}")
+        if not end or end["state"] != "SUCCESS":
+            problems.append(f"{name} after a kill: {end}")
+        elif name == "import" and end["result"].get("ok") != args.import_rows:
+            problems.append(f"import after a kill: {end['result']}")
+    imported_rows = int(sql(psql, "SELECT count(*) FROM courses WHERE code LIKE 'KILL-%'"))
+    print(f"killed mid-import and mid-export: {', '.join(outcomes)}; {imported_rows} of {args.import_rows} "
+          f"courses imported, each once", flush=True)
+    if imported_rows != args.import_rows:
+        problems.append(f"import after a kill: {imported_rows} courses of {args.import_rows}")
+    return announcement, token_after
+
+
+def relay_down(args, announcement, manager, problems):
+    """The SMTP relay stopped while reminder mail is queued, then back."""
+    run(args.smtp_stop)
+    reminded = http(args.base, "POST", f"/api/announcements/{announcement}/remind_unacked", manager)[2]["reminded"]
+    time.sleep(args.smtp_down)
+    run(args.smtp_start)
+    subject = "Reminder: Fire drill"
+
+    def arrived():
+        ids = []
+        for name in os.listdir(args.maildir):
+            with open(os.path.join(args.maildir, name), errors="replace") as mail:
+                text = mail.read()
+            if subject in text:
+                ids += [line.split(":", 1)[1].strip() for line in text.splitlines()
+                        if line.lower().startswith("message-id:")]
+        return ids
+
+    started = time.monotonic()
+    ids = wait_for(lambda: (lambda found: found if len(set(found)) >= reminded else None)(arrived()), 180, 0.5) \
+        or arrived()
+    took = time.monotonic() - started
+    print(f"smtp down {args.smtp_down:.0f} s with {reminded} reminder mails queued: {len(set(ids))} arrived "
+          f"{took:.0f} s after it came back, {len(ids) - len(set(ids))} twice", flush=True)
+    if len(set(ids)) != reminded or len(ids) != len(set(ids)):
+        problems.append(f"smtp: {len(set(ids))} of {reminded} mails arrived, {len(ids) - len(set(ids))} twice")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--base", required=True)
@@ -199,9 +325,22 @@ def main():
     parser.add_argument("--redis-start", required=True)
     parser.add_argument("--redis-down", type=float, default=30)
     parser.add_argument("--pool-timeout", type=float, default=2)
+    parser.add_argument("--bin", required=True)
+    parser.add_argument("--log", required=True)
+    parser.add_argument("--smtp-stop", required=True)
+    parser.add_argument("--smtp-start", required=True)
+    parser.add_argument("--smtp-down", type=float, default=60)
+    parser.add_argument("--maildir", required=True)
+    parser.add_argument("--students", type=int, default=5000)
+    parser.add_argument("--import-rows", type=int, default=5000)
     args = parser.parse_args()
     psql = args.psql.split()
     problems = []
+    sql(psql, "INSERT INTO users (username, display_name, email, password_hash, role) "
+              f"SELECT 'drill' || g, 'Drill ' || g, 'drill' || g || '@school.example', 'x', 'student' "
+              f"FROM generate_series(1, {args.students}) g")
+    node = Node(args.bin, args.base, args.log)
+    node.start()
 
     students = [token(args.base, f"student{n:02}") for n in range(1, 9)]
     teacher = token(args.base, "ms.rivera")
@@ -269,6 +408,10 @@ def main():
           f"{len(acked) - stored} lost; live messages received {dict(sockets.messages)}", flush=True)
     if stored != len(acked):
         problems.append(f"{len(acked) - stored} acknowledged deliveries are not acknowledged in the database")
+
+    announcement, manager = killed_mid_work(node, args, psql, problems)
+    relay_down(args, announcement, manager, problems)
+    node.stop()
 
     for problem in problems:
         print(f"FAULT: {problem}", file=sys.stderr)

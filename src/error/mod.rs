@@ -239,11 +239,39 @@ impl ResponseError for AppError {
 impl From<diesel::result::Error> for AppError {
     #[track_caller]
     fn from(error: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
         match error {
-            diesel::result::Error::NotFound => AppError::NotFound("record"),
+            Error::NotFound => AppError::NotFound("record"),
+            // The server went away under a query (shut down, restarted, the
+            // connection cut): a 503 the client can retry, not a bug.
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => {
+                tracing::warn!(%error, "postgres connection lost");
+                AppError::unavailable("postgres")
+            }
+            Error::DatabaseError(_, ref info) if server_going_away(info.message()) => {
+                tracing::warn!(%error, "postgres is shutting down or starting up");
+                AppError::unavailable("postgres")
+            }
             other => AppError::internal(other),
         }
     }
+}
+
+/// PostgreSQL's words when it ends a connection itself (SQLSTATE class 57:
+/// a shutdown, a restart, an administrator's command) or is not ready yet.
+fn server_going_away(message: &str) -> bool {
+    [
+        "terminating connection due to",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "the database system is in recovery mode",
+        "server closed the connection unexpectedly",
+    ]
+    .iter()
+    .any(|words| message.contains(words))
 }
 
 impl From<bb8_redis::redis::RedisError> for AppError {
@@ -262,5 +290,40 @@ impl From<actix_web::error::BlockingError> for AppError {
     #[track_caller]
     fn from(error: actix_web::error::BlockingError) -> Self {
         AppError::internal(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    use super::AppError;
+
+    fn database(kind: DatabaseErrorKind, message: &str) -> AppError {
+        Error::DatabaseError(kind, Box::new(message.to_owned())).into()
+    }
+
+    #[test]
+    fn a_database_going_away_is_unavailable_not_internal() {
+        for (kind, message) in [
+            (
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "FATAL: the database system is shutting down",
+            ),
+            (DatabaseErrorKind::ClosedConnection, "connection closed"),
+        ] {
+            assert!(
+                matches!(database(kind, message), AppError::Unavailable { .. }),
+                "{message}"
+            );
+        }
+        assert!(matches!(
+            database(DatabaseErrorKind::Unknown, "syntax error at or near"),
+            AppError::Internal { .. }
+        ));
     }
 }

@@ -86,6 +86,10 @@ pub struct Mailer {
     in_flight: Arc<Semaphore>,
     /// A pass over the queue is under way: nudges meanwhile need no second one.
     polling: Arc<AtomicBool>,
+    /// This actor, once started: a finished send frees a slot and looks
+    /// again at once, so a long queue drains at the relay's pace, not the
+    /// poll interval's.
+    me: Option<Addr<Mailer>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +142,7 @@ impl Mailer {
             in_flight: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             settings: settings.clone(),
             polling: Arc::new(AtomicBool::new(false)),
+            me: None,
         })
     }
 
@@ -156,6 +161,7 @@ impl Mailer {
             in_flight: Arc::clone(&self.in_flight),
             max_attempts: self.settings.max_attempts.max(1),
             retry_secs: self.settings.retry_secs.max(1),
+            mailer: self.me.clone(),
         };
         let lease = i64::try_from(self.settings.lease_secs.max(1)).unwrap_or(60);
         actix::spawn(async move {
@@ -174,6 +180,9 @@ impl Mailer {
                                 actix::spawn(async move {
                                     sending.send(mail).await;
                                     drop(permit);
+                                    if let Some(mailer) = &sending.mailer {
+                                        mailbox::tell(mailer, MAILER, MailQueued);
+                                    }
                                 });
                             }
                         }
@@ -222,6 +231,7 @@ struct Sending {
     in_flight: Arc<Semaphore>,
     max_attempts: u32,
     retry_secs: u64,
+    mailer: Option<Addr<Mailer>>,
 }
 
 impl Sending {
@@ -282,6 +292,7 @@ impl Actor for Mailer {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.me = Some(ctx.address());
         let poll = Duration::from_millis(self.settings.poll_ms.max(10));
         ctx.run_interval(poll, |mailer, _| mailer.poll());
         ctx.run_interval(Duration::from_secs(5), |mailer, _| mailer.census());
