@@ -305,7 +305,9 @@ def relay_down(args, announcement, manager, problems):
         return ids
 
     started = time.monotonic()
-    ids = wait_for(lambda: (lambda found: found if len(set(found)) >= reminded else None)(arrived()), 180, 0.5) \
+    # Mail waiting out its backoff, then the relay's pace.
+    limit = 120 + reminded / 10
+    ids = wait_for(lambda: (lambda found: found if len(set(found)) >= reminded else None)(arrived()), limit, 0.5) \
         or arrived()
     took = time.monotonic() - started
     print(f"smtp down {args.smtp_down:.0f} s with {reminded} reminder mails queued: {len(set(ids))} arrived "
