@@ -222,15 +222,30 @@ class Node:
             self.process.wait(timeout=30)
 
 
-def multipart(base, path, token, filename, content):
+def form_post(base, path, token, fields, filename, content, kind):
+    """A multipart POST of text `fields` then a file: (status, parsed body)."""
     boundary = "classbell-faults-boundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n"
-            f"Content-Type: text/csv\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n".encode()
+                    for name, value in fields)
+    body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n"
+             f"Content-Type: {kind}\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
     request = urllib.request.Request(base + path, data=body, method="POST")
     request.add_header("content-type", f"multipart/form-data; boundary={boundary}")
     request.add_header("authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, None
+    except OSError:
+        return 0, None
+
+
+def multipart(base, path, token, filename, content):
+    status, body = form_post(base, path, token, [], filename, content, "text/csv")
+    if body is None:
+        sys.exit(f"faults: {path} answered {status}")
+    return body
 
 
 def wait_for(check, limit, step=0.05):
@@ -286,6 +301,37 @@ def killed_mid_work(node, args, psql, problems):
     return announcement, token_after
 
 
+def storage_down(args, psql, problems):
+    """The S3 server stopped: uploads and downloads answer 503, and no
+    attachment row is left without its object."""
+    manager = token(args.base, "manager")
+    course = http(args.base, "POST", "/api/courses", manager, {"code": "S3-DRILL", "title": "Storage drill"})[2]["id"]
+    upload = lambda title: form_post(args.base, "/api/course_attachments", manager,
+                                     [("course", course), ("title", title)], "drill.pdf", b"%PDF-1.4 drill",
+                                     "application/pdf")[0]
+    first = upload("Before")
+    rows = lambda: int(sql(psql, "SELECT count(*) FROM course_attachments"))
+    kept = rows()
+    some = sql(psql, "SELECT id FROM course_attachments ORDER BY id LIMIT 1")
+    run(args.s3_stop)
+    answers = Counter(upload(f"During {i}") for i in range(5))
+    answers.update(http(args.base, "GET", f"/api/course_attachments/{some}/download", manager)[0] for _ in range(5))
+    added = rows() - kept
+    run(args.s3_start)
+    back = wait_for(lambda: upload("After") == 201, 60, 0.5)
+    ids = sql(psql, "SELECT id FROM course_attachments").split()
+    unreadable = [i for i in ids if http(args.base, "GET", f"/api/course_attachments/{i}/download", manager)[0] != 200]
+    print(f"s3 down: uploads and downloads answered {dict(answers)}, {added} rows added meanwhile; after: "
+          f"{'uploads work' if back else 'uploads still fail'}, {len(unreadable)} of {len(ids)} files unreadable",
+          flush=True)
+    if first != 201:
+        problems.append(f"s3: the upload before the fault answered {first}")
+    if set(answers) != {503}:
+        problems.append(f"s3: answers while down were {dict(answers)}, not all 503")
+    if added or unreadable or not back:
+        problems.append(f"s3: {added} rows added while down, {len(unreadable)} unreadable, back {bool(back)}")
+
+
 def relay_down(args, announcement, manager, problems):
     """The SMTP relay stopped while reminder mail is queued, then back."""
     run(args.smtp_stop)
@@ -333,6 +379,8 @@ def main():
     parser.add_argument("--smtp-start", required=True)
     parser.add_argument("--smtp-down", type=float, default=60)
     parser.add_argument("--maildir", required=True)
+    parser.add_argument("--s3-stop")
+    parser.add_argument("--s3-start")
     parser.add_argument("--students", type=int, default=5000)
     parser.add_argument("--import-rows", type=int, default=5000)
     args = parser.parse_args()
@@ -413,6 +461,8 @@ def main():
 
     announcement, manager = killed_mid_work(node, args, psql, problems)
     relay_down(args, announcement, manager, problems)
+    if args.s3_stop:
+        storage_down(args, psql, problems)
     node.stop()
 
     for problem in problems:
