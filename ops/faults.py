@@ -68,6 +68,7 @@ class Traffic:
         self.statuses = Counter()
         self.slowest = 0.0
         self.missing_retry_after = 0
+        self.latencies = []
         self.acked = set()  # delivery ids a 2xx acknowledged
         self.published = 0
         self.stop = threading.Event()
@@ -77,6 +78,7 @@ class Traffic:
         with self.lock:
             self.statuses[status] += 1
             self.slowest = max(self.slowest, seconds)
+            self.latencies.append(seconds)
             if status == 503 and not headers.get("retry-after"):
                 self.missing_retry_after += 1
 
@@ -332,6 +334,51 @@ def storage_down(args, psql, problems):
         problems.append(f"s3: {added} rows added while down, {len(unreadable)} unreadable, back {bool(back)}")
 
 
+def metric(text, name):
+    """The sum of a metric's series in Prometheus text, or the largest with `largest`."""
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.startswith(name) and (len(line) > len(name) and line[len(name)] in " {")]
+    return values
+
+
+def soak(node, traffic, args, psql, problems):
+    """Steady traffic for `args.soak` minutes: RSS, pool waits, mailbox
+    depths and p99 latency each minute, flat from minute 2 on."""
+    rows = []
+    last_wait = (0.0, 0.0)
+    for minute in range(1, args.soak + 1):
+        with traffic.lock:
+            traffic.latencies = []
+            before = sum(traffic.statuses.values())
+        time.sleep(60)
+        with traffic.lock:
+            latencies = sorted(traffic.latencies)
+            requests = sum(traffic.statuses.values()) - before
+            errors = sum(n for status, n in traffic.statuses.items() if status >= 500 or status == 0)
+        p99 = latencies[int(len(latencies) * 0.99) - 1] if latencies else 0.0
+        with open(f"/proc/{node.process.pid}/status") as status:
+            rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+        text = urllib.request.urlopen(args.base + "/metrics", timeout=10).read().decode()
+        wait_sum = sum(metric(text, 'classbell_pool_acquire_wait_seconds_sum{pool="postgres"}'))
+        wait_count = sum(metric(text, 'classbell_pool_acquire_wait_seconds_count{pool="postgres"}'))
+        waited = (wait_sum - last_wait[0]) / max(wait_count - last_wait[1], 1)
+        last_wait = (wait_sum, wait_count)
+        depth = max(metric(text, "classbell_actor_mailbox_depth") or [0])
+        rows.append((rss, p99, waited, depth))
+        print(f"soak minute {minute:2}: {requests} requests, p99 {p99 * 1000:.0f} ms, RSS {rss:.0f} MiB, "
+              f"pool wait {waited * 1000:.1f} ms, deepest mailbox {depth:.0f}, 5xx so far {errors}", flush=True)
+    if len(rows) >= 3:
+        settled, end = rows[1], rows[-1]
+        if end[0] > settled[0] * 1.25 + 16:
+            problems.append(f"soak: RSS grew from {settled[0]:.0f} to {end[0]:.0f} MiB")
+        if end[1] > max(settled[1] * 2, 0.05):
+            problems.append(f"soak: p99 went from {settled[1] * 1000:.0f} to {end[1] * 1000:.0f} ms")
+        if end[3] > 100:
+            problems.append(f"soak: a mailbox holds {end[3]:.0f} messages")
+    if any(s >= 500 or s == 0 for s in traffic.statuses):
+        problems.append(f"soak: errors {dict(traffic.statuses)}")
+
+
 def relay_down(args, announcement, manager, problems):
     """The SMTP relay stopped while reminder mail is queued, then back."""
     run(args.smtp_stop)
@@ -382,6 +429,7 @@ def main():
     parser.add_argument("--s3-stop")
     parser.add_argument("--s3-start")
     parser.add_argument("--students", type=int, default=5000)
+    parser.add_argument("--soak", type=int, default=0, help="minutes of steady traffic only")
     parser.add_argument("--import-rows", type=int, default=5000)
     args = parser.parse_args()
     psql = args.psql.split()
@@ -400,6 +448,20 @@ def main():
     sockets.start()
     traffic.start()
     time.sleep(3)
+    if args.soak:
+        traffic.reset()
+        soak(node, traffic, args, psql, problems)
+        traffic.finish()
+        sockets.stop()
+        acked = set(traffic.acked)
+        stored = acked_in_database(psql, acked)
+        print(f"acknowledgments: {len(acked)} answered 2xx, {stored} in the database", flush=True)
+        if stored != len(acked):
+            problems.append(f"soak: {len(acked) - stored} acknowledgments lost")
+        node.stop()
+        for problem in problems:
+            print(f"FAULT: {problem}", file=sys.stderr)
+        sys.exit(1 if problems else 0)
 
     # --- PostgreSQL stopped, then started -------------------------------------
     traffic.reset()

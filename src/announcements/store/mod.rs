@@ -1,7 +1,8 @@
 //! Queries on `announcements`: this file the rows themselves (create, read,
 //! edit, publish, withdraw); `stats` the publisher's figures, `reminders`
 //! the cooldown-guarded reminder, `fanouts` the lease queue fan-out claims
-//! from. What touches deliveries goes through the delivery store.
+//! from, `steps` the escalation ladder's schedule. What touches deliveries
+//! goes through the delivery store.
 
 mod fanouts;
 mod reminders;
