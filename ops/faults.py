@@ -335,7 +335,7 @@ def storage_down(args, psql, problems):
 
 
 def metric(text, name):
-    """The sum of a metric's series in Prometheus text, or the largest with `largest`."""
+    """The values of a metric's series in Prometheus text."""
     values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
               if line.startswith(name) and (len(line) > len(name) and line[len(name)] in " {")]
     return values

@@ -42,7 +42,11 @@ pub struct CreateAnnouncementRequest {
     /// matters: it leaves unread counts and reminders stop.
     pub expires_at: Option<String>,
     /// This announcement's ladder, e.g. `in_app@24h,mail@2h,summary@0s`, or
-    /// `none`; absent for the school's (`CLASSBELL_ESCALATION`).
+    /// `none`; absent for the school's (`CLASSBELL_ESCALATION`). At most 8
+    /// steps, each at most 60 days before the due time.
+    #[schema(
+        pattern = r"^\s*(none|(in_app|mail|summary)@[0-9]+[smhd](\s*,\s*(in_app|mail|summary)@[0-9]+[smhd])*)\s*$"
+    )]
     pub escalation: Option<String>,
     /// Keep as a draft.
     #[serde(default)]
@@ -70,6 +74,9 @@ pub struct UpdateAnnouncementRequest {
     /// `null` returns to the school's ladder.
     #[serde(default, with = "crate::validate::double_option")]
     #[schema(value_type = Option<String>)]
+    #[schema(
+        pattern = r"^\s*(none|(in_app|mail|summary)@[0-9]+[smhd](\s*,\s*(in_app|mail|summary)@[0-9]+[smhd])*)\s*$"
+    )]
     pub escalation: Option<Option<String>>,
 }
 

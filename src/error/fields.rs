@@ -302,7 +302,7 @@ mod tests {
     }
 
     #[test]
-    fn every_code_is_listed_once_and_every_placeholder_is_documented() {
+    fn every_code_is_listed_once_and_all_are_listed() {
         let mut seen = std::collections::HashSet::new();
         for code in Code::ALL {
             assert!(seen.insert(code), "{code:?} listed twice");

@@ -195,7 +195,7 @@ impl Mailer {
         });
     }
 
-    /// The queue's gauges, and sent mails past keeping forgotten.
+    /// The queue's gauges.
     fn census(&self) {
         let db = self.db.clone();
         actix::spawn(async move {
@@ -215,6 +215,16 @@ impl Mailer {
                 }
                 Err(error) => tracing::warn!(%error, "could not count the mail queue"),
             }
+        });
+    }
+
+    /// Sent mails past keeping are forgotten (hourly: they only pile up slowly).
+    fn forget_old(&self) {
+        let db = self.db.clone();
+        actix::spawn(async move {
+            let Ok(mut conn) = db.get().await else {
+                return;
+            };
             if let Err(error) = queue::forget_sent(&mut conn, KEEP_SENT_DAYS).await {
                 tracing::warn!(%error, "could not forget old sent mail");
             }
@@ -296,6 +306,7 @@ impl Actor for Mailer {
         let poll = Duration::from_millis(self.settings.poll_ms.max(10));
         ctx.run_interval(poll, |mailer, _| mailer.poll());
         ctx.run_interval(Duration::from_secs(5), |mailer, _| mailer.census());
+        ctx.run_interval(Duration::from_secs(3600), |mailer, _| mailer.forget_old());
         // Mail left by a run that stopped goes out now, not after the first interval.
         self.poll();
         self.census();
