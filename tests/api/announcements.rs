@@ -897,17 +897,27 @@ async fn an_interrupted_fan_out_resumes_without_duplicates_or_gaps() {
     .await;
     let (admin, _) = app.signed_in(Role::Admin).await;
     app.bulk_students("pupil-r", 35).await;
-    // Published straight into the table, then claimed by a "node" that dies.
+    // Published straight into the table and claimed by a "node" that dies,
+    // in one transaction: this app's supervisor never sees it unclaimed.
     let mut conn = app.db.get().await.unwrap();
     let ghost = Uuid::new_v4();
-    let announcement = announcements::insert(&mut conn, published_to_all(admin.user.id, "Resume"))
+    let announcement = {
+        use diesel_async::{AsyncConnection, RunQueryDsl};
+        conn.transaction(async |conn| {
+            let announcement =
+                announcements::insert(conn, published_to_all(admin.user.id, "Resume")).await?;
+            diesel::sql_query(format!(
+                "UPDATE announcements SET fanout_owner = '{ghost}', \
+                 fanout_lease_until = now() + interval '1 hour' WHERE id = {}",
+                announcement.id
+            ))
+            .execute(conn)
+            .await?;
+            Ok::<_, classbell::error::AppError>(announcement)
+        })
         .await
-        .unwrap();
-    app.sql(&format!(
-        "UPDATE announcements SET fanout_owner = '{ghost}', fanout_lease_until = now() + interval '1 hour' WHERE id = {}",
-        announcement.id
-    ))
-    .await;
+        .unwrap()
+    };
     drop(conn);
     let job = FanoutJob {
         announcement_id: announcement.id,
