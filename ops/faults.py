@@ -1,27 +1,41 @@
 """The fault suite's driver (run by ops/faults, which starts the servers).
 
-Steady mixed traffic against classbell — inbox reads, unread counts,
-acknowledgments, publishes, health checks over HTTP, and open websockets —
-while a dependency is stopped and started again by the commands ops/faults
-passes in. For each fault it prints one line with what the clients saw and
-checks the promise: no 5xx but 503 (with Retry-After) where a dependency is
-down, no wait beyond the pool timeout, websockets kept open, recovery within
-5 s of the dependency's return, and nothing lost: every acknowledgment that
-got a 2xx is in the database afterwards. Exits non-zero when one is broken.
+Steady mixed traffic against two classbell nodes — sign-ins, inbox reads,
+unread counts, acknowledgments over HTTP and websocket, publishes to a
+section and to every student, imports and exports, and open websockets on
+both nodes — while a dependency is stopped and started again by the
+commands ops/faults passes in. For each fault it prints one line with what
+the clients saw and checks the promise: no 5xx but 503 (with Retry-After)
+where a dependency is down, no wait beyond the pool timeout, websockets
+kept open, recovery within 5 s of the dependency's return, every client
+hears each of its deliveries exactly once (across nodes too, after a Redis
+outage), stalled clients are closed while the others' latency holds, and
+nothing is lost: every acknowledgment that got a 2xx (or a websocket
+confirmation) is in the database afterwards, and object storage holds
+exactly the files rows own. Exits non-zero when one is broken.
 """
 
 import argparse
 import asyncio
+import base64
+import datetime
+import hashlib
+import hmac
 import json
 import os
+import resource
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections import Counter
+import uuid
+import xml.etree.ElementTree as ElementTree
+from collections import Counter, defaultdict
 
 import websockets
 
@@ -59,6 +73,34 @@ def token(base, username):
     return body["access_token"]
 
 
+def user_of(access_token):
+    """The user id an access token names (its `sub`)."""
+    claims = access_token.split(".")[1]
+    return int(json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["sub"])
+
+
+def minted_tokens(psql, secret, count):
+    """Access tokens for `count` drill students, minted the way the server
+    does (an auth session each, HS256 with its secret), since signing in a
+    thousand students one by one would only measure argon2."""
+    rows = sql(psql, "INSERT INTO auth_sessions (id, user_id) SELECT gen_random_uuid(), id FROM users "
+                     f"WHERE username LIKE 'drill%' ORDER BY id LIMIT {count} RETURNING id || ' ' || user_id")
+    tokens = []
+    encode = lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=")
+    for line in rows.splitlines():
+        if " " not in line:
+            continue
+        session, user = line.split()
+        now = int(time.time())
+        claims = {"sub": user, "role": "student", "iat": now, "exp": now + 3600,
+                  "jti": str(uuid.uuid4()), "sid": session}
+        signing = encode(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + b"." + \
+            encode(json.dumps(claims).encode())
+        signature = encode(hmac.new(secret.encode(), signing, hashlib.sha256).digest())
+        tokens.append((signing + b"." + signature).decode())
+    return tokens
+
+
 class Traffic:
     """Worker threads that keep requests going and tally what came back."""
 
@@ -71,8 +113,12 @@ class Traffic:
         self.latencies = []
         self.acked = set()  # delivery ids a 2xx acknowledged
         self.published = 0
+        self.signins = Counter()  # sign-in answers, apart: they need Redis (the throttle)
+        self.jobs = Counter()  # imports and exports that ended, by state
         self.stop = threading.Event()
         self.threads = []
+        self.manager = None
+        self.staff_every = 15.0
 
     def record(self, status, headers, seconds):
         with self.lock:
@@ -118,9 +164,42 @@ class Traffic:
                     self.published += 1
             time.sleep(1.0)
 
+    def staff_loop(self):
+        """Every `staff_every` seconds: a sign-in, a publish to every student,
+        an import of 100 courses and an export, each followed to its end."""
+        n = 0
+        while not self.stop.wait(self.staff_every):
+            n += 1
+            status, headers, body, seconds = http(self.base, "POST", "/auth/login",
+                                                  body={"username": "manager", "password": PASSWORD})
+            with self.lock:
+                self.signins[status] += 1
+            if status == 200:
+                self.manager = body["access_token"]
+            if not self.manager:
+                continue
+            body = {"title": f"School-wide drill {n}", "body": "Everyone reads this.",
+                    "audience": {"kind": "all_students"}}
+            answer = http(self.base, "POST", "/api/announcements", self.manager, body)
+            self.record(answer[0], answer[1], answer[3])
+            rows = b"code,title\n" + b"".join(f"STEADY-{n}-{i},Steady {i}\n".encode() for i in range(100))
+            started = time.monotonic()
+            status, imported, headers = form_post(self.base, "/api/imports/courses", self.manager, [], "c.csv",
+                                                  rows, "text/csv")
+            self.record(status, headers, time.monotonic() - started)
+            exported = http(self.base, "POST", "/api/exports/courses", self.manager)
+            self.record(exported[0], exported[1], exported[3])
+            tasks = [t for t in [(imported or {}).get("task_id"), (exported[2] or {}).get("task_id")] if t]
+            for task in tasks:
+                end = wait_for(lambda: (lambda t: t if t and t.get("state") in ("SUCCESS", "FAILURE") else None)(
+                    http(self.base, "GET", f"/api/tasks/{task}", self.manager)[2]), 60, 0.2)
+                with self.lock:
+                    self.jobs[end["state"] if end else "unfinished"] += 1
+
     def start(self):
         self.threads = [threading.Thread(target=self.student_loop, args=(t,), daemon=True) for t in self.students]
         self.threads.append(threading.Thread(target=self.teacher_loop, daemon=True))
+        self.threads.append(threading.Thread(target=self.staff_loop, daemon=True))
         for thread in self.threads:
             thread.start()
 
@@ -131,23 +210,43 @@ class Traffic:
 
 
 class Sockets:
-    """Websockets held open through a fault, counting what they receive."""
+    """Websockets held open through a fault, each on its node, counting what
+    they receive: every delivery each one hears (to find those missed or
+    heard twice), when each announcement arrived, and the acknowledgments
+    they sent over the socket that the server confirmed."""
 
-    def __init__(self, base, tokens):
-        self.base, self.tokens = base, tokens
+    def __init__(self, clients):
+        self.clients = clients  # (base, access token)
         self.closed = 0
         self.messages = Counter()
+        self.heard = defaultdict(list)  # client index -> delivery ids, as heard
+        self.arrivals = defaultdict(list)  # announcement id -> monotonic arrival times
+        self.confirmed = set()  # delivery ids acknowledged over a websocket
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.tasks = []
 
-    async def hold(self, token):
-        url = self.base.replace("http", "ws", 1) + "/ws"
+    async def hold(self, index, base, token):
+        url = base.replace("http", "ws", 1) + "/ws"
+        asked = set()
         try:
             async with websockets.connect(url, additional_headers={"authorization": f"Bearer {token}"},
                                           ping_interval=None, max_size=None) as socket:
                 async for raw in socket:
-                    self.messages[json.loads(raw).get("type")] += 1
+                    message = json.loads(raw)
+                    kind = message.get("type")
+                    self.messages[kind] += 1
+                    if kind == "delivery.created":
+                        delivery = message["delivery"]
+                        self.heard[index].append(delivery["id"])
+                        self.arrivals[delivery["announcement"]["id"]].append(time.monotonic())
+                        # Every third one is acknowledged over the socket.
+                        if delivery["id"] % 3 == 0 and delivery["state"] != "acknowledged":
+                            asked.add(delivery["id"])
+                            await socket.send(json.dumps({"type": "ack", "delivery_id": delivery["id"]}))
+                    elif kind == "delivery.updated" and message["state"] == "acknowledged" \
+                            and message["delivery_id"] in asked:
+                        self.confirmed.add(message["delivery_id"])
         except asyncio.CancelledError:
             return
         except Exception:  # noqa: BLE001 - any end counts as closed
@@ -156,7 +255,8 @@ class Sockets:
 
     def start(self):
         self.thread.start()
-        self.tasks = [asyncio.run_coroutine_threadsafe(self.hold(t), self.loop) for t in self.tokens]
+        self.tasks = [asyncio.run_coroutine_threadsafe(self.hold(i, base, t), self.loop)
+                      for i, (base, t) in enumerate(self.clients)]
 
     def stop(self):
         async def close():
@@ -193,20 +293,21 @@ def run(command):
 
 
 def sql(psql, statement):
-    out = subprocess.run(psql + ["-tAc", statement], capture_output=True, text=True, check=True)
+    out = subprocess.run(psql + ["-qtAc", statement], capture_output=True, text=True, check=True)
     return out.stdout.strip()
 
 
 class Node:
     """`classbell serve`, started from this process so it can be killed."""
 
-    def __init__(self, binary, base, log):
+    def __init__(self, binary, base, log, env=None):
         self.binary, self.base, self.log = binary, base, log
+        self.env = dict(os.environ, **(env or {}))
         self.process = None
 
     def start(self):
         with open(self.log, "a") as log:
-            self.process = subprocess.Popen([self.binary, "serve"], stdout=log, stderr=log)
+            self.process = subprocess.Popen([self.binary, "serve"], stdout=log, stderr=log, env=self.env)
         for _ in range(300):
             if http(self.base, "GET", "/healthz", timeout=2)[0] == 200:
                 return
@@ -225,7 +326,7 @@ class Node:
 
 
 def form_post(base, path, token, fields, filename, content, kind):
-    """A multipart POST of text `fields` then a file: (status, parsed body)."""
+    """A multipart POST of text `fields` then a file: (status, parsed body, headers)."""
     boundary = "classbell-faults-boundary"
     body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n".encode()
                     for name, value in fields)
@@ -236,15 +337,15 @@ def form_post(base, path, token, fields, filename, content, kind):
     request.add_header("authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
+            return response.status, json.loads(response.read()), response.headers
     except urllib.error.HTTPError as error:
-        return error.code, None
+        return error.code, None, error.headers
     except OSError:
-        return 0, None
+        return 0, None, {}
 
 
 def multipart(base, path, token, filename, content):
-    status, body = form_post(base, path, token, [], filename, content, "text/csv")
+    status, body, _ = form_post(base, path, token, [], filename, content, "text/csv")
     if body is None:
         sys.exit(f"faults: {path} answered {status}")
     return body
@@ -334,6 +435,176 @@ def storage_down(args, psql, problems):
         problems.append(f"s3: {added} rows added while down, {len(unreadable)} unreadable, back {bool(back)}")
 
 
+def stalled_client(host, port, access_token):
+    """A websocket that completes its upgrade and then never reads again
+    (with a small receive buffer, so it fills after a few messages)."""
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.connect((host, port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    client.sendall((f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                    f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                    f"Authorization: Bearer {access_token}\r\n\r\n").encode())
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        byte = client.recv(1)  # a byte at a time: no frame is read past the head
+        if not byte:
+            break
+        head += byte
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise RuntimeError(f"the upgrade was refused: {head[:40]!r}")
+    return client
+
+
+def latencies_of(sockets, published):
+    """Publish → receipt latencies (s) at the reading websockets, for the
+    announcements in `published` ({id: monotonic time of the POST})."""
+    found = []
+    for announcement, sent in published.items():
+        found += [arrived - sent for arrived in sockets.arrivals.get(announcement, [])]
+    return sorted(found)
+
+
+def percentile(values, share):
+    return values[min(len(values) - 1, int(len(values) * share))] if values else float("nan")
+
+
+def slow_clients(args, sockets, psql, readers, problems):
+    """1,000 websockets that stop reading, while the eight reading ones are
+    sent the same announcements: the stalled ones are closed by the server
+    and the readers' publish → receipt p99 holds."""
+    manager = token(args.base, "manager")
+    course = http(args.base, "POST", "/api/courses", manager, {"code": "SLOW-DRILL", "title": "Slow drill"})[2]
+    teacher = sql(psql, "SELECT id FROM users WHERE username = 'ms.rivera'")
+    tokens = minted_tokens(psql, args.jwt_secret, args.slow_clients)
+    # Two sections of up to 1,000 (the most one may hold): the stalled
+    # students and the readers, split between them; the course is the audience.
+    for half, (low, high) in enumerate([(0, args.slow_clients // 2), (args.slow_clients // 2, args.slow_clients)]):
+        section = sql(psql, "INSERT INTO sections (course_id, section_code, term, teacher_id, capacity, status) "
+                            f"VALUES ({course['id']}, 'S{half + 1}', 'Drill', {teacher}, 1000, 'published') "
+                            "RETURNING id").split()[0]
+        ours = readers[half * len(readers) // 2:(half + 1) * len(readers) // 2]
+        sql(psql, f"INSERT INTO enrollments (section_id, student_id) SELECT {section}, id FROM users "
+                  f"WHERE username IN ({','.join(repr(r) for r in ours)}) OR id IN (SELECT id FROM users "
+                  f"WHERE username LIKE 'drill%' ORDER BY id OFFSET {low} LIMIT {high - low})")
+    body = "Read this carefully. " * 900  # about 19 KB: a few fill a stalled client's buffers
+
+    def publish(count):
+        published = {}
+        for n in range(count):
+            sent = time.monotonic()
+            status, _, answer, _ = http(args.base, "POST", "/api/announcements", manager, {
+                "title": f"Slow drill {n}", "body": body, "audience": {"kind": "course", "course_id": course["id"]}})
+            if status != 201:
+                problems.append(f"slow clients: a publish answered {status}")
+                continue
+            published[answer["id"]] = sent
+            time.sleep(0.25)
+        time.sleep(2)
+        return latencies_of(sockets, published)
+
+    def gauge(name):
+        text = urllib.request.urlopen(args.base + "/metrics", timeout=10).read().decode()
+        return sum(metric(text, name))
+
+    before = publish(10)
+    open_before = gauge("classbell_ws_sessions_open")
+    closes_before = gauge("classbell_ws_slow_consumer_closes_total")
+    host, port = urllib.parse.urlparse(args.base).hostname, urllib.parse.urlparse(args.base).port
+    started = time.monotonic()
+    stalled = [stalled_client(host, port, t) for t in tokens]
+    opened = time.monotonic() - started
+    during = publish(args.slow_publishes)
+    closed_at = wait_for(lambda: gauge("classbell_ws_sessions_open") <= open_before, args.stall_timeout + 30, 0.5)
+    closes = gauge("classbell_ws_slow_consumer_closes_total") - closes_before
+    for client in stalled:
+        client.close()
+    p99_before, p99_during = percentile(before, 0.99), percentile(during, 0.99)
+    print(f"slow clients: {len(stalled)} stalled websockets (opened in {opened:.1f} s), "
+          f"{closes:.0f} closed as slow consumers, all gone {'never' if closed_at is None else 'in time'}; "
+          f"readers' p99 {p99_before * 1000:.0f} ms before, {p99_during * 1000:.0f} ms with them "
+          f"({len(during)} receipts)", flush=True)
+    if closes < len(stalled) or closed_at is None:
+        problems.append(f"slow clients: {closes:.0f} of {len(stalled)} closed as slow consumers")
+    # Beside them the server still encodes and pushes every message to the
+    # stalled sessions until they are closed: "holds" is within 2× or 0.5 s.
+    if not during or p99_during > max(2 * p99_before, p99_before + 0.5):
+        problems.append(f"slow clients: readers' p99 went from {p99_before * 1000:.0f} to "
+                        f"{p99_during * 1000:.0f} ms")
+
+
+def heard_once(sockets, users, psql, since_delivery, problems):
+    """Every delivery each websocket's user got while it was open was heard
+    once: none missed (across nodes, after the Redis outage), none twice."""
+    missing = duplicated = expected_total = 0
+    for index, user in enumerate(users):
+        expected = set(int(x) for x in sql(psql, f"SELECT id FROM deliveries WHERE user_id = {user} "
+                                                 f"AND id > {since_delivery}").split())
+        heard = sockets.heard[index]
+        expected_total += len(expected)
+        missing += len(expected - set(heard))
+        duplicated += len(heard) - len(set(heard))
+    print(f"websocket deliveries on two nodes: {expected_total} due, {missing} missed, "
+          f"{duplicated} heard twice", flush=True)
+    if missing or duplicated:
+        problems.append(f"websockets: {missing} deliveries missed, {duplicated} heard twice")
+
+
+def bucket_keys(args):
+    """Every key in the S3 bucket (ListObjectsV2, signed with SigV4)."""
+    endpoint = urllib.parse.urlparse(args.s3_endpoint)
+    keys, continuation = [], None
+    while True:
+        query = {"list-type": "2"}
+        if continuation:
+            query["continuation-token"] = continuation
+        quoted = "&".join(f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}"
+                          for k, v in sorted(query.items()))
+        now = datetime.datetime.now(datetime.timezone.utc)
+        stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+        empty = hashlib.sha256(b"").hexdigest()
+        headers = f"host:{endpoint.netloc}\nx-amz-content-sha256:{empty}\nx-amz-date:{stamp}\n"
+        signed = "host;x-amz-content-sha256;x-amz-date"
+        canonical = "\n".join(["GET", f"/{args.s3_bucket}", quoted, headers, signed, empty])
+        scope = f"{day}/us-east-1/s3/aws4_request"
+        to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+        key = ("AWS4" + args.s3_secret_key).encode()
+        for part in (day, "us-east-1", "s3", "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        request = urllib.request.Request(f"{args.s3_endpoint}/{args.s3_bucket}?{quoted}", headers={
+            "x-amz-date": stamp, "x-amz-content-sha256": empty,
+            "authorization": f"AWS4-HMAC-SHA256 Credential={args.s3_access_key}/{scope}, "
+                             f"SignedHeaders={signed}, Signature={signature}"})
+        root = ElementTree.fromstring(urllib.request.urlopen(request, timeout=30).read())
+        local = lambda element: element.tag.rsplit("}", 1)[-1]
+        truncated = False
+        for element in root:
+            if local(element) == "Contents":
+                keys += [child.text for child in element if local(child) == "Key"]
+            elif local(element) == "IsTruncated":
+                truncated = element.text == "true"
+            elif local(element) == "NextContinuationToken":
+                continuation = element.text
+        if not truncated:
+            return keys
+
+
+def objects_owned(args, psql, problems):
+    """After everything (crashes, outages, expiries), the bucket holds
+    exactly the objects rows own: the sweeper removed what was left behind."""
+    drained = wait_for(lambda: sql(psql, "SELECT count(*) FROM object_deletions") == "0", 60, 0.5)
+    owned = set(sql(psql, "SELECT object_key FROM stored_objects").split())
+    stored = set(bucket_keys(args))
+    orphans, missing = stored - owned, owned - stored
+    print(f"object storage after recovery: {len(stored)} objects, {len(owned)} owned by rows, "
+          f"{len(orphans)} orphaned, {len(missing)} missing, deletion queue "
+          f"{'empty' if drained else 'not drained'}", flush=True)
+    if orphans or missing or not drained:
+        problems.append(f"storage: {len(orphans)} orphaned objects, {len(missing)} missing, "
+                        f"queue drained {bool(drained)}")
+
+
 def metric(text, name):
     """The values of a metric's series in Prometheus text."""
     values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
@@ -411,7 +682,8 @@ def relay_down(args, announcement, manager, problems):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--base", required=True)
+    parser.add_argument("--base", required=True, help="node A")
+    parser.add_argument("--base-b", required=True, help="node B (its own port)")
     parser.add_argument("--psql", required=True, help="a psql command line for the database")
     parser.add_argument("--pg-stop", required=True)
     parser.add_argument("--pg-start", required=True)
@@ -426,25 +698,45 @@ def main():
     parser.add_argument("--smtp-start", required=True)
     parser.add_argument("--smtp-down", type=float, default=60)
     parser.add_argument("--maildir", required=True)
-    parser.add_argument("--s3-stop")
-    parser.add_argument("--s3-start")
+    parser.add_argument("--s3-stop", required=True)
+    parser.add_argument("--s3-start", required=True)
+    parser.add_argument("--s3-endpoint", required=True)
+    parser.add_argument("--s3-bucket", required=True)
+    parser.add_argument("--s3-access-key", required=True)
+    parser.add_argument("--s3-secret-key", required=True)
+    parser.add_argument("--jwt-secret", required=True)
     parser.add_argument("--students", type=int, default=5000)
+    parser.add_argument("--slow-clients", type=int, default=1000)
+    parser.add_argument("--slow-publishes", type=int, default=40)
+    parser.add_argument("--stall-timeout", type=float, default=10)
     parser.add_argument("--soak", type=int, default=0, help="minutes of steady traffic only")
     parser.add_argument("--import-rows", type=int, default=5000)
     args = parser.parse_args()
     psql = args.psql.split()
     problems = []
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     sql(psql, "INSERT INTO users (username, display_name, email, password_hash, role) "
               f"SELECT 'drill' || g, 'Drill ' || g, 'drill' || g || '@school.example', 'x', 'student' "
               f"FROM generate_series(1, {args.students}) g")
     node = Node(args.bin, args.base, args.log)
     node.start()
+    port_b = urllib.parse.urlparse(args.base_b).port
+    node_b = Node(args.bin, args.base_b, args.log + ".b",
+                  {"CLASSBELL_BIND": f"127.0.0.1:{port_b}", "CLASSBELL_PUBLIC_URL": args.base_b})
+    node_b.start()
 
-    students = [token(args.base, f"student{n:02}") for n in range(1, 9)]
+    readers = [f"student{n:02}" for n in range(1, 9)]
+    students = [token(args.base, name) for name in readers]
     teacher = token(args.base, "ms.rivera")
     sections = http(args.base, "GET", "/api/me/sections?limit=1", teacher)[2]["items"]
     traffic = Traffic(args.base, students, teacher, sections[0]["id"])
-    sockets = Sockets(args.base, students)
+    if args.soak:
+        traffic.staff_every = 10.0
+    # Half the websockets on each node: what is published on A reaches B's
+    # clients through Redis (or, after an outage, from their cursors).
+    since_delivery = int(sql(psql, "SELECT coalesce(max(id), 0) FROM deliveries"))
+    sockets = Sockets([(args.base if i < 4 else args.base_b, t) for i, t in enumerate(students)])
     sockets.start()
     traffic.start()
     time.sleep(3)
@@ -452,13 +744,12 @@ def main():
         traffic.reset()
         soak(node, traffic, args, psql, problems)
         traffic.finish()
+        time.sleep(3)
+        heard_once(sockets, [user_of(t) for t in students], psql, since_delivery, problems)
         sockets.stop()
-        acked = set(traffic.acked)
-        stored = acked_in_database(psql, acked)
-        print(f"acknowledgments: {len(acked)} answered 2xx, {stored} in the database", flush=True)
-        if stored != len(acked):
-            problems.append(f"soak: {len(acked) - stored} acknowledgments lost")
+        acks_kept(traffic, sockets, psql, problems)
         node.stop()
+        node_b.stop()
         for problem in problems:
             print(f"FAULT: {problem}", file=sys.stderr)
         sys.exit(1 if problems else 0)
@@ -495,41 +786,62 @@ def main():
     published_before = traffic.published
     pushed_before = sockets.messages["delivery.created"]
     run(args.redis_stop)
-    time.sleep(args.redis_down)
+    time.sleep(1)
+    # The throttle lives in Redis and fails closed: a sign-in is refused
+    # (503, Retry-After) rather than let password guessing run uncounted.
+    signin = http(args.base, "POST", "/auth/login", body={"username": "student01", "password": PASSWORD})
+    time.sleep(max(args.redis_down - 1, 0))
     during = dict(traffic.statuses)
     published = traffic.published - published_before
     pushed = sockets.messages["delivery.created"] - pushed_before
     run(args.redis_start)
     time.sleep(3)
+    signin_after = http(args.base, "POST", "/auth/login", body={"username": "student01", "password": PASSWORD})
     failed = {s: n for s, n in during.items() if not 200 <= s < 300}
     print(f"redis down {args.redis_down:.0f} s: requests {dict(sorted(during.items()))}, "
           f"published {published}, pushed live {pushed}, "
-          f"websockets closed {sockets.closed}/{len(students)}", flush=True)
+          f"websockets closed {sockets.closed}/{len(students)}; a sign-in answered {signin[0]} "
+          f"(Retry-After {signin[1].get('retry-after')}), {signin_after[0]} after", flush=True)
     if pushed == 0:
         problems.append("redis: no live push on this node while Redis was down")
     if failed:
         problems.append(f"redis: requests that need no Redis failed: {failed}")
     if published == 0:
         problems.append("redis: nothing was published while Redis was down")
+    if signin[0] != 503 or not signin[1].get("retry-after") or signin_after[0] != 200:
+        problems.append(f"redis: sign-in answered {signin[0]} while down, {signin_after[0]} after")
+
+    slow_clients(args, sockets, psql, readers, problems)
 
     traffic.finish()
+    time.sleep(3)
+    heard_once(sockets, [user_of(t) for t in students], psql, since_delivery, problems)
     sockets.stop()
-    acked = set(traffic.acked)
-    stored = acked_in_database(psql, acked)
-    print(f"acknowledgments: {len(acked)} answered 2xx, {stored} in the database, "
-          f"{len(acked) - stored} lost; live messages received {dict(sockets.messages)}", flush=True)
-    if stored != len(acked):
-        problems.append(f"{len(acked) - stored} acknowledged deliveries are not acknowledged in the database")
+    acks_kept(traffic, sockets, psql, problems)
+    node_b.stop()
 
     announcement, manager = killed_mid_work(node, args, psql, problems)
     relay_down(args, announcement, manager, problems)
-    if args.s3_stop:
-        storage_down(args, psql, problems)
+    storage_down(args, psql, problems)
+    objects_owned(args, psql, problems)
     node.stop()
 
     for problem in problems:
         print(f"FAULT: {problem}", file=sys.stderr)
     sys.exit(1 if problems else 0)
+
+
+def acks_kept(traffic, sockets, psql, problems):
+    """Every acknowledgment the server confirmed is in the database."""
+    acked = set(traffic.acked) | set(sockets.confirmed)
+    stored = acked_in_database(psql, acked)
+    print(f"acknowledgments: {len(traffic.acked)} over HTTP and {len(sockets.confirmed)} over websockets "
+          f"confirmed, {stored} in the database, {len(acked) - stored} lost; sign-ins {dict(traffic.signins)}, "
+          f"jobs {dict(traffic.jobs)}; live messages {dict(sockets.messages)}", flush=True)
+    if stored != len(acked):
+        problems.append(f"{len(acked) - stored} confirmed acknowledgments are not in the database")
+    if traffic.jobs.get("FAILURE") or traffic.jobs.get("unfinished"):
+        problems.append(f"jobs under traffic: {dict(traffic.jobs)}")
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ use crate::{
         postmaster::resend_mail,
         openapi_json,
     ),
-    modifiers(&BearerAuth, &ImportPaths, &ErrorCodes, &ErrorAnswers),
+    modifiers(&BearerAuth, &ImportPaths, &ErrorCodes, &ErrorAnswers, &Links),
     tags(
         (name = "school", description = "The school: time zone, languages, registration"),
         (name = "auth", description = "The account loop"),
@@ -190,30 +190,116 @@ impl ErrorAnswers {
 
 impl Modify for ErrorAnswers {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let Ok(mut paths) = serde_json::to_value(&openapi.paths) else {
-            return;
-        };
-        let nested = paths.get("paths").is_some_and(serde_json::Value::is_object);
-        let items = if nested {
-            paths["paths"].as_object_mut()
-        } else {
-            paths.as_object_mut()
-        };
-        if let Some(items) = items {
+        edit_paths(openapi, |items| {
             for (path, item) in items.iter_mut() {
                 let Some(operations) = item.as_object_mut() else {
                     continue;
                 };
                 for (method, operation) in operations.iter_mut() {
-                    if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                    if METHODS.contains(&method.as_str()) {
                         Self::complete(path, operation);
                     }
                 }
             }
+        });
+    }
+}
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+/// Edits the document's paths as JSON (utoipa's types have no mutable walk).
+fn edit_paths(
+    openapi: &mut utoipa::openapi::OpenApi,
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) {
+    let Ok(mut paths) = serde_json::to_value(&openapi.paths) else {
+        return;
+    };
+    let nested = paths.get("paths").is_some_and(serde_json::Value::is_object);
+    let items = if nested {
+        paths["paths"].as_object_mut()
+    } else {
+        paths.as_object_mut()
+    };
+    if let Some(items) = items {
+        edit(items);
+    }
+    if let Ok(edited) = serde_json::from_value(paths) {
+        openapi.paths = edited;
+    }
+}
+
+/// OpenAPI links from the answers that name a record to the operations on
+/// that record, so a client (or a fuzzer) can follow them: a `201` from
+/// `POST /api/x` and the first item of `GET /api/x` lead to every operation
+/// under `/api/x/{id}`, and a queued task's `task_id` (`202 Queued`) to
+/// `/api/tasks/{id}`.
+struct Links;
+
+impl Links {
+    /// Operations on one record: (path prefix before `/{id}`, operation id).
+    fn targets(items: &serde_json::Map<String, serde_json::Value>) -> Vec<(String, String)> {
+        let mut targets = Vec::new();
+        for (path, item) in items {
+            let Some(prefix) = path.find("/{id}").map(|at| path[..at].to_owned()) else {
+                continue;
+            };
+            // One named record: `{student_id}` and the like need more than one answer.
+            if path.matches('{').count() > 1 {
+                continue;
+            }
+            for method in METHODS {
+                if let Some(id) = item[method]["operationId"].as_str() {
+                    targets.push((prefix.clone(), id.to_owned()));
+                }
+            }
         }
-        if let Ok(completed) = serde_json::from_value(paths) {
-            openapi.paths = completed;
-        }
+        targets
+    }
+
+    fn link(operation_id: &str, value: &str) -> serde_json::Value {
+        serde_json::json!({"operationId": operation_id, "parameters": {"path.id": value}})
+    }
+}
+
+impl Modify for Links {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        edit_paths(openapi, |items| {
+            let targets = Self::targets(items);
+            for (path, item) in items.iter_mut() {
+                for (method, status, value) in [
+                    ("post", "201", "$response.body#/id"),
+                    ("get", "200", "$response.body#/items/0/id"),
+                    ("post", "202", "$response.body#/task_id"),
+                ] {
+                    let Some(answer) = item
+                        .get_mut(method)
+                        .and_then(|operation| operation["responses"].get_mut(status))
+                        .and_then(serde_json::Value::as_object_mut)
+                    else {
+                        continue;
+                    };
+                    let prefix = if status == "202" {
+                        // Only a queued task's answer names one.
+                        let schema = &answer["content"]["application/json"]["schema"]["$ref"];
+                        if schema != "#/components/schemas/Queued" {
+                            continue;
+                        }
+                        "/api/tasks"
+                    } else {
+                        path
+                    };
+                    let links: serde_json::Map<_, _> = targets
+                        .iter()
+                        .filter(|(target, _)| target == prefix)
+                        .map(|(_, id)| (id.clone(), Self::link(id, value)))
+                        .collect();
+                    if !links.is_empty() {
+                        answer.insert("links".into(), links.into());
+                    }
+                }
+            }
+        });
     }
 }
 

@@ -182,7 +182,11 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
     let storage = Storage::open(&settings.storage)
         .await
         .map_err(|e| StartupError::Dependency(e.to_string()))?;
-    deletions::spawn_sweeper(db.clone(), Arc::clone(&storage), Duration::from_secs(60));
+    deletions::spawn_sweeper(
+        db.clone(),
+        Arc::clone(&storage),
+        Duration::from_secs(settings.storage.sweep_secs.max(1)),
+    );
     enrollments::register_metrics();
     auth::store::spawn_pruner(db.clone(), Duration::from_secs(3600));
     let postage = Postage::new(
@@ -224,7 +228,7 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
         db.clone(),
         Arc::clone(&storage),
         bus.clone(),
-        JobSettings::from(&settings.jobs),
+        JobSettings::new(&settings.jobs, &settings.storage),
     )
     .start();
     let bridge = Arc::new(BridgeHealth::default());

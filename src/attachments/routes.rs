@@ -128,7 +128,9 @@ pub async fn upload_attachment(
     let admit = async |course_id: CourseId| {
         courses::find(&mut *db.get().await?, course_id).await?;
         require_course_editor(&db, &auth, course_id).await?;
-        Ok(format!("attachments/{course_id}/{}", uuid::Uuid::new_v4()))
+        let key = format!("attachments/{course_id}/{}", uuid::Uuid::new_v4());
+        deletions::reserve(&db, &key, limits.upload_grace()).await?;
+        Ok(key)
     };
     let limit = limits.max_upload_bytes;
     let upload = upload::read(form, &db, &storage, limit, admit).await?;
@@ -150,7 +152,10 @@ pub async fn upload_attachment(
         Err(error) => Err(error),
     };
     match inserted {
-        Ok(attachment) => Ok(HttpResponse::Created().json(AttachmentView::from(attachment))),
+        Ok(attachment) => {
+            deletions::release(&db, &new.object_key).await;
+            Ok(HttpResponse::Created().json(AttachmentView::from(attachment)))
+        }
         Err(error) => {
             // No row, so no object either (the course may have gone meanwhile).
             deletions::discard(&db, &storage, &new.object_key).await;

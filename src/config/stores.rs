@@ -112,4 +112,19 @@ pub struct Storage {
     /// Largest accepted attachment in bytes (larger: 413).
     #[arg(long, env = "CLASSBELL_MAX_UPLOAD_BYTES", default_value_t = 50 * 1024 * 1024)]
     pub max_upload_bytes: u64,
+
+    /// Seconds an upload may take before the sweeper treats the object it was
+    /// storing as left behind by a crash (no row came to own it) and removes it.
+    #[arg(long, env = "CLASSBELL_UPLOAD_GRACE_SECS", default_value_t = 3600)]
+    pub upload_grace_secs: u64,
+
+    /// Seconds between the sweeper's rounds over objects queued for deletion.
+    #[arg(long, env = "CLASSBELL_STORAGE_SWEEP_SECS", default_value_t = 60)]
+    pub sweep_secs: u64,
+}
+
+impl Storage {
+    pub fn upload_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.upload_grace_secs)
+    }
 }

@@ -148,6 +148,7 @@ diesel::table! {
         object_key -> Text,
         queued_at -> Timestamptz,
         attempts -> Int4,
+        due_at -> Timestamptz,
     }
 }
 

@@ -13,7 +13,7 @@ use crate::config;
 use crate::db::{DbConnection, DbPool};
 use crate::error::AppError;
 use crate::events::{Event, EventBus};
-use crate::storage::Storage;
+use crate::storage::{Storage, deletions};
 
 /// How a node runs jobs; from configuration.
 #[derive(Debug, Clone)]
@@ -27,16 +27,20 @@ pub struct JobSettings {
     pub file_ttl: chrono::Duration,
     /// Pause after each chunk of rows, to spread a large job's load.
     pub chunk_delay: Duration,
+    /// How long a stored file may wait for its job's end before the
+    /// sweeper takes it for left behind.
+    pub upload_grace: Duration,
 }
 
-impl From<&config::Jobs> for JobSettings {
-    fn from(settings: &config::Jobs) -> Self {
+impl JobSettings {
+    pub fn new(settings: &config::Jobs, storage: &config::Storage) -> Self {
         JobSettings {
             workers: settings.workers.max(1),
             poll: Duration::from_millis(settings.poll_ms.max(10)),
             lease_secs: settings.lease_secs.max(1),
             file_ttl: config::seconds(settings.file_ttl_secs),
             chunk_delay: Duration::from_millis(settings.chunk_delay_ms),
+            upload_grace: storage.upload_grace(),
         }
     }
 }
@@ -116,6 +120,8 @@ impl JobContext {
     /// Stores a file of this job's (`jobs/<id>/<name>`) and returns its key.
     pub async fn store_file(&self, name: &str, bytes: Vec<u8>) -> Result<String, AppError> {
         let key = format!("jobs/{}/{name}", self.job.id);
+        // Owned when the job's end is recorded (`store::finish`).
+        deletions::reserve(&self.db, &key, self.settings.upload_grace).await?;
         self.storage
             .put_bytes(&key, "text/csv; charset=utf-8", bytes)
             .await?;

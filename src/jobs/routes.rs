@@ -308,6 +308,7 @@ pub async fn import_file(
     runner: web::Data<Addr<JobRunner>>,
     storage: web::Data<Storage>,
     limits: web::Data<config::Jobs>,
+    storage_settings: web::Data<config::Storage>,
     auth: AuthUser,
     kind: web::Path<String>,
     query: web::Query<ImportQuery>,
@@ -330,6 +331,7 @@ pub async fn import_file(
     let bytes = upload.bytes;
     let id = JobId::new();
     let key = format!("jobs/{id}/upload.csv");
+    deletions::reserve(&db, &key, storage_settings.upload_grace()).await?;
     storage.put_bytes(&key, "text/csv", bytes).await?;
     let new = NewJob {
         id,
@@ -343,8 +345,9 @@ pub async fn import_file(
         input_key: Some(key.clone()),
     };
     let queued = queue(&db, &runner, new).await;
-    if queued.is_err() {
-        deletions::discard(&db, &storage, &key).await;
+    match queued {
+        Ok(_) => deletions::release(&db, &key).await,
+        Err(_) => deletions::discard(&db, &storage, &key).await,
     }
     queued
 }

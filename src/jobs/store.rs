@@ -168,6 +168,9 @@ pub async fn finish(
         if let Some(key) = input_key {
             crate::storage::deletions::queue(conn, &key).await?;
         }
+        if let Some(key) = &ending.output_key {
+            crate::storage::deletions::owned(conn, key).await?;
+        }
         let progress = diesel::update(jobs::table.find(id))
             .set((
                 jobs::state.eq(ending.state),

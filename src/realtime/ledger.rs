@@ -80,6 +80,12 @@ impl Ledger {
         }
     }
 
+    /// Whether the client was told `delivery` exists (in any state).
+    pub fn told_created(&self, delivery: DeliveryId) -> bool {
+        let fact = Told::Created(delivery);
+        self.current.contains(&fact) || self.earlier.contains(&fact)
+    }
+
     /// The checkpoint moved the cursor past everything sent before it began.
     pub fn end_checkpoint(&mut self) {
         self.earlier.clear();
@@ -142,6 +148,9 @@ mod tests {
         }));
         // The acknowledgment's push never came; nor did item 8.
         assert!(!ledger.already_sent(&created(7, DeliveryState::Acknowledged)));
+        // Item 7's creation was told, so its new state goes as an update.
+        assert!(ledger.told_created(DeliveryId(7)));
+        assert!(!ledger.told_created(DeliveryId(8)));
         assert!(!ledger.already_sent(&updated(7, DeliveryState::Acknowledged)));
         assert!(!ledger.already_sent(&created(8, DeliveryState::Queued)));
 

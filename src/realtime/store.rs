@@ -106,7 +106,8 @@ pub async fn catch_up(
     })
 }
 
-fn updated(item: &InboxItem) -> ServerMessage {
+/// `delivery.updated` with an item's current state.
+pub(super) fn updated(item: &InboxItem) -> ServerMessage {
     ServerMessage::DeliveryUpdated {
         delivery_id: item.id,
         announcement_id: item.announcement.id,

@@ -13,6 +13,7 @@ use crate::helpers::{TestApp, error_body, field_codes, field_messages, json_body
 use classbell::config::{Settings, StorageBackend};
 use classbell::ids::CourseId;
 use classbell::sections::model::SectionStatus;
+use classbell::storage::deletions;
 use classbell::users::model::Role;
 
 const MIB: usize = 1024 * 1024;
@@ -313,6 +314,8 @@ async fn storage_suite(app: TestApp) {
     );
     assert!(left[0].starts_with(&format!("attachments/{other_course}/")));
 
+    left_behind_by_a_crash_is_swept(&app, other_course).await;
+
     let metrics = app
         .request(Method::GET, "/metrics", None, None)
         .await
@@ -338,6 +341,59 @@ async fn storage_suite(app: TestApp) {
             .unwrap();
         assert!(count >= 1.0, "{series} counted");
     }
+}
+
+/// A node killed after storing an upload's bytes but before writing its row
+/// leaves an object nothing owns: once the upload's grace has passed, the
+/// sweeper removes it — and only it. An upload whose row was written but
+/// whose release was lost keeps its file.
+async fn left_behind_by_a_crash_is_swept(app: &TestApp, course: CourseId) {
+    let storage = &app.state.storage;
+    let grace = std::time::Duration::from_secs(3600);
+    let before = stored_objects(app).await;
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    // The crash: reserved and stored, no row.
+    let orphan = format!("attachments/{course}/left-behind");
+    deletions::reserve(&app.db, &orphan, grace).await.unwrap();
+    storage
+        .put_bytes(&orphan, "application/pdf", payload(1000))
+        .await
+        .unwrap();
+    // Owned, but its release never happened (a crash just after the row).
+    let owned = texts(app, "SELECT object_key AS text FROM course_attachments").await;
+    assert_eq!(owned.len(), 1);
+    let owned = &owned[0];
+    deletions::reserve(&app.db, owned, grace).await.unwrap();
+
+    // Within the grace (an upload may still be under way) nothing goes.
+    assert_eq!(deletions::purge(&app.db, storage).await, 0);
+    assert_eq!(stored_objects(app).await.len(), 2);
+    // Past it, the orphan goes, the owned file stays, and the queue is empty.
+    app.sql("UPDATE object_deletions SET due_at = now() - interval '1 second'")
+        .await;
+    assert_eq!(deletions::purge(&app.db, storage).await, 1);
+    let left = stored_objects(app).await;
+    assert_eq!(left, before, "only the owned file is left");
+    assert_eq!(
+        texts(app, "SELECT object_key AS text FROM object_deletions").await,
+        Vec::<String>::new()
+    );
+}
+
+/// The one text column of `query`'s rows.
+async fn texts(app: &TestApp, query: &str) -> Vec<String> {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        text: String,
+    }
+    let rows: Vec<Row> = diesel::sql_query(query)
+        .load(&mut *app.db.get().await.unwrap())
+        .await
+        .unwrap();
+    rows.into_iter().map(|row| row.text).collect()
 }
 
 #[actix_web::test]

@@ -287,6 +287,8 @@ fn schema_rs_matches_the_migrations() {
             "SELECT table_name::text, column_name::text, udt_name::text, is_nullable::text \
              FROM information_schema.columns \
              WHERE table_schema = 'public' AND table_name <> '__diesel_schema_migrations' \
+             AND table_name IN (SELECT table_name FROM information_schema.tables \
+                                WHERE table_schema = 'public' AND table_type = 'BASE TABLE') \
              ORDER BY table_name, ordinal_position",
         )
         .load(&mut conn)

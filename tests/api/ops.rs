@@ -206,6 +206,41 @@ async fn openapi_lists_every_endpoint() {
         schemas["FieldError"]
     );
 
+    // Links lead from what names a record to what acts on it, each to an
+    // operation the document has.
+    let operation_ids: std::collections::BTreeSet<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|operation| operation["operationId"].as_str())
+        .collect();
+    let links = |path: &str, method: &str, status: &str| {
+        doc["paths"][path][method]["responses"][status]["links"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path} {status} has links"))
+            .clone()
+    };
+    let created = links("/api/announcements", "post", "201");
+    assert!(created.len() >= 5, "{created:?}");
+    for link in created.values() {
+        assert_eq!(link["parameters"]["path.id"], "$response.body#/id");
+        assert!(operation_ids.contains(link["operationId"].as_str().unwrap()));
+    }
+    let listed = links("/api/deliveries", "get", "200");
+    assert!(
+        listed
+            .values()
+            .all(|link| link["parameters"]["path.id"] == "$response.body#/items/0/id")
+    );
+    assert_eq!(listed.len(), 2, "delivered and ack: {listed:?}");
+    let queued = links("/api/exports/courses", "post", "202");
+    assert!(
+        queued
+            .values()
+            .all(|link| link["parameters"]["path.id"] == "$response.body#/task_id")
+    );
+
     // And every documented endpoint is routed (a 404 "route" answer would mean it is not).
     for endpoint in ENDPOINTS {
         let (method, path) = endpoint.split_once(' ').unwrap();

@@ -178,7 +178,7 @@ impl Hub {
         ] {
             counter!(name).absolute(0);
         }
-        for reason in ["slow_consumer", "closing"] {
+        for reason in ["slow_consumer", "closing", "already_sent"] {
             counter!("classbell_ws_messages_dropped_total", "reason" => reason).absolute(0);
         }
         Hub {

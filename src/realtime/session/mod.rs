@@ -92,7 +92,15 @@ impl Session {
         }
     }
 
+    /// Sends a push, unless the client was told the same since the cursor
+    /// last moved (a checkpoint or catch-up sent it from the database before
+    /// its push arrived): a client hears each change once.
     fn deliver(&mut self, push: &Push, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.ledger.already_sent(&push.message) {
+            counter!("classbell_ws_messages_dropped_total", "reason" => "already_sent")
+                .increment(1);
+            return;
+        }
         self.write(&push.message, ctx);
         if let Some(raised) = push.raised_at_ms {
             let waited = (Utc::now().timestamp_millis() - raised).max(0);
@@ -163,10 +171,16 @@ impl Session {
                 };
                 session.write(&unread, ctx);
             }
-            // The cursor now covers all of that.
-            session.ledger = Ledger::default();
+            // The cursor now covers all of that; what came meanwhile as a
+            // push and is in the catch-up too is not sent again.
+            let told = std::mem::take(&mut session.ledger);
             for push in std::mem::take(&mut session.early) {
-                session.deliver(&push, ctx);
+                if told.already_sent(&push.message) {
+                    counter!("classbell_ws_messages_dropped_total", "reason" => "already_sent")
+                        .increment(1);
+                } else {
+                    session.deliver(&push, ctx);
+                }
             }
         }));
     }
@@ -203,10 +217,20 @@ impl Session {
                 };
                 return session.write(&resync, ctx);
             }
-            let missed: Vec<&ServerMessage> = catch_up
+            // What the client lacks; an item it heard of in an older state
+            // comes as an update, so it hears of each item's creation once.
+            let missed: Vec<ServerMessage> = catch_up
                 .messages
-                .iter()
+                .into_iter()
                 .filter(|message| !session.ledger.already_sent(message))
+                .map(|message| match message {
+                    ServerMessage::DeliveryCreated { delivery }
+                        if session.ledger.told_created(delivery.id) =>
+                    {
+                        store::updated(&delivery)
+                    }
+                    other => other,
+                })
                 .collect();
             for message in &missed {
                 session.write(message, ctx);
