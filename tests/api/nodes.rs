@@ -158,12 +158,19 @@ async fn a_redis_outage_is_caught_up_through_cursors() {
     .await;
     let (teacher, section, student) = teacher_and_student(&app).await;
     let a = app.node(&[]).await;
-    let b = app.node(&[QUIET_FANOUT]).await;
+    // B's sessions check against the database only when told to (the bridge's return).
+    let b = app
+        .node(&[QUIET_FANOUT, ("CLASSBELL_WS_CHECKPOINT_SECS", "3600")])
+        .await;
     wait_ready(&app, &a).await;
     wait_ready(&app, &b).await;
     let mut on_b = WsClient::connect(&b.address, "/ws", Some(&student)).await;
     let hello = on_b.next_json().await;
     let cursor = hello["cursor"].as_str().unwrap().to_owned();
+    // Before the outage B's client hears of an announcement live…
+    let before = announce(&app, &a, &teacher, section, "Before the outage").await;
+    let heard = receives(&mut on_b, before, Duration::from_secs(10)).await;
+    let delivery = heard["delivery"]["id"].as_i64().unwrap();
 
     redis.stop();
     // B says the bridge is down, and keeps serving HTTP.
@@ -182,8 +189,16 @@ async fn a_redis_outage_is_caught_up_through_cursors() {
         "{readiness}"
     );
     assert!(readiness["error"]["fields"]["redis"].is_array());
-    // Published on A while Redis is gone.
+    // Published on A while Redis is gone; and the earlier one acknowledged there.
     let during = announce(&app, &a, &teacher, section, "During the outage").await;
+    let acked = app
+        .client
+        .post(a.url(&format!("/api/deliveries/{delivery}/ack")))
+        .bearer_auth(&student)
+        .send()
+        .await
+        .unwrap();
+    assert!(acked.status().is_success(), "{}", acked.status());
     // The same student connected to A still hears A's own events.
     let mut on_a = WsClient::connect(&a.address, "/ws", Some(&student)).await;
     on_a.expect("hello").await;
@@ -215,8 +230,27 @@ async fn a_redis_outage_is_caught_up_through_cursors() {
 
     redis.restart().await;
     wait_ready(&app, &b).await;
-    // B's bridge is back: its sessions catch up from their cursors.
-    receives(&mut on_b, during, Duration::from_secs(10)).await;
+    // B's bridge is back: its sessions catch up from their cursors — the new
+    // announcement as created, the one it heard of before as an update, and
+    // nothing twice.
+    let mut created = Vec::new();
+    let mut updated = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !(created.contains(&during) && updated.is_some()) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match on_b.recv_within(left).await {
+            Incoming::Json(m) if m["type"] == "delivery.created" => {
+                created.push(m["delivery"]["announcement"]["id"].as_i64().unwrap());
+            }
+            Incoming::Json(m) if m["type"] == "delivery.updated" && m["delivery_id"] == delivery => {
+                updated = Some(m);
+            }
+            Incoming::Json(_) => {}
+            other => panic!("waited for the catch-up, got {other:?} ({created:?})"),
+        }
+    }
+    assert_eq!(created, [during], "each created once");
+    assert_eq!(updated.unwrap()["state"], "acknowledged");
 
     // A client that reconnects with its old cursor gets it as well.
     let mut again =
