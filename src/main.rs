@@ -60,8 +60,17 @@ enum Command {
         force: bool,
     },
     /// Measure throughput on a scratch database beside the configured one.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// After the report, print the figures as one JSON value, the last line
+    /// on standard output (an object, or a list of them for several rounds).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
-    Bench(Bench),
+    which: Bench,
 }
 
 #[derive(Subcommand)]
@@ -158,14 +167,25 @@ fn run(cli: Cli) -> Result<(), String> {
                 Ok(())
             })
         }
-        Command::Bench(Bench::Fanout { students, rounds }) => actix_web::rt::System::new()
-            .block_on(async move { bench::fanout(&settings, students, rounds).await }),
-        Command::Bench(Bench::Acks { clients, per_client }) => actix_web::rt::System::new()
-            .block_on(async move { bench::acks(&settings, clients, per_client).await }),
-        Command::Bench(Bench::Push { sessions }) => actix_web::rt::System::new()
-            .block_on(async move { bench::push(&settings, sessions).await }),
-        Command::Bench(Bench::Import { rows, kind }) => actix_web::rt::System::new()
-            .block_on(async move { bench::import(&settings, rows, kind).await }),
+        Command::Bench(BenchArgs { json, which }) => {
+            let figures = actix_web::rt::System::new().block_on(async move {
+                match which {
+                    Bench::Fanout { students, rounds } => {
+                        bench::fanout(&settings, students, rounds).await
+                    }
+                    Bench::Acks {
+                        clients,
+                        per_client,
+                    } => bench::acks(&settings, clients, per_client).await,
+                    Bench::Push { sessions } => bench::push(&settings, sessions).await,
+                    Bench::Import { rows, kind } => bench::import(&settings, rows, kind).await,
+                }
+            })?;
+            if json {
+                println!("{figures}");
+            }
+            Ok(())
+        }
         Command::Demo { force } => actix_web::rt::System::new().block_on(async move {
             if settings.server.env == Environment::Production && !force {
                 return Err("demo creates accounts whose password is published in the README; \

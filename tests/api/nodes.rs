@@ -242,7 +242,9 @@ async fn a_redis_outage_is_caught_up_through_cursors() {
             Incoming::Json(m) if m["type"] == "delivery.created" => {
                 created.push(m["delivery"]["announcement"]["id"].as_i64().unwrap());
             }
-            Incoming::Json(m) if m["type"] == "delivery.updated" && m["delivery_id"] == delivery => {
+            Incoming::Json(m)
+                if m["type"] == "delivery.updated" && m["delivery_id"] == delivery =>
+            {
                 updated = Some(m);
             }
             Incoming::Json(_) => {}

@@ -69,7 +69,7 @@ impl ImportKind {
     }
 }
 
-pub async fn import(settings: &Settings, rows: usize, kind: ImportKind) -> BenchResult<()> {
+pub async fn import(settings: &Settings, rows: usize, kind: ImportKind) -> BenchResult<Value> {
     let scratch = Scratch::create(&settings.database.url).await?;
     let result = import_on(settings, &scratch, rows.max(1), kind).await;
     scratch.drop_database().await?;
@@ -81,7 +81,7 @@ async fn import_on(
     scratch: &Scratch,
     rows: usize,
     kind: ImportKind,
-) -> BenchResult<()> {
+) -> BenchResult<Value> {
     let url = scratch.url();
     let mut conn = AsyncPgConnection::establish(&url).await.map_err(fail)?;
     let admin = seed_students(&mut conn, 1).await?;
@@ -188,5 +188,10 @@ async fn import_on(
             "  every new account has no password and an invitation queued (mailed at the configured rate)"
         );
     }
-    Ok(())
+    Ok(serde_json::json!({
+        "kind": kind.path(),
+        "rows": rows,
+        "seconds": elapsed.as_secs_f64(),
+        "per_second": rows as f64 / elapsed.as_secs_f64(),
+    }))
 }

@@ -24,14 +24,18 @@ use classbell::users::model::Role;
 /// Clients that open their websockets at once.
 const CONNECT_CONCURRENCY: usize = 200;
 
-pub async fn push(settings: &Settings, sessions: usize) -> BenchResult<()> {
+pub async fn push(settings: &Settings, sessions: usize) -> BenchResult<serde_json::Value> {
     let scratch = Scratch::create(&settings.database.url).await?;
     let result = push_on(settings, &scratch, sessions.max(1)).await;
     scratch.drop_database().await?;
     result
 }
 
-async fn push_on(settings: &Settings, scratch: &Scratch, sessions: usize) -> BenchResult<()> {
+async fn push_on(
+    settings: &Settings,
+    scratch: &Scratch,
+    sessions: usize,
+) -> BenchResult<serde_json::Value> {
     let url = scratch.url();
     let mut conn = AsyncPgConnection::establish(&url).await.map_err(fail)?;
     println!(
@@ -64,7 +68,8 @@ async fn push_on(settings: &Settings, scratch: &Scratch, sessions: usize) -> Ben
         "  targets: p99 under 1,000 ms; under 32 KiB per idle session (resident memory of the"
     );
     println!("  server processes after the sessions opened, minus before, over the sessions)");
-    Ok(())
+    let figures: Vec<&Figures> = rounds.iter().map(|(_, figures)| figures).collect();
+    serde_json::to_value(figures).map_err(fail)
 }
 
 /// One auth session and access token per student, made in bulk.
@@ -105,8 +110,18 @@ async fn sign_in(
     keys.issue(user, role, session).map_err(fail)
 }
 
+/// One round's figures (the keys of `--json`).
+#[derive(serde::Serialize)]
 struct Figures {
+    nodes: usize,
+    sessions: usize,
+    connected: usize,
+    connect_seconds: f64,
+    /// Clients that heard the announcement (at least once).
     received: usize,
+    missing: usize,
+    /// `delivery.created` heard more than once, over all clients.
+    duplicates: usize,
     p50_ms: f64,
     p99_ms: f64,
     max_ms: f64,
@@ -202,18 +217,21 @@ async fn round(
         .sum::<BenchResult<f64>>()?;
 
     println!("{nodes} node(s): opening {} websockets …", students.len());
-    let received: Rc<RefCell<Vec<Instant>>> = Rc::default();
+    let received: Rc<RefCell<Vec<(usize, Instant)>>> = Rc::default();
     let mut opening = Vec::new();
     let mut readers = Vec::new();
+    let connecting = Instant::now();
     for (n, token) in students.iter().enumerate() {
         let base = &servers[n % nodes].base;
-        opening.push(open(&http, base, token.clone(), Rc::clone(&received)));
+        opening.push(open(&http, base, n, token.clone(), Rc::clone(&received)));
         if opening.len() == CONNECT_CONCURRENCY || n + 1 == students.len() {
             for reader in futures_util::future::join_all(opening.drain(..)).await {
                 readers.push(reader?);
             }
         }
     }
+    let connect_seconds = connecting.elapsed().as_secs_f64();
+    let connected = readers.len();
     actix_web::rt::time::sleep(Duration::from_secs(2)).await;
     let after: f64 = servers
         .iter()
@@ -243,9 +261,18 @@ async fn round(
     for reader in readers {
         reader.abort();
     }
-    let mut latencies: Vec<f64> = received
-        .borrow()
+    let heard = received.borrow();
+    let mut first: Vec<Option<Instant>> = vec![None; students.len()];
+    let mut duplicates = 0;
+    for &(client, at) in heard.iter() {
+        match first[client] {
+            Some(_) => duplicates += 1,
+            None => first[client] = Some(at),
+        }
+    }
+    let mut latencies: Vec<f64> = first
         .iter()
+        .flatten()
         .map(|at| at.duration_since(published).as_secs_f64() * 1000.0)
         .collect();
     if latencies.is_empty() {
@@ -254,7 +281,13 @@ async fn round(
     latencies.sort_by(f64::total_cmp);
     let at = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
     Ok(Figures {
+        nodes,
+        sessions: students.len(),
+        connected,
+        connect_seconds,
         received: latencies.len(),
+        missing: students.len() - latencies.len(),
+        duplicates,
         p50_ms: at(0.50),
         p99_ms: at(0.99),
         max_ms: at(1.0),
@@ -267,8 +300,9 @@ async fn round(
 async fn open(
     http: &awc::Client,
     base: &str,
+    client: usize,
     token: String,
-    received: Rc<RefCell<Vec<Instant>>>,
+    received: Rc<RefCell<Vec<(usize, Instant)>>>,
 ) -> BenchResult<actix_web::rt::task::JoinHandle<()>> {
     let url = format!("{}/ws", base.replacen("http", "ws", 1));
     let (_, mut socket) = http
@@ -285,7 +319,7 @@ async fn open(
         while let Some(Ok(frame)) = socket.next().await {
             match frame {
                 Frame::Text(text) if text.starts_with(br#"{"type":"delivery.created""#) => {
-                    received.borrow_mut().push(Instant::now());
+                    received.borrow_mut().push((client, Instant::now()));
                 }
                 Frame::Ping(bytes) => {
                     let _ = socket.send(Message::Pong(bytes)).await;

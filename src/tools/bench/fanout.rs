@@ -1,0 +1,140 @@
+//! `classbell bench fanout`: classbell's fan-out against the bare SQL that
+//! writes the same rows.
+
+use std::time::{Duration, Instant};
+
+use diesel::sql_types::BigInt;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::{Value, json};
+
+use super::{BenchResult, Scratch, exec, fail, median, own_rss_kib, publish, seed_students};
+use classbell::announcements::audience::Audience;
+use classbell::announcements::fanout::{self, FanoutSettings, Step};
+use classbell::config::Settings;
+use classbell::db::{self, DbPool};
+use classbell::events::EventBus;
+use classbell::ids::AnnouncementId;
+
+/// classbell's fan-out (the worker's own code: claim, count, chunked
+/// statements) against the bare `INSERT … SELECT`, on the same data, each
+/// into an emptied deliveries table; medians of `rounds`.
+pub async fn fanout(settings: &Settings, students: i64, rounds: usize) -> BenchResult<Value> {
+    let scratch = Scratch::create(&settings.database.url).await?;
+    let result = fanout_on(settings, &scratch, students, rounds.max(1)).await;
+    scratch.drop_database().await?;
+    result
+}
+
+async fn fanout_on(
+    settings: &Settings,
+    scratch: &Scratch,
+    students: i64,
+    rounds: usize,
+) -> BenchResult<Value> {
+    let url = scratch.url();
+    let mut conn = AsyncPgConnection::establish(&url).await.map_err(fail)?;
+    println!("seeding {students} students in {} …", scratch.name);
+    let publisher = seed_students(&mut conn, students).await?;
+    let pool: DbPool = db::pool(&url, 4, Duration::from_secs(10));
+    let bus = EventBus::new();
+    let fanout_settings = FanoutSettings {
+        chunk: settings.fanout.chunk.max(1),
+        workers: 1,
+        lease_secs: 60,
+        poll: Duration::from_secs(1),
+        chunk_delay: Duration::ZERO,
+    };
+    let (mut ours, mut bare) = (Vec::new(), Vec::new());
+    let rss_before = own_rss_kib();
+    let mut rss_peak = rss_before;
+    for round in 1..=rounds {
+        exec(&mut conn, "TRUNCATE deliveries").await?;
+        exec(&mut conn, "CHECKPOINT").await?;
+        let id = publish(&mut conn, publisher, "classbell fan-out").await?;
+        let started = Instant::now();
+        let step = fanout::run_now(&pool, &bus, id, fanout_settings.clone())
+            .await
+            .map_err(fail)?;
+        let took = started.elapsed();
+        if step != Step::Finished {
+            return Err(format!("the fan-out ended as {step:?}"));
+        }
+        let written = count(&mut conn, id).await?;
+        if written != students {
+            return Err(format!(
+                "classbell wrote {written} deliveries for {students} students"
+            ));
+        }
+        ours.push(took);
+        rss_peak = rss_peak.max(own_rss_kib());
+
+        exec(&mut conn, "TRUNCATE deliveries").await?;
+        exec(&mut conn, "CHECKPOINT").await?;
+        let bare_id = publish(&mut conn, publisher, "bare SQL").await?;
+        let started = Instant::now();
+        diesel::sql_query(format!(
+            "INSERT INTO deliveries (announcement_id, user_id) SELECT $1, r.id FROM ({}) r",
+            Audience::AllStudents.recipients_sql()
+        ))
+        .bind::<BigInt, _>(bare_id)
+        .execute(&mut conn)
+        .await
+        .map_err(fail)?;
+        bare.push(started.elapsed());
+        println!(
+            "round {round}: classbell {:.3} s, bare INSERT … SELECT {:.3} s",
+            ours[round - 1].as_secs_f64(),
+            bare[round - 1].as_secs_f64()
+        );
+    }
+    let (ours, bare) = (median(ours), median(bare));
+    let rate = |d: Duration| students as f64 / d.as_secs_f64();
+    println!();
+    println!(
+        "fan-out of {students} deliveries (median of {rounds}; chunk {}):",
+        fanout_settings.chunk
+    );
+    println!(
+        "  classbell fan-out      {:>8.3} s  {:>10.0} deliveries/s",
+        ours.as_secs_f64(),
+        rate(ours)
+    );
+    println!(
+        "  bare INSERT … SELECT   {:>8.3} s  {:>10.0} rows/s   (baseline)",
+        bare.as_secs_f64(),
+        rate(bare)
+    );
+    println!(
+        "  ratio                  {:>8.2}×   (target: under 1.5 s and within 1.5× of the baseline)",
+        ours.as_secs_f64() / bare.as_secs_f64()
+    );
+    let rss_growth_mib = (rss_peak - rss_before) / 1024.0;
+    println!(
+        "  memory growth          {rss_growth_mib:>8.1} MiB (this process, where the fan-out runs)"
+    );
+    Ok(json!({
+        "students": students,
+        "seconds": ours.as_secs_f64(),
+        "per_second": rate(ours),
+        "baseline_seconds": bare.as_secs_f64(),
+        "ratio": ours.as_secs_f64() / bare.as_secs_f64(),
+        "rss_growth_mib": rss_growth_mib,
+        // No sessions are connected in this form of the benchmark.
+        "live_p99_ms": Value::Null,
+    }))
+}
+
+async fn count(conn: &mut AsyncPgConnection, announcement: AnnouncementId) -> BenchResult<i64> {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let row: Count =
+        diesel::sql_query("SELECT count(*) AS n FROM deliveries WHERE announcement_id = $1")
+            .bind::<BigInt, _>(announcement)
+            .get_result(conn)
+            .await
+            .map_err(fail)?;
+    Ok(row.n)
+}
