@@ -78,7 +78,18 @@ ensure_postgres() {
   apt_install postgresql-client
   local bin; bin=$(pg_bindir)
   if "$bin/pg_isready" -q -h 127.0.0.1 -p "$LOCAL_PG_PORT"; then
-    return 0
+    psql "$PG_ADMIN_URL/postgres" -qtAc "SELECT 1" >/dev/null 2>&1 && return 0
+    # Started from a checkout since deleted: it accepts connections but its
+    # data directory is gone. Ours starts in its place.
+    local stale; stale=$(pgrep -f -- "-p $LOCAL_PG_PORT -c listen_addresses=127.0.0.1" | head -n 1 || true)
+    [ -n "$stale" ] || die "a PostgreSQL on port $LOCAL_PG_PORT answers no queries; stop it"
+    log "stopping a PostgreSQL on port $LOCAL_PG_PORT whose data directory is gone"
+    kill -INT "$stale"
+    local _
+    for _ in $(seq 100); do
+      "$bin/pg_isready" -q -h 127.0.0.1 -p "$LOCAL_PG_PORT" || break
+      sleep 0.1
+    done
   fi
   local dir; dir=$(state_dir)/postgres
   if [ ! -f "$dir/PG_VERSION" ]; then
