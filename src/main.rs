@@ -105,6 +105,29 @@ enum Bench {
     },
 }
 
+/// Each websocket holds a file descriptor, and the usual soft limit (often
+/// 1,024) is far below what one node serves: it is raised to the hard limit,
+/// which only the system can raise (`ulimit -Hn`, `LimitNOFILE=`).
+fn raise_descriptor_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(error) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(%error, "could not raise the open-file limit");
+        }
+    }
+    let now = getrlimit(Resource::Nofile);
+    tracing::info!(
+        soft = ?now.current,
+        hard = ?now.maximum,
+        "open-file limit (one per websocket)"
+    );
+}
+
 fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
@@ -127,6 +150,7 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Migrate => migrate(&settings),
         Command::Serve => {
+            raise_descriptor_limit();
             migrate(&settings)?;
             actix_web::rt::System::new().block_on(async move {
                 let app = Application::build(settings)

@@ -1,6 +1,6 @@
 // The live inbox: one websocket per tab, opened with a single-use ticket (no
-// token in the URL), reconnecting with backoff and resuming from the last
-// cursor so nothing that happened meanwhile is missed.
+// token in the URL), reconnecting with jittered backoff and resuming from the
+// last cursor so nothing that happened meanwhile is missed.
 
 import { api } from "./api.js";
 
@@ -64,7 +64,11 @@ export class Live extends EventTarget {
 
   retry() {
     if (this.stopped) return;
-    setTimeout(() => this.connect(), this.backoff);
+    // Jittered: when a node restarts, every open tab loses its socket at the
+    // same moment; spread over half to one and a half times the backoff,
+    // they come back over a window instead of all at once.
+    const delay = this.backoff * (0.5 + Math.random());
+    setTimeout(() => this.connect(), delay);
     this.backoff = Math.min(this.backoff * 2, 10_000);
   }
 
