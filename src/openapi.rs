@@ -303,6 +303,11 @@ impl Modify for Links {
     }
 }
 
+/// Built once: it is fixed for the life of the process, and building it (the
+/// modifiers edit every path as JSON) is not work each request should buy.
+static DOCUMENT: std::sync::LazyLock<utoipa::openapi::OpenApi> =
+    std::sync::LazyLock::new(ApiDoc::openapi);
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/api/openapi.json").route(web::get().to(openapi_json)));
 }
@@ -311,5 +316,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[utoipa::path(get, path = "/api/openapi.json", tag = "ops",
     responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
 pub async fn openapi_json() -> web::Json<utoipa::openapi::OpenApi> {
-    web::Json(ApiDoc::openapi())
+    web::Json(DOCUMENT.clone())
 }
