@@ -5,8 +5,8 @@
 //! pushes are best effort (a bridge outage loses other nodes' events). So
 //! every so often a busy session reads its changes since the cursor, sends
 //! whatever is not in the ledger (a lost push, healed), and only then moves
-//! the cursor forward and forgets the ledger. Nothing depends on how fast
-//! pushes travel.
+//! the cursor forward and forgets what is behind it. Nothing depends on how
+//! fast pushes travel.
 
 use std::collections::HashSet;
 
@@ -33,22 +33,7 @@ pub struct Ledger {
 impl Ledger {
     /// Notes an inbox message as sent; other messages are not inbox changes.
     pub fn record(&mut self, message: &ServerMessage) {
-        match message {
-            ServerMessage::DeliveryCreated { delivery } => {
-                self.current.insert(Told::Created(delivery.id));
-                self.current
-                    .insert(Told::State(delivery.id, delivery.state));
-            }
-            ServerMessage::DeliveryUpdated {
-                delivery_id, state, ..
-            } => {
-                self.current.insert(Told::State(*delivery_id, *state));
-            }
-            ServerMessage::AnnouncementWithdrawn { announcement_id } => {
-                self.current.insert(Told::Withdrawn(*announcement_id));
-            }
-            _ => {}
-        }
+        self.current.extend(facts(message));
     }
 
     /// Whether anything was sent since the last checkpoint.
@@ -86,10 +71,32 @@ impl Ledger {
         self.current.contains(&fact) || self.earlier.contains(&fact)
     }
 
-    /// The checkpoint moved the cursor past everything sent before it began.
-    pub fn end_checkpoint(&mut self) {
+    /// The checkpoint moved the cursor on. What its read found is kept: the
+    /// cursor is the oldest transaction still open, so while a long one runs
+    /// (an import, a fan-out chunk) the next read finds the same changes
+    /// again, and they must still count as sent. The rest is behind the cursor.
+    pub fn end_checkpoint(&mut self, read: &[ServerMessage]) {
         self.earlier.clear();
+        self.earlier.extend(read.iter().flat_map(facts));
     }
+}
+
+/// The facts an inbox message tells.
+fn facts(message: &ServerMessage) -> impl Iterator<Item = Told> + use<> {
+    let (first, second) = match message {
+        ServerMessage::DeliveryCreated { delivery } => (
+            Some(Told::Created(delivery.id)),
+            Some(Told::State(delivery.id, delivery.state)),
+        ),
+        ServerMessage::DeliveryUpdated {
+            delivery_id, state, ..
+        } => (Some(Told::State(*delivery_id, *state)), None),
+        ServerMessage::AnnouncementWithdrawn { announcement_id } => {
+            (Some(Told::Withdrawn(*announcement_id)), None)
+        }
+        _ => (None, None),
+    };
+    first.into_iter().chain(second)
 }
 
 #[cfg(test)]
@@ -154,11 +161,29 @@ mod tests {
         assert!(!ledger.already_sent(&updated(7, DeliveryState::Acknowledged)));
         assert!(!ledger.already_sent(&created(8, DeliveryState::Queued)));
 
-        ledger.end_checkpoint();
+        ledger.end_checkpoint(&[]);
         assert!(!ledger.already_sent(&updated(7, DeliveryState::Delivered)));
         assert!(!ledger.is_empty(), "what came during the read is kept");
         assert!(ledger.already_sent(&ServerMessage::AnnouncementWithdrawn {
             announcement_id: AnnouncementId(3)
         }));
+    }
+
+    #[test]
+    fn what_a_held_back_cursor_reads_again_still_counts_as_sent() {
+        let mut ledger = Ledger::default();
+        ledger.record(&created(7, DeliveryState::Queued));
+        // A long transaction holds the cursor back: every read finds item 7.
+        for _ in 0..3 {
+            ledger.begin_checkpoint();
+            let read = [created(7, DeliveryState::Queued)];
+            assert!(ledger.already_sent(&read[0]));
+            ledger.end_checkpoint(&read);
+        }
+        assert!(ledger.told_created(DeliveryId(7)));
+        // Once the cursor passes it, the reads no longer find it, nor does the ledger.
+        ledger.begin_checkpoint();
+        ledger.end_checkpoint(&[]);
+        assert!(ledger.is_empty());
     }
 }

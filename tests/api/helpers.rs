@@ -305,6 +305,21 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("{statement}: {e}"));
     }
 
+    /// A connection holding a transaction open (with a transaction id), as
+    /// a long import does: it keeps every cursor at or below it until dropped.
+    pub async fn open_transaction(&self) -> AsyncPgConnection {
+        let mut conn = AsyncPgConnection::establish(&self.settings.database.url)
+            .await
+            .unwrap();
+        for statement in ["BEGIN", "SELECT pg_current_xact_id()"] {
+            diesel::sql_query(statement)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        conn
+    }
+
     /// The Prometheus text `/metrics` serves now.
     pub async fn metrics(&self) -> String {
         let response = self.request(Method::GET, "/metrics", None, None).await;

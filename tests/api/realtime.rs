@@ -873,3 +873,46 @@ async fn a_lost_push_is_healed_at_the_next_checkpoint_and_the_cursor_moves_on() 
         "{replayed:?}"
     );
 }
+
+#[actix_web::test]
+async fn a_cursor_held_back_by_a_long_transaction_never_repeats_a_creation() {
+    let app = TestApp::spawn_with(|s| s.realtime.checkpoint_secs = 1).await;
+    let class = class(&app).await;
+    let student = &class.enrolled[0].1;
+    let (mut client, _) = open(&app, student).await;
+    // Begun before the announcement: every checkpoint's cursor stays below it.
+    let long = app.open_transaction().await;
+    let announcement = app.announce(&class.teacher, class.audience()).await;
+    let created = client.expect("delivery.created").await;
+    assert_eq!(
+        created["delivery"]["announcement"]["id"],
+        announcement["id"]
+    );
+    let delivery = created["delivery"]["id"].as_i64().unwrap();
+    // Checkpoints read the item again and again while the transaction runs…
+    let quiet = client.drain(Duration::from_millis(2_500)).await;
+    let marked = app
+        .request(
+            Method::POST,
+            &format!("/api/deliveries/{delivery}/delivered"),
+            Some(student),
+            None,
+        )
+        .await;
+    assert_eq!(marked.status(), 200);
+    // …and its new state among them: the client hears an update, never a
+    // second creation.
+    let later = client.drain(Duration::from_millis(3_500)).await;
+    drop(long);
+    let heard: Vec<&Value> = quiet.iter().chain(&later).collect();
+    assert!(
+        heard.iter().all(|m| m["type"] != "delivery.created"),
+        "{heard:?}"
+    );
+    let updates: Vec<&&Value> = heard
+        .iter()
+        .filter(|m| m["type"] == "delivery.updated")
+        .collect();
+    assert_eq!(updates.len(), 1, "{heard:?}");
+    assert_eq!(updates[0]["state"], "delivered");
+}

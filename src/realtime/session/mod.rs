@@ -2,6 +2,7 @@
 //! cursor, relays what the hub pushes, runs the heartbeat, and carries out
 //! the client's requests through the same state machine as HTTP.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
@@ -92,16 +93,33 @@ impl Session {
         }
     }
 
-    /// Sends a push, unless the client was told the same since the cursor
-    /// last moved (a checkpoint or catch-up sent it from the database before
-    /// its push arrived): a client hears each change once.
-    fn deliver(&mut self, push: &Push, ctx: &mut ws::WebsocketContext<Self>) {
-        if self.ledger.already_sent(&push.message) {
+    /// What of `message` the client lacks: nothing if it was told the same
+    /// since the cursor last moved (a checkpoint or catch-up sent it from the
+    /// database before its push arrived, or the other way round), an update
+    /// if it heard of the item in an older state. A client hears of each
+    /// item's creation once.
+    fn news<'m>(&self, message: &'m ServerMessage) -> Option<Cow<'m, ServerMessage>> {
+        if self.ledger.already_sent(message) {
             counter!("classbell_ws_messages_dropped_total", "reason" => "already_sent")
                 .increment(1);
-            return;
+            return None;
         }
-        self.write(&push.message, ctx);
+        Some(match message {
+            ServerMessage::DeliveryCreated { delivery }
+                if self.ledger.told_created(delivery.id) =>
+            {
+                Cow::Owned(store::updated(delivery))
+            }
+            other => Cow::Borrowed(other),
+        })
+    }
+
+    /// Sends a push, or what of it the client lacks.
+    fn deliver(&mut self, push: &Push, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(news) = self.news(&push.message) else {
+            return;
+        };
+        self.write(&news, ctx);
         if let Some(raised) = push.raised_at_ms {
             let waited = (Utc::now().timestamp_millis() - raised).max(0);
             histogram!("classbell_ws_push_latency_seconds").record(waited as f64 / 1000.0);
@@ -171,16 +189,11 @@ impl Session {
                 };
                 session.write(&unread, ctx);
             }
-            // The cursor now covers all of that; what came meanwhile as a
-            // push and is in the catch-up too is not sent again.
-            let told = std::mem::take(&mut session.ledger);
+            // What came meanwhile as a push and is in the catch-up too is
+            // not sent again (the ledger holds the catch-up until a
+            // checkpoint's read replaces it).
             for push in std::mem::take(&mut session.early) {
-                if told.already_sent(&push.message) {
-                    counter!("classbell_ws_messages_dropped_total", "reason" => "already_sent")
-                        .increment(1);
-                } else {
-                    session.deliver(&push, ctx);
-                }
+                session.deliver(&push, ctx);
             }
         }));
     }
@@ -217,26 +230,17 @@ impl Session {
                 };
                 return session.write(&resync, ctx);
             }
-            // What the client lacks; an item it heard of in an older state
-            // comes as an update, so it hears of each item's creation once.
+            // What the client lacks (a push lost on the way).
             let missed: Vec<ServerMessage> = catch_up
                 .messages
-                .into_iter()
-                .filter(|message| !session.ledger.already_sent(message))
-                .map(|message| match message {
-                    ServerMessage::DeliveryCreated { delivery }
-                        if session.ledger.told_created(delivery.id) =>
-                    {
-                        store::updated(&delivery)
-                    }
-                    other => other,
-                })
+                .iter()
+                .filter_map(|message| session.news(message).map(Cow::into_owned))
                 .collect();
             for message in &missed {
                 session.write(message, ctx);
             }
             session.cursor = Some(catch_up.cursor);
-            session.ledger.end_checkpoint();
+            session.ledger.end_checkpoint(&catch_up.messages);
             if !missed.is_empty() {
                 counter!("classbell_ws_messages_healed_total").increment(missed.len() as u64);
                 let unread = ServerMessage::UnreadCount {
