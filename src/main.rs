@@ -90,11 +90,24 @@ enum Bench {
         #[arg(long, default_value_t = 300)]
         per_client: usize,
     },
-    /// Publish → `delivery.created` on N websockets, on one node and on two.
+    /// Publish → `delivery.created` on N websockets, on one node and on two
+    /// (or on `--nodes`), the clients in processes of their own.
     Push {
         #[arg(long, default_value_t = 10_000)]
         sessions: usize,
+        /// Only this many nodes (the sessions split between them).
+        #[arg(long)]
+        nodes: Option<usize>,
     },
+    /// N websockets on one node that is killed and restarted: how soon all
+    /// resume from their cursors, and that none misses or repeats anything.
+    Storm {
+        #[arg(long, default_value_t = 19_000)]
+        sessions: usize,
+    },
+    /// A process of websocket clients the benchmarks drive (see `load.rs`).
+    #[command(hide = true)]
+    LoadClient,
     /// A course import of N rows, upload to SUCCESS.
     Import {
         #[arg(long, default_value_t = 50_000)]
@@ -201,11 +214,18 @@ fn run(cli: Cli) -> Result<(), String> {
                         clients,
                         per_client,
                     } => bench::acks(&settings, clients, per_client).await,
-                    Bench::Push { sessions } => bench::push(&settings, sessions).await,
+                    Bench::Push { sessions, nodes } => {
+                        bench::push(&settings, sessions, nodes).await
+                    }
+                    Bench::Storm { sessions } => bench::storm(&settings, sessions).await,
+                    Bench::LoadClient => {
+                        raise_descriptor_limit();
+                        bench::load_client().await.map(|()| serde_json::Value::Null)
+                    }
                     Bench::Import { rows, kind } => bench::import(&settings, rows, kind).await,
                 }
             })?;
-            if json {
+            if json && !figures.is_null() {
                 println!("{figures}");
             }
             Ok(())

@@ -1,17 +1,22 @@
-//! `classbell bench fanout|acks|push|import`: figures measured on a scratch
+//! `classbell bench fanout|acks|push|storm|import`: figures measured on a scratch
 //! database (created beside the configured one, dropped afterwards), each
 //! printed next to the baseline or target it is judged against, and returned
 //! as one JSON object (or a list of them) for `--json`.
 
 mod acks;
+mod cluster;
 mod fanout;
 mod import;
+mod load;
 mod push;
+mod storm;
 
 pub use acks::acks;
 pub use fanout::fanout;
 pub use import::{ImportKind, import};
+pub use load::run_client as load_client;
 pub use push::push;
+pub use storm::storm;
 
 use std::time::Duration;
 

@@ -1,32 +1,37 @@
 //! `classbell bench push`: N real websocket clients, each a distinct signed-in
-//! student, against `classbell serve` processes (one node, then two sharing
-//! PostgreSQL and Redis). One announcement to all students; the figure is the
-//! time from the publish request to each client's `delivery.created`, fan-out
-//! included, and the servers' resident memory per idle session.
+//! student, against `classbell serve` processes sharing PostgreSQL and Redis
+//! (one node, then two; or as many as `--nodes` says). The clients run in
+//! processes of their own (`load`), at most `CLIENT_SOCKETS` each, from
+//! source addresses of their own. Figures: how long the sockets took to
+//! open, the servers' resident memory per idle session, a section-sized
+//! publish (500 recipients spread over every node) and one to all students,
+//! each from the publish request to every client's `delivery.created`,
+//! fan-out included.
 
-use std::cell::RefCell;
-use std::process::{Child, Command, Stdio};
-use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use awc::ws::{Frame, Message};
-use diesel::sql_types::{BigInt, Uuid as SqlUuid};
+use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use futures_util::{SinkExt, StreamExt};
 use uuid::Uuid;
 
+use super::cluster::{Server, announce, percentile, sign_in, sign_in_students};
+use super::load::{self, LoadClient, now_ms};
 use super::{BenchResult, Scratch, exec, fail, seed_students};
 use classbell::auth::jwt::JwtKeys;
 use classbell::config::Settings;
 use classbell::ids::UserId;
 use classbell::users::model::Role;
 
-/// Clients that open their websockets at once.
-const CONNECT_CONCURRENCY: usize = 200;
+/// Students in the section-sized publish.
+const SECTION: usize = 500;
 
-pub async fn push(settings: &Settings, sessions: usize) -> BenchResult<serde_json::Value> {
+pub async fn push(
+    settings: &Settings,
+    sessions: usize,
+    nodes: Option<usize>,
+) -> BenchResult<serde_json::Value> {
     let scratch = Scratch::create(&settings.database.url).await?;
-    let result = push_on(settings, &scratch, sessions.max(1)).await;
+    let result = push_on(settings, &scratch, sessions.max(1), nodes).await;
     scratch.drop_database().await?;
     result
 }
@@ -35,6 +40,7 @@ async fn push_on(
     settings: &Settings,
     scratch: &Scratch,
     sessions: usize,
+    nodes: Option<usize>,
 ) -> BenchResult<serde_json::Value> {
     let url = scratch.url();
     let mut conn = AsyncPgConnection::establish(&url).await.map_err(fail)?;
@@ -43,71 +49,117 @@ async fn push_on(
         scratch.name
     );
     let admin = seed_students(&mut conn, sessions as i64).await?;
+    let section = seed_section(&mut conn, admin, sessions).await?;
     let keys = JwtKeys::new(&settings.auth.jwt_secret, 3600);
     let students = sign_in_students(&mut conn, &keys).await?;
     let admin_token = sign_in(&mut conn, &keys, admin, Role::Admin).await?;
-    let mut rounds = Vec::new();
-    for nodes in [1, 2] {
-        let figures = round(settings, &url, &students, &admin_token, nodes).await?;
+    let mut rounds: Vec<Figures> = Vec::new();
+    for nodes in nodes.map_or(vec![1, 2], |n| vec![n.max(1)]) {
+        let figures = round(settings, &url, &students, &admin_token, nodes, section).await?;
         exec(&mut conn, "TRUNCATE deliveries").await?;
         exec(&mut conn, "DELETE FROM announcements").await?;
-        rounds.push((nodes, figures));
+        rounds.push(figures);
     }
+    print_figures(&rounds);
+    serde_json::to_value(&rounds).map_err(fail)
+}
+
+fn print_figures(rounds: &[Figures]) {
+    let single = rounds.iter().find(|f| f.nodes == 1);
     println!();
-    println!("publish → delivery.created on {sessions} websockets (fan-out included):");
     println!(
-        "  nodes   received      p50 ms      p99 ms      max ms   server memory per idle session"
+        "publish → delivery.created on {} websockets (fan-out included):",
+        rounds[0].sessions
     );
-    for (nodes, f) in &rounds {
+    println!(
+        "  nodes  connected  connect s  received  missing  dup   p50 ms   p99 ms   max ms  \
+         section p99 ms  KiB/session (per node)"
+    );
+    for f in rounds {
+        let per_node: Vec<String> = f
+            .kib_per_session_by_node
+            .iter()
+            .map(|k| format!("{k:.1}"))
+            .collect();
         println!(
-            "  {nodes:>5}   {:>8}   {:>9.0}   {:>9.0}   {:>9.0}   {:>8.1} KiB",
-            f.received, f.p50_ms, f.p99_ms, f.max_ms, f.kib_per_session
+            "  {:>5}  {:>9}  {:>9.1}  {:>8}  {:>7}  {:>3}  {:>7.0}  {:>7.0}  {:>7.0}  {:>14.0}  {:>5.1} ({})",
+            f.nodes,
+            f.connected,
+            f.connect_seconds,
+            f.received,
+            f.missing,
+            f.duplicates,
+            f.p50_ms,
+            f.p99_ms,
+            f.max_ms,
+            f.section_p99_ms,
+            f.kib_per_session,
+            per_node.join(", ")
+        );
+    }
+    let all_target = if rounds[0].sessions > 19_000 {
+        "1,500"
+    } else {
+        "150"
+    };
+    println!(
+        "  targets: all connected within 60 s; 0 missing, 0 duplicates; p99 ≤ {all_target} ms to all; \
+         section p99 ≤ 50 ms; ≤ 10 KiB per idle session"
+    );
+    if let Some(single) = single
+        && rounds.len() > 1
+    {
+        println!(
+            "  baseline for more nodes: the single node's p99 {:.0} ms, section p99 {:.0} ms, {:.1} KiB per session",
+            single.p99_ms, single.section_p99_ms, single.kib_per_session
         );
     }
     println!(
-        "  targets: p99 under 1,000 ms; under 32 KiB per idle session (resident memory of the"
+        "  (memory: the server processes' resident memory after the sessions opened, minus \
+         before, over their sessions)"
     );
-    println!("  server processes after the sessions opened, minus before, over the sessions)");
-    let figures: Vec<&Figures> = rounds.iter().map(|(_, figures)| figures).collect();
-    serde_json::to_value(figures).map_err(fail)
 }
 
-/// One auth session and access token per student, made in bulk.
-async fn sign_in_students(
+/// A published section of `SECTION` students, spread evenly over all the
+/// students (and so over every node and load client).
+async fn seed_section(
     conn: &mut AsyncPgConnection,
-    keys: &JwtKeys,
-) -> BenchResult<Vec<String>> {
-    #[derive(diesel::QueryableByName)]
-    struct Opened {
-        #[diesel(sql_type = SqlUuid)]
-        id: Uuid,
-        #[diesel(sql_type = BigInt)]
-        user_id: UserId,
-    }
-    let opened: Vec<Opened> = diesel::sql_query(
-        "INSERT INTO auth_sessions (id, user_id)
-         SELECT gen_random_uuid(), id FROM users WHERE role = 'student' ORDER BY id
-         RETURNING id, user_id",
+    teacher: UserId,
+    students: usize,
+) -> BenchResult<i64> {
+    exec(
+        conn,
+        "INSERT INTO courses (code, title) VALUES ('BENCH-101', 'Benchmarking')",
     )
-    .load(conn)
+    .await?;
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let section: Id = diesel::sql_query(
+        "INSERT INTO sections (course_id, section_code, term, teacher_id, capacity, status)
+         SELECT id, 'A', 'bench', $1, 1000, 'published' FROM courses WHERE code = 'BENCH-101'
+         RETURNING id",
+    )
+    .bind::<BigInt, _>(teacher)
+    .get_result(conn)
     .await
     .map_err(fail)?;
-    opened
-        .into_iter()
-        .map(|o| keys.issue(o.user_id, Role::Student, o.id).map_err(fail))
-        .collect()
-}
-
-async fn sign_in(
-    conn: &mut AsyncPgConnection,
-    keys: &JwtKeys,
-    user: UserId,
-    role: Role,
-) -> BenchResult<String> {
-    let (session, _) = classbell::auth::store::open_session(conn, user, chrono::Duration::hours(1))
-        .await
-        .map_err(fail)?;
-    keys.issue(user, role, session).map_err(fail)
+    let step = (students / SECTION).max(1) as i64;
+    diesel::sql_query(
+        "INSERT INTO enrollments (section_id, student_id)
+         SELECT $1, id FROM (
+             SELECT id, row_number() OVER (ORDER BY id) AS n FROM users WHERE role = 'student'
+         ) s WHERE (n - 1) % $2 = 0 LIMIT $3",
+    )
+    .bind::<BigInt, _>(section.id)
+    .bind::<BigInt, _>(step)
+    .bind::<BigInt, _>(SECTION as i64)
+    .execute(conn)
+    .await
+    .map_err(fail)?;
+    Ok(section.id)
 }
 
 /// One round's figures (the keys of `--json`).
@@ -117,79 +169,19 @@ struct Figures {
     sessions: usize,
     connected: usize,
     connect_seconds: f64,
-    /// Clients that heard the announcement (at least once).
+    /// Clients that heard the announcement to all (at least once).
     received: usize,
     missing: usize,
-    /// `delivery.created` heard more than once, over all clients.
+    /// `delivery.created` heard more than once (another delivery, or the same
+    /// one again: without a reconnect, either is a fault), over all clients.
     duplicates: usize,
     p50_ms: f64,
     p99_ms: f64,
     max_ms: f64,
+    /// Publish → receipt p99 of the section-sized publish.
+    section_p99_ms: f64,
     kib_per_session: f64,
-}
-
-/// A `classbell serve` child process.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(settings: &Settings, database_url: &str, prefix: &str) -> BenchResult<Server> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(fail)?
-            .port();
-        let files = std::env::temp_dir().join(format!("classbell-bench-{port}"));
-        let child = Command::new(std::env::current_exe().map_err(fail)?)
-            .arg("serve")
-            .env("CLASSBELL_DATABASE_URL", database_url)
-            .env("CLASSBELL_REDIS_URL", &settings.redis.url)
-            .env("CLASSBELL_REDIS_PREFIX", prefix)
-            .env("CLASSBELL_JWT_SECRET", &settings.auth.jwt_secret)
-            .env("CLASSBELL_BIND", format!("127.0.0.1:{port}"))
-            .env("CLASSBELL_MAIL_OUTBOX", &files)
-            .env("CLASSBELL_STORAGE", "local")
-            .env("CLASSBELL_STORAGE_DIR", &files)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(fail)?;
-        Ok(Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        })
-    }
-
-    async fn wait_ready(&self, client: &awc::Client) -> BenchResult<()> {
-        for _ in 0..400 {
-            if let Ok(response) = client.get(format!("{}/readyz", self.base)).send().await
-                && response.status().is_success()
-            {
-                return Ok(());
-            }
-            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-        }
-        Err(format!("{} did not become ready", self.base))
-    }
-
-    /// Resident memory in KiB, from /proc.
-    fn rss_kib(&self) -> BenchResult<f64> {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).map_err(fail)?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .ok_or_else(|| "no VmRSS in /proc".to_owned())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    kib_per_session_by_node: Vec<f64>,
 }
 
 async fn round(
@@ -198,134 +190,125 @@ async fn round(
     students: &[String],
     admin_token: &str,
     nodes: usize,
+    section: i64,
 ) -> BenchResult<Figures> {
     let prefix = format!("classbell-bench:{}:", Uuid::new_v4().simple());
     let servers: Vec<Server> = (0..nodes)
         .map(|_| Server::start(settings, database_url, &prefix))
         .collect::<BenchResult<_>>()?;
     let http = awc::Client::builder()
-        .connector(awc::Connector::new().limit(0))
-        .timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(60))
         .finish();
     for server in &servers {
         server.wait_ready(&http).await?;
     }
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
-    let before: f64 = servers
+    let before: Vec<f64> = servers
         .iter()
         .map(Server::rss_kib)
-        .sum::<BenchResult<f64>>()?;
+        .collect::<BenchResult<_>>()?;
 
-    println!("{nodes} node(s): opening {} websockets …", students.len());
-    let received: Rc<RefCell<Vec<(usize, Instant)>>> = Rc::default();
-    let mut opening = Vec::new();
-    let mut readers = Vec::new();
-    let connecting = Instant::now();
-    for (n, token) in students.iter().enumerate() {
-        let base = &servers[n % nodes].base;
-        opening.push(open(&http, base, n, token.clone(), Rc::clone(&received)));
-        if opening.len() == CONNECT_CONCURRENCY || n + 1 == students.len() {
-            for reader in futures_util::future::join_all(opening.drain(..)).await {
-                readers.push(reader?);
-            }
-        }
+    println!(
+        "{nodes} node(s): opening {} websockets from {} load-client process(es) …",
+        students.len(),
+        students.len().div_ceil(load::CLIENT_SOCKETS)
+    );
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+    let (mut clients, opened) = load::start_clients(&bases, students, false).await?;
+    if let Some(error) = &opened.first_error {
+        println!(
+            "  {} failed to open, the first with: {error}",
+            opened.failed
+        );
     }
-    let connect_seconds = connecting.elapsed().as_secs_f64();
-    let connected = readers.len();
     actix_web::rt::time::sleep(Duration::from_secs(2)).await;
-    let after: f64 = servers
+    let after: Vec<f64> = servers
         .iter()
         .map(Server::rss_kib)
-        .sum::<BenchResult<f64>>()?;
-    let kib_per_session = (after - before) / students.len() as f64;
+        .collect::<BenchResult<_>>()?;
+    let kib_per_session_by_node: Vec<f64> = before
+        .iter()
+        .zip(&after)
+        .enumerate()
+        .map(|(n, (b, a))| {
+            let held = students.len() / nodes + usize::from(n < students.len() % nodes);
+            (a - b) / held.max(1) as f64
+        })
+        .collect();
+    let kib_per_session =
+        (after.iter().sum::<f64>() - before.iter().sum::<f64>()) / students.len() as f64;
+
+    println!("{nodes} node(s): publishing to one section of {SECTION} …");
+    let audience = serde_json::json!({"kind": "section", "section_id": section});
+    let (section_times, _) = publish(
+        &http,
+        &servers,
+        admin_token,
+        audience,
+        &mut clients,
+        SECTION,
+    )
+    .await?;
+    let section_p99_ms = percentile(&section_times, 0.99);
 
     println!("{nodes} node(s): publishing to all students …");
-    let published = Instant::now();
-    let response = http
-        .post(format!("{}/api/announcements", servers[0].base))
-        .bearer_auth(admin_token)
-        .send_json(&serde_json::json!({
-            "title": "Assembly at ten",
-            "body": "Everyone to the main hall.",
-            "audience": {"kind": "all_students"}
-        }))
-        .await
-        .map_err(fail)?;
-    if response.status() != 201 {
-        return Err(format!("publishing answered {}", response.status()));
+    let audience = serde_json::json!({"kind": "all_students"});
+    let (latencies, duplicates) = publish(
+        &http,
+        &servers,
+        admin_token,
+        audience,
+        &mut clients,
+        students.len(),
+    )
+    .await?;
+    for client in clients {
+        client.quit().await;
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while received.borrow().len() < students.len() && Instant::now() < deadline {
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
-    for reader in readers {
-        reader.abort();
-    }
-    let heard = received.borrow();
-    let mut first: Vec<Option<Instant>> = vec![None; students.len()];
-    let mut duplicates = 0;
-    for &(client, at) in heard.iter() {
-        match first[client] {
-            Some(_) => duplicates += 1,
-            None => first[client] = Some(at),
-        }
-    }
-    let mut latencies: Vec<f64> = first
-        .iter()
-        .flatten()
-        .map(|at| at.duration_since(published).as_secs_f64() * 1000.0)
-        .collect();
     if latencies.is_empty() {
         return Err("no client received the announcement".into());
     }
-    latencies.sort_by(f64::total_cmp);
-    let at = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
     Ok(Figures {
         nodes,
         sessions: students.len(),
-        connected,
-        connect_seconds,
+        connected: opened.connected,
+        connect_seconds: opened.seconds,
         received: latencies.len(),
         missing: students.len() - latencies.len(),
         duplicates,
-        p50_ms: at(0.50),
-        p99_ms: at(0.99),
-        max_ms: at(1.0),
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+        max_ms: percentile(&latencies, 1.0),
+        section_p99_ms,
         kib_per_session,
+        kib_per_session_by_node,
     })
 }
 
-/// Opens one websocket, waits for `hello`, and leaves a task reading it that
-/// notes when `delivery.created` arrives (answering pings meanwhile).
-async fn open(
+/// Publishes to `audience` (through the first node) and waits up to a minute
+/// for its `expected` recipients: their publish → receipt times in ms, sorted,
+/// and the repeats heard.
+async fn publish(
     http: &awc::Client,
-    base: &str,
-    client: usize,
-    token: String,
-    received: Rc<RefCell<Vec<(usize, Instant)>>>,
-) -> BenchResult<actix_web::rt::task::JoinHandle<()>> {
-    let url = format!("{}/ws", base.replacen("http", "ws", 1));
-    let (_, mut socket) = http
-        .ws(url)
-        .bearer_auth(token)
-        .connect()
-        .await
-        .map_err(fail)?;
-    match socket.next().await {
-        Some(Ok(Frame::Text(text))) if text.starts_with(br#"{"type":"hello""#) => {}
-        other => return Err(format!("expected hello, got {other:?}")),
+    servers: &[Server],
+    admin_token: &str,
+    audience: serde_json::Value,
+    clients: &mut [LoadClient],
+    expected: usize,
+) -> BenchResult<(Vec<f64>, usize)> {
+    let published = now_ms();
+    let id = announce(http, &servers[0], admin_token, audience).await?;
+    let deadline = now_ms() + 60_000.0;
+    while load::heard(clients, id).await? < expected && now_ms() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
     }
-    Ok(actix_web::rt::spawn(async move {
-        while let Some(Ok(frame)) = socket.next().await {
-            match frame {
-                Frame::Text(text) if text.starts_with(br#"{"type":"delivery.created""#) => {
-                    received.borrow_mut().push((client, Instant::now()));
-                }
-                Frame::Ping(bytes) => {
-                    let _ = socket.send(Message::Pong(bytes)).await;
-                }
-                _ => {}
-            }
-        }
-    }))
+    let report = load::report(clients, id).await?;
+    let mut latencies: Vec<f64> = report
+        .first_ms
+        .iter()
+        .flatten()
+        .map(|at| at - published)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    Ok((latencies, report.duplicates + report.replayed))
 }

@@ -1,0 +1,476 @@
+//! `classbell bench load-client`: a process of websocket clients for the
+//! push and storm benchmarks, so that no process holds more sockets than one
+//! may open (`CLIENT_SOCKETS`) and no source address runs out of ports.
+//!
+//! The benchmark writes one JSON `Plan` line to its standard input; the
+//! process opens every socket from its own source address, says how that
+//! went, and then answers commands, one line each: `report <announcement>`
+//! (when each client first heard of it, and how many heard it again),
+//! `count <announcement>` (how many heard of it),
+//! `status` (sockets open, resumed after a drop) and `quit`. Times are wall
+//! clock milliseconds, comparable between processes on one machine.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::IpAddr;
+use std::process::Stdio;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use awc::ws::{Frame, Message};
+use futures_util::{SinkExt, StreamExt};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use super::{BenchResult, fail};
+
+/// Sockets one load-client process opens, at most: this machine caps a
+/// process at 20,000 descriptors, and one source address has ~28,000 ports.
+pub const CLIENT_SOCKETS: usize = 17_000;
+
+/// Sockets a process opens at once.
+const CONNECT_CONCURRENCY: usize = 100;
+
+/// What one load-client process is to do.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Plan {
+    /// Servers; client `i` connects to `bases[i % bases.len()]`.
+    pub bases: Vec<String>,
+    /// The local address its sockets connect from.
+    pub source: IpAddr,
+    /// One access token per client.
+    pub tokens: Vec<String>,
+    /// Reconnect after a drop, from the last cursor, with jittered backoff.
+    pub reconnect: bool,
+}
+
+/// How the connecting went.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Opened {
+    pub connected: usize,
+    pub failed: usize,
+    pub seconds: f64,
+    pub first_error: Option<String>,
+}
+
+/// When each client first heard of an announcement (`None`: never).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Report {
+    pub first_ms: Vec<Option<f64>>,
+    /// A second delivery of it to one client (another id), over all clients.
+    pub duplicates: usize,
+    /// The same delivery's creation heard again (a replay from a cursor
+    /// that had not yet passed it; a client merges it by id), over all clients.
+    pub replayed: usize,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Status {
+    pub open: usize,
+    /// Clients that said hello again after a drop.
+    pub resumed: usize,
+    pub last_resumed_ms: Option<f64>,
+}
+
+pub fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
+/// What the clients of this process heard.
+#[derive(Default)]
+struct Board {
+    cursors: Vec<Option<String>>,
+    heard: HashMap<i64, Heard>,
+    open: usize,
+    resumed: usize,
+    last_resumed_ms: Option<f64>,
+}
+
+/// What the clients heard of one announcement.
+struct Heard {
+    /// When each client first heard of it, and of which delivery.
+    first: Vec<Option<(f64, i64)>>,
+    duplicates: usize,
+    replayed: usize,
+}
+
+impl Board {
+    fn heard(&mut self, client: usize, announcement: i64, delivery: i64, at: f64) {
+        let clients = self.cursors.len();
+        let heard = self.heard.entry(announcement).or_insert_with(|| Heard {
+            first: vec![None; clients],
+            duplicates: 0,
+            replayed: 0,
+        });
+        match heard.first[client] {
+            None => heard.first[client] = Some((at, delivery)),
+            Some((_, known)) if known == delivery => heard.replayed += 1,
+            Some(_) => heard.duplicates += 1,
+        }
+    }
+
+    fn count(&self, announcement: i64) -> usize {
+        self.heard
+            .get(&announcement)
+            .map_or(0, |heard| heard.first.iter().flatten().count())
+    }
+
+    fn report(&self, announcement: i64) -> Report {
+        match self.heard.get(&announcement) {
+            None => Report {
+                first_ms: vec![None; self.cursors.len()],
+                ..Report::default()
+            },
+            Some(heard) => Report {
+                first_ms: heard.first.iter().map(|f| f.map(|(at, _)| at)).collect(),
+                duplicates: heard.duplicates,
+                replayed: heard.replayed,
+            },
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Incoming {
+    #[serde(rename = "type")]
+    kind: String,
+    cursor: Option<String>,
+    delivery: Option<IncomingDelivery>,
+}
+
+#[derive(Deserialize)]
+struct IncomingDelivery {
+    id: i64,
+    announcement: IncomingAnnouncement,
+}
+
+#[derive(Deserialize)]
+struct IncomingAnnouncement {
+    id: i64,
+}
+
+type Socket = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
+
+/// The load-client process itself (`classbell bench load-client`).
+pub async fn run_client() -> BenchResult<()> {
+    let mut input = BufReader::new(tokio::io::stdin()).lines();
+    let plan: Plan = match input.next_line().await.map_err(fail)? {
+        Some(line) => serde_json::from_str(&line).map_err(fail)?,
+        None => return Err("no plan on standard input".into()),
+    };
+    let http = awc::Client::builder()
+        .connector(
+            awc::Connector::new()
+                .local_address(plan.source)
+                .limit(0)
+                .timeout(Duration::from_secs(30)),
+        )
+        .timeout(Duration::from_secs(60))
+        .finish();
+    let plan = Rc::new(plan);
+    let board: Rc<RefCell<Board>> = Rc::new(RefCell::new(Board {
+        cursors: vec![None; plan.tokens.len()],
+        ..Board::default()
+    }));
+    let started = Instant::now();
+    let mut opened = Opened {
+        connected: 0,
+        failed: 0,
+        seconds: 0.0,
+        first_error: None,
+    };
+    let mut readers = Vec::new();
+    let mut batch = Vec::new();
+    for client in 0..plan.tokens.len() {
+        batch.push(connect(&http, &plan, &board, client));
+        if batch.len() == CONNECT_CONCURRENCY || client + 1 == plan.tokens.len() {
+            for (client, result) in futures_util::future::join_all(batch.drain(..)).await {
+                match result {
+                    Ok(socket) => {
+                        opened.connected += 1;
+                        let reader = read(
+                            http.clone(),
+                            Rc::clone(&plan),
+                            Rc::clone(&board),
+                            client,
+                            socket,
+                        );
+                        readers.push(actix_web::rt::spawn(reader));
+                    }
+                    Err(error) => {
+                        opened.failed += 1;
+                        opened.first_error.get_or_insert(error);
+                    }
+                }
+            }
+        }
+    }
+    opened.seconds = started.elapsed().as_secs_f64();
+    say(&opened)?;
+    while let Some(line) = input.next_line().await.map_err(fail)? {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("report"), Some(id)) => {
+                let id: i64 = id.parse().map_err(fail)?;
+                say(&board.borrow().report(id))?;
+            }
+            (Some("count"), Some(id)) => {
+                let id: i64 = id.parse().map_err(fail)?;
+                say(&board.borrow().count(id))?;
+            }
+            (Some("status"), _) => {
+                let board = board.borrow();
+                say(&Status {
+                    open: board.open,
+                    resumed: board.resumed,
+                    last_resumed_ms: board.last_resumed_ms,
+                })?;
+            }
+            (Some("quit"), _) | (None, _) => break,
+            _ => return Err(format!("unknown command {line:?}")),
+        }
+    }
+    for reader in readers {
+        reader.abort();
+    }
+    Ok(())
+}
+
+fn say(value: &impl Serialize) -> BenchResult<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value).map_err(fail)?;
+    out.write_all(b"\n").map_err(fail)?;
+    out.flush().map_err(fail)
+}
+
+/// Opens client `client`'s websocket (from its cursor, if it has one) and
+/// waits for `hello`.
+async fn connect(
+    http: &awc::Client,
+    plan: &Plan,
+    board: &RefCell<Board>,
+    client: usize,
+) -> (usize, Result<Socket, String>) {
+    let base = &plan.bases[client % plan.bases.len()];
+    let mut url = format!("{}/ws", base.replacen("http", "ws", 1));
+    if let Some(cursor) = &board.borrow().cursors[client] {
+        url = format!("{url}?since={cursor}");
+    }
+    let result = async {
+        let (_, mut socket) = http
+            .ws(url)
+            .bearer_auth(&plan.tokens[client])
+            .connect()
+            .await
+            .map_err(fail)?;
+        match socket.next().await {
+            Some(Ok(Frame::Text(text))) if text.starts_with(br#"{"type":"hello""#) => {
+                note(board, client, &text);
+                board.borrow_mut().open += 1;
+                Ok(socket)
+            }
+            other => Err(format!("expected hello, got {other:?}")),
+        }
+    };
+    (client, result.await)
+}
+
+/// Notes what a text frame says: its cursor, and a new item's announcement.
+fn note(board: &RefCell<Board>, client: usize, text: &[u8]) {
+    let at = now_ms();
+    let Ok(message) = serde_json::from_slice::<Incoming>(text) else {
+        return;
+    };
+    let mut board = board.borrow_mut();
+    if let Some(cursor) = message.cursor {
+        board.cursors[client] = Some(cursor);
+    }
+    if message.kind == "delivery.created"
+        && let Some(delivery) = message.delivery
+    {
+        board.heard(client, delivery.announcement.id, delivery.id, at);
+    }
+}
+
+/// A reader for one client: notes every frame, answers pings and, when the
+/// plan says so, reconnects after a drop (jittered exponential backoff, so
+/// that clients dropped together do not return together).
+async fn read(
+    http: awc::Client,
+    plan: Rc<Plan>,
+    board: Rc<RefCell<Board>>,
+    client: usize,
+    mut socket: Socket,
+) {
+    loop {
+        while let Some(Ok(frame)) = socket.next().await {
+            match frame {
+                Frame::Text(text) => note(&board, client, &text),
+                Frame::Ping(bytes) => {
+                    let _ = socket.send(Message::Pong(bytes)).await;
+                }
+                Frame::Close(_) => break,
+                _ => {}
+            }
+        }
+        board.borrow_mut().open -= 1;
+        if !plan.reconnect {
+            return;
+        }
+        let mut attempt = 0;
+        socket = loop {
+            let ceiling = (250.0 * 2f64.powi(attempt)).min(5_000.0);
+            let wait = rand::rng().random_range(ceiling * 0.5..ceiling * 1.5);
+            actix_web::rt::time::sleep(Duration::from_millis(wait as u64)).await;
+            attempt = (attempt + 1).min(5);
+            if let (_, Ok(socket)) = connect(&http, &plan, &board, client).await {
+                let mut board = board.borrow_mut();
+                board.resumed += 1;
+                board.last_resumed_ms = Some(now_ms());
+                break socket;
+            }
+        };
+    }
+}
+
+/// One load-client process, seen from the benchmark.
+pub struct LoadClient {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl LoadClient {
+    /// Starts a process and hands it its plan.
+    pub async fn start(plan: &Plan) -> BenchResult<LoadClient> {
+        let mut child = Command::new(std::env::current_exe().map_err(fail)?)
+            .args(["bench", "load-client"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(fail)?;
+        let mut stdin = child.stdin.take().ok_or("no stdin")?;
+        let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+        let mut line = serde_json::to_vec(plan).map_err(fail)?;
+        line.push(b'\n');
+        stdin.write_all(&line).await.map_err(fail)?;
+        stdin.flush().await.map_err(fail)?;
+        Ok(LoadClient {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    /// Its next line, as `T`.
+    pub async fn answer<T: serde::de::DeserializeOwned>(&mut self) -> BenchResult<T> {
+        match self.stdout.next_line().await.map_err(fail)? {
+            Some(line) => serde_json::from_str(&line).map_err(fail),
+            None => Err("a load client ended early".into()),
+        }
+    }
+
+    pub async fn ask<T: serde::de::DeserializeOwned>(&mut self, command: &str) -> BenchResult<T> {
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .map_err(fail)?;
+        self.stdin.flush().await.map_err(fail)?;
+        self.answer().await
+    }
+
+    pub async fn quit(mut self) {
+        let _ = self.stdin.write_all(b"quit\n").await;
+        let _ = self.child.wait().await;
+    }
+}
+
+/// Splits `tokens` over processes of at most `CLIENT_SOCKETS`, each from a
+/// source address of its own (127.0.0.2, .3, …), and waits until each has
+/// opened its sockets. The clients of process `p` are `tokens[p * size..]`.
+pub async fn start_clients(
+    bases: &[String],
+    tokens: &[String],
+    reconnect: bool,
+) -> BenchResult<(Vec<LoadClient>, Opened)> {
+    let processes = tokens.len().div_ceil(CLIENT_SOCKETS).max(1);
+    let size = tokens.len().div_ceil(processes);
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for (p, share) in tokens.chunks(size.max(1)).enumerate() {
+        // Each process spreads its clients over all servers, shifted so the
+        // processes together split every server's load evenly.
+        let mut own = bases.to_vec();
+        own.rotate_left((p * size) % bases.len());
+        let plan = Plan {
+            bases: own,
+            source: IpAddr::from([127, 0, 0, 2 + p as u8]),
+            tokens: share.to_vec(),
+            reconnect,
+        };
+        clients.push(LoadClient::start(&plan).await?);
+    }
+    let mut total = Opened {
+        connected: 0,
+        failed: 0,
+        seconds: 0.0,
+        first_error: None,
+    };
+    for client in &mut clients {
+        let opened: Opened = client.answer().await?;
+        total.connected += opened.connected;
+        total.failed += opened.failed;
+        if total.first_error.is_none() {
+            total.first_error = opened.first_error;
+        }
+    }
+    total.seconds = started.elapsed().as_secs_f64();
+    Ok((clients, total))
+}
+
+/// Every client's first hearing of `announcement`, in token order, and the
+/// repeats, over all processes.
+pub async fn report(clients: &mut [LoadClient], announcement: i64) -> BenchResult<Report> {
+    let mut all = Report::default();
+    for client in clients {
+        let report: Report = client.ask(&format!("report {announcement}")).await?;
+        all.first_ms.extend(report.first_ms);
+        all.duplicates += report.duplicates;
+        all.replayed += report.replayed;
+    }
+    Ok(all)
+}
+
+/// Clients that heard of `announcement`, over all processes.
+pub async fn heard(clients: &mut [LoadClient], announcement: i64) -> BenchResult<usize> {
+    let mut heard = 0;
+    for client in clients {
+        heard += client
+            .ask::<usize>(&format!("count {announcement}"))
+            .await?;
+    }
+    Ok(heard)
+}
+
+/// Sockets open and clients resumed, over all processes.
+pub async fn status(clients: &mut [LoadClient]) -> BenchResult<Status> {
+    let mut all = Status::default();
+    for client in clients {
+        let status: Status = client.ask("status").await?;
+        all.open += status.open;
+        all.resumed += status.resumed;
+        all.last_resumed_ms = match (all.last_resumed_ms, status.last_resumed_ms) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(all)
+}
