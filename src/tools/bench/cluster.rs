@@ -1,13 +1,18 @@
-//! What the websocket benchmarks share: `classbell serve` nodes as child
-//! processes, students signed in in bulk, and publishing over HTTP.
+//! What the websocket benchmarks share: `classbell serve` nodes and load
+//! clients as child processes, students signed in in bulk, and publishing
+//! over HTTP.
 
+use std::net::IpAddr;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::sql_types::{BigInt, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{ChildStdin, ChildStdout};
 use uuid::Uuid;
 
+use super::load::{CLIENT_SOCKETS, Opened, Plan, Report, Status};
 use super::{BenchResult, fail};
 use classbell::auth::jwt::JwtKeys;
 use classbell::config::Settings;
@@ -169,4 +174,140 @@ pub fn percentile(values: &[f64], share: f64) -> f64 {
         return 0.0;
     }
     values[((values.len() - 1) as f64 * share).round() as usize]
+}
+
+/// One load-client process, seen from the benchmark.
+pub struct LoadClient {
+    child: tokio::process::Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl LoadClient {
+    /// Starts a process and hands it its plan.
+    pub async fn start(plan: &Plan) -> BenchResult<LoadClient> {
+        let mut child = tokio::process::Command::new(std::env::current_exe().map_err(fail)?)
+            .args(["bench", "load-client"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(fail)?;
+        let mut stdin = child.stdin.take().ok_or("no stdin")?;
+        let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+        let mut line = serde_json::to_vec(plan).map_err(fail)?;
+        line.push(b'\n');
+        stdin.write_all(&line).await.map_err(fail)?;
+        stdin.flush().await.map_err(fail)?;
+        Ok(LoadClient {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    /// Its next line, as `T`.
+    pub async fn answer<T: serde::de::DeserializeOwned>(&mut self) -> BenchResult<T> {
+        match self.stdout.next_line().await.map_err(fail)? {
+            Some(line) => serde_json::from_str(&line).map_err(fail),
+            None => Err("a load client ended early".into()),
+        }
+    }
+
+    pub async fn ask<T: serde::de::DeserializeOwned>(&mut self, command: &str) -> BenchResult<T> {
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .map_err(fail)?;
+        self.stdin.flush().await.map_err(fail)?;
+        self.answer().await
+    }
+
+    pub async fn quit(mut self) {
+        let _ = self.stdin.write_all(b"quit\n").await;
+        let _ = self.child.wait().await;
+    }
+}
+
+/// Splits `tokens` over processes of at most `CLIENT_SOCKETS`, each from a
+/// source address of its own (127.0.0.2, .3, …), and waits until each has
+/// opened its sockets. The clients of process `p` are `tokens[p * size..]`.
+pub async fn start_clients(
+    bases: &[String],
+    tokens: &[String],
+    reconnect: bool,
+) -> BenchResult<(Vec<LoadClient>, Opened)> {
+    let processes = tokens.len().div_ceil(CLIENT_SOCKETS).max(1);
+    let size = tokens.len().div_ceil(processes);
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for (p, share) in tokens.chunks(size.max(1)).enumerate() {
+        // Each process spreads its clients over all servers, shifted so the
+        // processes together split every server's load evenly.
+        let mut own = bases.to_vec();
+        own.rotate_left((p * size) % bases.len());
+        let plan = Plan {
+            bases: own,
+            source: IpAddr::from([127, 0, 0, 2 + p as u8]),
+            tokens: share.to_vec(),
+            reconnect,
+        };
+        clients.push(LoadClient::start(&plan).await?);
+    }
+    let mut total = Opened {
+        connected: 0,
+        failed: 0,
+        seconds: 0.0,
+        first_error: None,
+    };
+    for client in &mut clients {
+        let opened: Opened = client.answer().await?;
+        total.connected += opened.connected;
+        total.failed += opened.failed;
+        if total.first_error.is_none() {
+            total.first_error = opened.first_error;
+        }
+    }
+    total.seconds = started.elapsed().as_secs_f64();
+    Ok((clients, total))
+}
+
+/// Every client's first hearing of `announcement`, in token order, and the
+/// repeats, over all processes.
+pub async fn report(clients: &mut [LoadClient], announcement: i64) -> BenchResult<Report> {
+    let mut all = Report::default();
+    for client in clients {
+        let report: Report = client.ask(&format!("report {announcement}")).await?;
+        all.first_ms.extend(report.first_ms);
+        all.duplicates += report.duplicates;
+        all.replayed += report.replayed;
+    }
+    Ok(all)
+}
+
+/// Clients that heard of `announcement`, over all processes.
+pub async fn heard(clients: &mut [LoadClient], announcement: i64) -> BenchResult<usize> {
+    let mut heard = 0;
+    for client in clients {
+        heard += client
+            .ask::<usize>(&format!("count {announcement}"))
+            .await?;
+    }
+    Ok(heard)
+}
+
+/// Sockets open and clients resumed, over all processes.
+pub async fn status(clients: &mut [LoadClient]) -> BenchResult<Status> {
+    let mut all = Status::default();
+    for client in clients {
+        let status: Status = client.ask("status").await?;
+        all.open += status.open;
+        all.resumed += status.resumed;
+        all.last_resumed_ms = match (all.last_resumed_ms, status.last_resumed_ms) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(all)
 }

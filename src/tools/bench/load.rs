@@ -14,7 +14,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::IpAddr;
-use std::process::Stdio;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -22,8 +21,7 @@ use awc::ws::{Frame, Message};
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::{BenchResult, fail};
 
@@ -337,140 +335,4 @@ async fn read(
             }
         };
     }
-}
-
-/// One load-client process, seen from the benchmark.
-pub struct LoadClient {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: Lines<BufReader<ChildStdout>>,
-}
-
-impl LoadClient {
-    /// Starts a process and hands it its plan.
-    pub async fn start(plan: &Plan) -> BenchResult<LoadClient> {
-        let mut child = Command::new(std::env::current_exe().map_err(fail)?)
-            .args(["bench", "load-client"])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(fail)?;
-        let mut stdin = child.stdin.take().ok_or("no stdin")?;
-        let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
-        let mut line = serde_json::to_vec(plan).map_err(fail)?;
-        line.push(b'\n');
-        stdin.write_all(&line).await.map_err(fail)?;
-        stdin.flush().await.map_err(fail)?;
-        Ok(LoadClient {
-            child,
-            stdin,
-            stdout,
-        })
-    }
-
-    /// Its next line, as `T`.
-    pub async fn answer<T: serde::de::DeserializeOwned>(&mut self) -> BenchResult<T> {
-        match self.stdout.next_line().await.map_err(fail)? {
-            Some(line) => serde_json::from_str(&line).map_err(fail),
-            None => Err("a load client ended early".into()),
-        }
-    }
-
-    pub async fn ask<T: serde::de::DeserializeOwned>(&mut self, command: &str) -> BenchResult<T> {
-        self.stdin
-            .write_all(format!("{command}\n").as_bytes())
-            .await
-            .map_err(fail)?;
-        self.stdin.flush().await.map_err(fail)?;
-        self.answer().await
-    }
-
-    pub async fn quit(mut self) {
-        let _ = self.stdin.write_all(b"quit\n").await;
-        let _ = self.child.wait().await;
-    }
-}
-
-/// Splits `tokens` over processes of at most `CLIENT_SOCKETS`, each from a
-/// source address of its own (127.0.0.2, .3, …), and waits until each has
-/// opened its sockets. The clients of process `p` are `tokens[p * size..]`.
-pub async fn start_clients(
-    bases: &[String],
-    tokens: &[String],
-    reconnect: bool,
-) -> BenchResult<(Vec<LoadClient>, Opened)> {
-    let processes = tokens.len().div_ceil(CLIENT_SOCKETS).max(1);
-    let size = tokens.len().div_ceil(processes);
-    let started = Instant::now();
-    let mut clients = Vec::new();
-    for (p, share) in tokens.chunks(size.max(1)).enumerate() {
-        // Each process spreads its clients over all servers, shifted so the
-        // processes together split every server's load evenly.
-        let mut own = bases.to_vec();
-        own.rotate_left((p * size) % bases.len());
-        let plan = Plan {
-            bases: own,
-            source: IpAddr::from([127, 0, 0, 2 + p as u8]),
-            tokens: share.to_vec(),
-            reconnect,
-        };
-        clients.push(LoadClient::start(&plan).await?);
-    }
-    let mut total = Opened {
-        connected: 0,
-        failed: 0,
-        seconds: 0.0,
-        first_error: None,
-    };
-    for client in &mut clients {
-        let opened: Opened = client.answer().await?;
-        total.connected += opened.connected;
-        total.failed += opened.failed;
-        if total.first_error.is_none() {
-            total.first_error = opened.first_error;
-        }
-    }
-    total.seconds = started.elapsed().as_secs_f64();
-    Ok((clients, total))
-}
-
-/// Every client's first hearing of `announcement`, in token order, and the
-/// repeats, over all processes.
-pub async fn report(clients: &mut [LoadClient], announcement: i64) -> BenchResult<Report> {
-    let mut all = Report::default();
-    for client in clients {
-        let report: Report = client.ask(&format!("report {announcement}")).await?;
-        all.first_ms.extend(report.first_ms);
-        all.duplicates += report.duplicates;
-        all.replayed += report.replayed;
-    }
-    Ok(all)
-}
-
-/// Clients that heard of `announcement`, over all processes.
-pub async fn heard(clients: &mut [LoadClient], announcement: i64) -> BenchResult<usize> {
-    let mut heard = 0;
-    for client in clients {
-        heard += client
-            .ask::<usize>(&format!("count {announcement}"))
-            .await?;
-    }
-    Ok(heard)
-}
-
-/// Sockets open and clients resumed, over all processes.
-pub async fn status(clients: &mut [LoadClient]) -> BenchResult<Status> {
-    let mut all = Status::default();
-    for client in clients {
-        let status: Status = client.ask("status").await?;
-        all.open += status.open;
-        all.resumed += status.resumed;
-        all.last_resumed_ms = match (all.last_resumed_ms, status.last_resumed_ms) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-    }
-    Ok(all)
 }

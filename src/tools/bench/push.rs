@@ -14,8 +14,8 @@ use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::cluster::{Server, announce, percentile, sign_in, sign_in_students};
-use super::load::{self, LoadClient, now_ms};
+use super::cluster::{self, LoadClient, Server, announce, percentile, sign_in, sign_in_students};
+use super::load::{self, now_ms};
 use super::{BenchResult, Scratch, exec, fail, seed_students};
 use classbell::auth::jwt::JwtKeys;
 use classbell::config::Settings;
@@ -214,7 +214,7 @@ async fn round(
         students.len().div_ceil(load::CLIENT_SOCKETS)
     );
     let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
-    let (mut clients, opened) = load::start_clients(&bases, students, false).await?;
+    let (mut clients, opened) = cluster::start_clients(&bases, students, false).await?;
     if let Some(error) = &opened.first_error {
         println!(
             "  {} failed to open, the first with: {error}",
@@ -299,10 +299,10 @@ async fn publish(
     let published = now_ms();
     let id = announce(http, &servers[0], admin_token, audience).await?;
     let deadline = now_ms() + 60_000.0;
-    while load::heard(clients, id).await? < expected && now_ms() < deadline {
+    while cluster::heard(clients, id).await? < expected && now_ms() < deadline {
         actix_web::rt::time::sleep(Duration::from_millis(200)).await;
     }
-    let report = load::report(clients, id).await?;
+    let report = cluster::report(clients, id).await?;
     let mut latencies: Vec<f64> = report
         .first_ms
         .iter()

@@ -12,8 +12,8 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::cluster::{Server, announce, sign_in, sign_in_students};
-use super::load::{self, LoadClient, now_ms};
+use super::cluster::{self, LoadClient, Server, announce, sign_in, sign_in_students};
+use super::load::now_ms;
 use super::{BenchResult, Scratch, fail, seed_students};
 use classbell::auth::jwt::JwtKeys;
 use classbell::config::Settings;
@@ -74,7 +74,7 @@ async fn storm_on(
     desk.wait_ready(&http).await?;
     println!("opening {sessions} websockets to one node …");
     let (mut clients, opened) =
-        load::start_clients(std::slice::from_ref(&node.base), &students, true).await?;
+        cluster::start_clients(std::slice::from_ref(&node.base), &students, true).await?;
     println!(
         "  {} open in {:.1} s ({} failed)",
         opened.connected, opened.seconds, opened.failed
@@ -93,20 +93,20 @@ async fn storm_on(
     let back = now_ms();
     println!("the node is back; waiting for every client …");
     let deadline = back + LIMIT.as_secs_f64() * 1000.0;
-    let mut status = load::status(&mut clients).await?;
+    let mut status = cluster::status(&mut clients).await?;
     while (status.resumed < opened.connected
-        || load::heard(&mut clients, during).await? < opened.connected)
+        || cluster::heard(&mut clients, during).await? < opened.connected)
         && now_ms() < deadline
     {
         actix_web::rt::time::sleep(Duration::from_millis(250)).await;
-        status = load::status(&mut clients).await?;
+        status = cluster::status(&mut clients).await?;
     }
     let mut missing = 0;
     let mut duplicates = 0;
     let mut replayed = 0;
     let mut last_heard = back;
     for announcement in [before, during] {
-        let report = load::report(&mut clients, announcement).await?;
+        let report = cluster::report(&mut clients, announcement).await?;
         missing += report.first_ms.iter().filter(|t| t.is_none()).count();
         duplicates += report.duplicates;
         replayed += report.replayed;
@@ -157,7 +157,7 @@ async fn wait_heard(
     limit: Duration,
 ) -> BenchResult<()> {
     let deadline = now_ms() + limit.as_secs_f64() * 1000.0;
-    while load::heard(clients, announcement).await? < expected {
+    while cluster::heard(clients, announcement).await? < expected {
         if now_ms() > deadline {
             return Err(format!(
                 "announcement {announcement} did not reach every client"
