@@ -13,14 +13,38 @@ use tokio::process::{ChildStdin, ChildStdout};
 use uuid::Uuid;
 
 use super::load::{CLIENT_SOCKETS, Opened, Plan, Report, Status};
-use super::{BenchResult, fail};
+use super::{BenchResult, fail, seed_students};
 use classbell::auth::jwt::JwtKeys;
 use classbell::config::Settings;
 use classbell::ids::UserId;
 use classbell::users::model::Role;
 
+/// Who the websocket benchmarks sign in as.
+pub struct SignedIn {
+    pub admin: UserId,
+    pub admin_token: String,
+    /// One access token per student, in id order.
+    pub students: Vec<String>,
+}
+
+/// Seeds `sessions` students and an admin, and signs them all in.
+pub async fn seed_signed_in(
+    conn: &mut AsyncPgConnection,
+    settings: &Settings,
+    sessions: usize,
+) -> BenchResult<SignedIn> {
+    println!("seeding {sessions} signed-in students …");
+    let admin = seed_students(conn, sessions as i64).await?;
+    let keys = JwtKeys::new(&settings.auth.jwt_secret, 3600);
+    Ok(SignedIn {
+        admin,
+        admin_token: sign_in(conn, &keys, admin, Role::Admin).await?,
+        students: sign_in_students(conn, &keys).await?,
+    })
+}
+
 /// One auth session and access token per student, made in bulk.
-pub async fn sign_in_students(
+async fn sign_in_students(
     conn: &mut AsyncPgConnection,
     keys: &JwtKeys,
 ) -> BenchResult<Vec<String>> {
@@ -45,7 +69,7 @@ pub async fn sign_in_students(
         .collect()
 }
 
-pub async fn sign_in(
+async fn sign_in(
     conn: &mut AsyncPgConnection,
     keys: &JwtKeys,
     user: UserId,

@@ -14,13 +14,11 @@ use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::cluster::{self, LoadClient, Server, announce, percentile, sign_in, sign_in_students};
+use super::cluster::{self, LoadClient, Server, SignedIn, announce, percentile, seed_signed_in};
 use super::load::{self, now_ms};
-use super::{BenchResult, Scratch, exec, fail, seed_students};
-use classbell::auth::jwt::JwtKeys;
+use super::{BenchResult, Scratch, exec, fail};
 use classbell::config::Settings;
 use classbell::ids::UserId;
-use classbell::users::model::Role;
 
 /// Students in the section-sized publish.
 const SECTION: usize = 500;
@@ -44,15 +42,12 @@ async fn push_on(
 ) -> BenchResult<serde_json::Value> {
     let url = scratch.url();
     let mut conn = AsyncPgConnection::establish(&url).await.map_err(fail)?;
-    println!(
-        "seeding {sessions} signed-in students in {} …",
-        scratch.name
-    );
-    let admin = seed_students(&mut conn, sessions as i64).await?;
+    let SignedIn {
+        admin,
+        admin_token,
+        students,
+    } = seed_signed_in(&mut conn, settings, sessions).await?;
     let section = seed_section(&mut conn, admin, sessions).await?;
-    let keys = JwtKeys::new(&settings.auth.jwt_secret, 3600);
-    let students = sign_in_students(&mut conn, &keys).await?;
-    let admin_token = sign_in(&mut conn, &keys, admin, Role::Admin).await?;
     let mut rounds: Vec<Figures> = Vec::new();
     for nodes in nodes.map_or(vec![1, 2], |n| vec![n.max(1)]) {
         let figures = round(settings, &url, &students, &admin_token, nodes, section).await?;

@@ -12,12 +12,10 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::cluster::{self, LoadClient, Server, announce, sign_in, sign_in_students};
+use super::cluster::{self, LoadClient, Server, SignedIn, announce, seed_signed_in};
 use super::load::now_ms;
-use super::{BenchResult, Scratch, fail, seed_students};
-use classbell::auth::jwt::JwtKeys;
+use super::{BenchResult, Scratch, fail};
 use classbell::config::Settings;
-use classbell::users::model::Role;
 
 /// How long the node stays away.
 const AWAY: Duration = Duration::from_secs(3);
@@ -54,14 +52,11 @@ async fn storm_on(
 ) -> BenchResult<serde_json::Value> {
     let url = scratch.url();
     let mut conn = AsyncPgConnection::establish(&url).await.map_err(fail)?;
-    println!(
-        "seeding {sessions} signed-in students in {} …",
-        scratch.name
-    );
-    let admin = seed_students(&mut conn, sessions as i64).await?;
-    let keys = JwtKeys::new(&settings.auth.jwt_secret, 3600);
-    let students = sign_in_students(&mut conn, &keys).await?;
-    let admin_token = sign_in(&mut conn, &keys, admin, Role::Admin).await?;
+    let SignedIn {
+        admin_token,
+        students,
+        ..
+    } = seed_signed_in(&mut conn, settings, sessions).await?;
     drop(conn);
 
     let prefix = format!("classbell-bench:{}:", Uuid::new_v4().simple());
