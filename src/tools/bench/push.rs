@@ -92,7 +92,7 @@ fn print_figures(rounds: &[Figures]) {
             per_node.join(", ")
         );
     }
-    let all_target = if rounds[0].sessions > 19_000 {
+    let all_target = if rounds[0].sessions > 10_000 {
         "1,500"
     } else {
         "150"
