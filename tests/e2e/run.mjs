@@ -44,11 +44,18 @@ function step(text) {
 }
 
 async function call(method, path, token, body) {
-  const response = await fetch(`${BASE}${path}`, {
+  const send = () => fetch(`${BASE}${path}`, {
     method,
     headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { "content-type": "application/json" } : {}) },
     body: body ? JSON.stringify(body) : undefined,
   });
+  let response = await send();
+  // A busy server answers 503 with Retry-After (e.g. every hasher taken by
+  // sign-ins at once); a careful client waits as told and tries again.
+  for (let tries = 0; response.status === 503 && response.headers.has("retry-after") && tries < 5; tries++) {
+    await new Promise((done) => setTimeout(done, 1000 * Number(response.headers.get("retry-after") || 1)));
+    response = await send();
+  }
   const text = await response.text();
   if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
   return text ? JSON.parse(text) : null;
