@@ -82,9 +82,16 @@ enum Bench {
         /// Rounds; medians are reported.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// Publish through a node on which this many students hold
+        /// websockets and keep hearing their section's announcements.
+        #[arg(long, default_value_t = 0)]
+        live: usize,
     },
-    /// Concurrent acknowledgments over HTTP.
+    /// Concurrent acknowledgments over HTTP, or with `--ws` over websockets.
     Acks {
+        /// Over each client's websocket instead of HTTP.
+        #[arg(long)]
+        ws: bool,
         #[arg(long, default_value_t = 64)]
         clients: usize,
         #[arg(long, default_value_t = 300)]
@@ -207,13 +214,23 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Bench(BenchArgs { json, which }) => {
             let figures = actix_web::rt::System::new().block_on(async move {
                 match which {
-                    Bench::Fanout { students, rounds } => {
-                        bench::fanout(&settings, students, rounds).await
-                    }
+                    Bench::Fanout {
+                        students,
+                        rounds,
+                        live,
+                    } => bench::fanout(&settings, students, rounds, live).await,
                     Bench::Acks {
+                        ws,
                         clients,
                         per_client,
-                    } => bench::acks(&settings, clients, per_client).await,
+                    } => {
+                        let transport = if ws {
+                            bench::Transport::Ws
+                        } else {
+                            bench::Transport::Http
+                        };
+                        bench::acks(&settings, transport, clients, per_client).await
+                    }
                     Bench::Push { sessions, nodes } => {
                         bench::push(&settings, sessions, nodes).await
                     }

@@ -11,6 +11,7 @@ mod databases;
 mod deadlines;
 mod errors;
 mod helpers;
+mod inboxes;
 mod jobs;
 mod layers;
 mod locales;

@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::rules::{Live, Unread};
+use crate::announcements::model::AnnouncementStatus;
 use crate::db::schema::{announcements, deliveries, users};
 use crate::deliveries::model::{DeliveryState, InboxAnnouncement, InboxItem};
 use crate::error::AppError;
@@ -119,7 +120,10 @@ pub async fn inbox(
         }
         query
     };
-    let total = filtered().count().get_result(conn).await?;
+    let total = match state {
+        None => live_total(conn, user).await?,
+        Some(_) => filtered().count().get_result(conn).await?,
+    };
     let rows: Vec<InboxRow> = filtered()
         .select(INBOX_COLUMNS)
         .order(deliveries::id.desc())
@@ -128,6 +132,29 @@ pub async fn inbox(
         .load(conn)
         .await?;
     Ok((rows.into_iter().map(inbox_item).collect(), total))
+}
+
+/// How many live deliveries `user` has: those not retracted, less those of
+/// withdrawn announcements. Counted that way it walks only the inbox index
+/// (`deliveries_user_kept_idx`) and the few withdrawn announcements, where
+/// the `Live` join would fetch every announcement the student ever had.
+async fn live_total(conn: &mut AsyncPgConnection, user: UserId) -> Result<i64, AppError> {
+    #[derive(QueryableByName)]
+    struct Total {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        total: i64,
+    }
+    let row: Total = diesel::sql_query(
+        "SELECT (SELECT count(*) FROM deliveries WHERE user_id = $1 AND retracted_at IS NULL)
+              - (SELECT count(*) FROM announcements
+                   JOIN deliveries ON deliveries.announcement_id = announcements.id
+                  WHERE announcements.status = 'withdrawn' AND deliveries.user_id = $1
+                    AND deliveries.retracted_at IS NULL) AS total",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(user)
+    .get_result(conn)
+    .await?;
+    Ok(row.total)
 }
 
 /// `user`'s unread deliveries.
@@ -207,6 +234,8 @@ pub async fn withdrawn_since(
     Ok(announcements::table
         .inner_join(deliveries::table.on(deliveries::announcement_id.eq(announcements::id)))
         .filter(deliveries::user_id.eq(user))
+        // Implied by a withdrawn_tx; said so `announcements_withdrawn_idx` serves it.
+        .filter(announcements::status.eq(AnnouncementStatus::Withdrawn))
         .filter(announcements::withdrawn_tx.ge(since))
         .select((announcements::id, announcements::withdrawn_tx))
         .order((announcements::withdrawn_tx, announcements::id))

@@ -1,6 +1,9 @@
 //! `classbell bench acks`: acknowledgments over HTTP against the real server.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use awc::ws::{Frame, Message};
+use futures_util::{SinkExt, StreamExt};
 
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -14,12 +17,65 @@ use classbell::ids::UserId;
 use classbell::startup::Application;
 use classbell::users::model::Role;
 
-/// Acknowledgments over HTTP: `clients` concurrent clients, each a student
-/// acknowledging `per_client` deliveries one request at a time, against the
-/// real server (started in this process on a free port).
-pub async fn acks(settings: &Settings, clients: usize, per_client: usize) -> BenchResult<Value> {
+/// How the clients acknowledge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `POST /api/deliveries/{id}/ack`, one request at a time.
+    Http,
+    /// `{"type":"ack"}` on the client's websocket, the next one sent when
+    /// the server confirms the last (`delivery.updated`, acknowledged).
+    Ws,
+}
+
+impl Transport {
+    fn key(self) -> &'static str {
+        match self {
+            Transport::Http => "http",
+            Transport::Ws => "ws",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Transport::Http => "HTTP",
+            Transport::Ws => "websockets",
+        }
+    }
+
+    fn target_per_second(self) -> &'static str {
+        match self {
+            Transport::Http => "12,000",
+            Transport::Ws => "25,000",
+        }
+    }
+
+    fn target_p99(self) -> &'static str {
+        match self {
+            Transport::Http => "",
+            Transport::Ws => "(target: at most 25 ms)",
+        }
+    }
+}
+
+/// Acknowledgments: `clients` concurrent clients, each a student
+/// acknowledging `per_client` deliveries one at a time (each durable before
+/// it is confirmed), against the real server (started in this process on a
+/// free port).
+pub async fn acks(
+    settings: &Settings,
+    transport: Transport,
+    clients: usize,
+    per_client: usize,
+) -> BenchResult<Value> {
     let scratch = Scratch::create(&settings.database.url).await?;
-    let result = acks_on(settings, &scratch, clients.max(1), per_client.max(1)).await;
+    let result = acks_on(
+        settings,
+        &scratch,
+        transport,
+        clients.max(1),
+        per_client.max(1),
+    )
+    .await;
     scratch.drop_database().await?;
     result
 }
@@ -27,6 +83,7 @@ pub async fn acks(settings: &Settings, clients: usize, per_client: usize) -> Ben
 async fn acks_on(
     settings: &Settings,
     scratch: &Scratch,
+    transport: Transport,
     clients: usize,
     per_client: usize,
 ) -> BenchResult<Value> {
@@ -84,58 +141,20 @@ async fn acks_on(
         work.push((token, chunk.iter().map(|d| d.id).collect()));
     }
     let total: usize = work.iter().map(|(_, ids)| ids.len()).sum();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients)
-        .build()
-        .map_err(fail)?;
-    let base_url = base.clone();
-
-    println!("{clients} clients acknowledging {total} deliveries over HTTP at {base_url} …");
-    // The clients get threads of their own, as real browsers would be: on the
-    // server's main thread they would compete with the actors they measure.
-    let started = Instant::now();
-    let clients_thread = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(fail)?;
-        runtime.block_on(async move {
-            let tasks: Vec<_> = work
-                .into_iter()
-                .map(|(token, ids)| {
-                    let (client, base) = (client.clone(), base.clone());
-                    tokio::spawn(async move {
-                        let mut latencies = Vec::with_capacity(ids.len());
-                        for id in ids {
-                            let sent = Instant::now();
-                            let response = client
-                                .post(format!("{base}/api/deliveries/{id}/ack"))
-                                .bearer_auth(&token)
-                                .send()
-                                .await
-                                .map_err(fail)?;
-                            if !response.status().is_success() {
-                                return Err(format!("ack {id}: {}", response.status()));
-                            }
-                            latencies.push(sent.elapsed());
-                        }
-                        Ok::<_, String>(latencies)
-                    })
-                })
-                .collect();
-            let mut latencies = Vec::with_capacity(total);
-            for task in tasks {
-                latencies.extend(task.await.map_err(fail)??);
-            }
-            Ok::<_, String>(latencies)
-        })
+    println!(
+        "{clients} clients acknowledging {total} deliveries over {} at {base} …",
+        transport.name()
+    );
+    // The clients get a thread of their own, as real browsers would be: on
+    // the server's threads they would compete with the actors they measure.
+    let clients_thread = std::thread::spawn(move || match transport {
+        Transport::Http => over_http(base, work),
+        Transport::Ws => over_websockets(base, work),
     });
-    let mut latencies = tokio::task::spawn_blocking(move || clients_thread.join())
+    let (mut latencies, elapsed) = tokio::task::spawn_blocking(move || clients_thread.join())
         .await
         .map_err(fail)?
         .map_err(|_| "the client thread panicked".to_owned())??;
-    let elapsed = started.elapsed();
 
     #[derive(diesel::QueryableByName)]
     struct Count {
@@ -158,22 +177,157 @@ async fn acks_on(
         |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64() * 1000.0;
     println!();
     println!(
-        "acknowledgments over HTTP ({clients} concurrent clients, {total} acks, all verified in PostgreSQL):"
+        "acknowledgments over {} ({clients} concurrent clients, {total} acks, all verified in PostgreSQL):",
+        transport.name()
     );
     println!(
-        "  throughput   {:>8.0} acks/s   (target: at least 10,000)",
-        total as f64 / elapsed.as_secs_f64()
+        "  throughput   {:>8.0} acks/s   (target: at least {})",
+        total as f64 / elapsed.as_secs_f64(),
+        transport.target_per_second()
     );
     println!("  latency p50  {:>8.2} ms", percentile(0.50));
-    println!("  latency p99  {:>8.2} ms", percentile(0.99));
+    println!(
+        "  latency p99  {:>8.2} ms   {}",
+        percentile(0.99),
+        transport.target_p99()
+    );
     println!(
         "  baseline     one-row UPDATE per transaction measured with pgbench here: ~5,900/s at 64 clients"
     );
     Ok(json!({
-        "transport": "http",
+        "transport": transport.key(),
         "acks": total,
         "per_second": total as f64 / elapsed.as_secs_f64(),
         "p50_ms": percentile(0.50),
         "p99_ms": percentile(0.99),
     }))
+}
+
+/// Every acknowledgment's latency, and how long they all took.
+type Timed = (Vec<Duration>, Duration);
+
+/// Each client's acknowledgments over HTTP, one request at a time.
+fn over_http(base: String, work: Vec<(String, Vec<i64>)>) -> BenchResult<Timed> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(fail)?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(work.len())
+        .build()
+        .map_err(fail)?;
+    runtime.block_on(async move {
+        let started = Instant::now();
+        let tasks: Vec<_> = work
+            .into_iter()
+            .map(|(token, ids)| {
+                let (client, base) = (client.clone(), base.clone());
+                tokio::spawn(async move {
+                    let mut latencies = Vec::with_capacity(ids.len());
+                    for id in ids {
+                        let sent = Instant::now();
+                        let response = client
+                            .post(format!("{base}/api/deliveries/{id}/ack"))
+                            .bearer_auth(&token)
+                            .send()
+                            .await
+                            .map_err(fail)?;
+                        if !response.status().is_success() {
+                            return Err(format!("ack {id}: {}", response.status()));
+                        }
+                        latencies.push(sent.elapsed());
+                    }
+                    Ok::<_, String>(latencies)
+                })
+            })
+            .collect();
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.extend(task.await.map_err(fail)??);
+        }
+        Ok((latencies, started.elapsed()))
+    })
+}
+
+/// What the ack benchmark reads of a server message.
+#[derive(serde::Deserialize)]
+struct Confirmed {
+    #[serde(rename = "type")]
+    kind: String,
+    delivery_id: Option<i64>,
+    state: Option<String>,
+}
+
+/// Each client's acknowledgments on its own websocket (all open before the
+/// clock starts): the next ack is sent when the server has confirmed the
+/// last, which it does once the row is committed.
+fn over_websockets(base: String, work: Vec<(String, Vec<i64>)>) -> BenchResult<Timed> {
+    actix_web::rt::System::new().block_on(async move {
+        let http = awc::Client::builder()
+            .connector(awc::Connector::new().limit(0))
+            .timeout(Duration::from_secs(30))
+            .finish();
+        let url = format!("{}/ws", base.replacen("http", "ws", 1));
+        let mut sockets = Vec::with_capacity(work.len());
+        for (token, ids) in work {
+            let (_, mut socket) = http
+                .ws(url.as_str())
+                .bearer_auth(&token)
+                .connect()
+                .await
+                .map_err(fail)?;
+            match socket.next().await {
+                Some(Ok(Frame::Text(text))) if text.starts_with(br#"{"type":"hello""#) => {}
+                other => return Err(format!("expected hello, got {other:?}")),
+            }
+            sockets.push((socket, ids));
+        }
+        let started = Instant::now();
+        let tasks: Vec<_> = sockets
+            .into_iter()
+            .map(|(mut socket, ids)| {
+                actix_web::rt::spawn(async move {
+                    let mut latencies = Vec::with_capacity(ids.len());
+                    for id in ids {
+                        let sent = Instant::now();
+                        let ack = json!({"type": "ack", "delivery_id": id}).to_string();
+                        socket.send(Message::Text(ack.into())).await.map_err(fail)?;
+                        loop {
+                            match socket.next().await {
+                                Some(Ok(Frame::Text(text))) => {
+                                    let message: Confirmed =
+                                        serde_json::from_slice(&text).map_err(fail)?;
+                                    if message.kind == "error" {
+                                        return Err(format!(
+                                            "ack {id}: {}",
+                                            String::from_utf8_lossy(&text)
+                                        ));
+                                    }
+                                    if message.delivery_id == Some(id)
+                                        && message.state.as_deref() == Some("acknowledged")
+                                    {
+                                        break;
+                                    }
+                                }
+                                Some(Ok(Frame::Ping(bytes))) => {
+                                    socket.send(Message::Pong(bytes)).await.map_err(fail)?;
+                                }
+                                Some(Ok(_)) => {}
+                                Some(Err(error)) => return Err(fail(error)),
+                                None => return Err(format!("ack {id}: the socket closed")),
+                            }
+                        }
+                        latencies.push(sent.elapsed());
+                    }
+                    Ok::<_, String>(latencies)
+                })
+            })
+            .collect();
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.extend(task.await.map_err(fail)??);
+        }
+        Ok((latencies, started.elapsed()))
+    })
 }

@@ -35,18 +35,31 @@ pub async fn seed_signed_in(
 ) -> BenchResult<SignedIn> {
     println!("seeding {sessions} signed-in students …");
     let admin = seed_students(conn, sessions as i64).await?;
+    sign_in_first(conn, settings, admin, sessions).await
+}
+
+/// Signs in `admin` and the first `students` students (in id order) of a
+/// school already seeded.
+pub async fn sign_in_first(
+    conn: &mut AsyncPgConnection,
+    settings: &Settings,
+    admin: UserId,
+    students: usize,
+) -> BenchResult<SignedIn> {
     let keys = JwtKeys::new(&settings.auth.jwt_secret, 3600);
     Ok(SignedIn {
         admin,
         admin_token: sign_in(conn, &keys, admin, Role::Admin).await?,
-        students: sign_in_students(conn, &keys).await?,
+        students: sign_in_students(conn, &keys, students).await?,
     })
 }
 
-/// One auth session and access token per student, made in bulk.
+/// One auth session and access token for each of the first `n` students,
+/// made in bulk.
 async fn sign_in_students(
     conn: &mut AsyncPgConnection,
     keys: &JwtKeys,
+    n: usize,
 ) -> BenchResult<Vec<String>> {
     #[derive(diesel::QueryableByName)]
     struct Opened {
@@ -57,9 +70,10 @@ async fn sign_in_students(
     }
     let opened: Vec<Opened> = diesel::sql_query(
         "INSERT INTO auth_sessions (id, user_id)
-         SELECT gen_random_uuid(), id FROM users WHERE role = 'student' ORDER BY id
+         SELECT gen_random_uuid(), id FROM users WHERE role = 'student' ORDER BY id LIMIT $1
          RETURNING id, user_id",
     )
+    .bind::<BigInt, _>(n as i64)
     .load(conn)
     .await
     .map_err(fail)?;

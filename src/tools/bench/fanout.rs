@@ -7,6 +7,8 @@ use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::{Value, json};
 
+use super::cluster::percentile;
+use super::live::Live;
 use super::{BenchResult, Scratch, exec, fail, median, own_rss_kib, publish, seed_students};
 use classbell::announcements::audience::Audience;
 use classbell::announcements::fanout::{self, FanoutSettings, Step};
@@ -18,9 +20,17 @@ use classbell::ids::AnnouncementId;
 /// classbell's fan-out (the worker's own code: claim, count, chunked
 /// statements) against the bare `INSERT … SELECT`, on the same data, each
 /// into an emptied deliveries table; medians of `rounds`.
-pub async fn fanout(settings: &Settings, students: i64, rounds: usize) -> BenchResult<Value> {
+/// With `live` above 0, classbell's rounds are published through a
+/// `classbell serve` node while `live` students hold websockets on it (see
+/// `live.rs`).
+pub async fn fanout(
+    settings: &Settings,
+    students: i64,
+    rounds: usize,
+    live: usize,
+) -> BenchResult<Value> {
     let scratch = Scratch::create(&settings.database.url).await?;
-    let result = fanout_on(settings, &scratch, students, rounds.max(1)).await;
+    let result = fanout_on(settings, &scratch, students, rounds.max(1), live).await;
     scratch.drop_database().await?;
     result
 }
@@ -30,6 +40,7 @@ async fn fanout_on(
     scratch: &Scratch,
     students: i64,
     rounds: usize,
+    live: usize,
 ) -> BenchResult<Value> {
     let url = scratch.url();
     let mut conn = AsyncPgConnection::establish(&url).await.map_err(fail)?;
@@ -44,29 +55,52 @@ async fn fanout_on(
         poll: Duration::from_secs(1),
         chunk_delay: Duration::ZERO,
     };
+    let mut node = match live {
+        0 => None,
+        live => Some(Live::start(&mut conn, settings, &url, publisher, live).await?),
+    };
     let (mut ours, mut bare) = (Vec::new(), Vec::new());
+    let (mut live_ms, mut live_missing) = (Vec::new(), 0);
     let rss_before = own_rss_kib();
-    let mut rss_peak = rss_before;
+    let mut rss_growth_mib: f64 = 0.0;
     for round in 1..=rounds {
         exec(&mut conn, "TRUNCATE deliveries").await?;
         exec(&mut conn, "CHECKPOINT").await?;
-        let id = publish(&mut conn, publisher, "classbell fan-out").await?;
-        let started = Instant::now();
-        let step = fanout::run_now(&pool, &bus, id, fanout_settings.clone())
-            .await
-            .map_err(fail)?;
-        let took = started.elapsed();
-        if step != Step::Finished {
-            return Err(format!("the fan-out ended as {step:?}"));
-        }
-        let written = count(&mut conn, id).await?;
-        if written != students {
-            return Err(format!(
-                "classbell wrote {written} deliveries for {students} students"
-            ));
-        }
+        let took = match &mut node {
+            None => {
+                let id = publish(&mut conn, publisher, "classbell fan-out").await?;
+                let started = Instant::now();
+                let step = fanout::run_now(&pool, &bus, id, fanout_settings.clone())
+                    .await
+                    .map_err(fail)?;
+                if step != Step::Finished {
+                    return Err(format!("the fan-out ended as {step:?}"));
+                }
+                let took = started.elapsed();
+                let written = count(&mut conn, id).await?;
+                if written != students {
+                    return Err(format!(
+                        "classbell wrote {written} deliveries for {students} students"
+                    ));
+                }
+                rss_growth_mib = rss_growth_mib.max((own_rss_kib() - rss_before) / 1024.0);
+                took
+            }
+            Some(node) => {
+                let measured = node.round(&mut conn).await?;
+                println!(
+                    "round {round}: {} live sessions heard their section at p99 {:.0} ms, {} missed",
+                    live,
+                    measured.live_p99_ms(),
+                    measured.live_missing
+                );
+                rss_growth_mib = rss_growth_mib.max(measured.rss_growth_mib);
+                live_missing += measured.live_missing;
+                live_ms.extend(measured.live_ms);
+                Duration::from_secs_f64(measured.seconds)
+            }
+        };
         ours.push(took);
-        rss_peak = rss_peak.max(own_rss_kib());
 
         exec(&mut conn, "TRUNCATE deliveries").await?;
         exec(&mut conn, "CHECKPOINT").await?;
@@ -105,13 +139,30 @@ async fn fanout_on(
         rate(bare)
     );
     println!(
-        "  ratio                  {:>8.2}×   (target: under 1.5 s and within 1.5× of the baseline)",
+        "  ratio                  {:>8.2}×   (targets: 100,000 in 1.5 s within 1.5×; 1,000,000 in 8 s within 1.2×)",
         ours.as_secs_f64() / bare.as_secs_f64()
     );
-    let rss_growth_mib = (rss_peak - rss_before) / 1024.0;
+    let live_p99_ms = (live > 0).then(|| {
+        live_ms.sort_by(f64::total_cmp);
+        percentile(&live_ms, 0.99)
+    });
+    if let Some(node) = node {
+        node.stop().await;
+    }
+    let (runs, memory_target) = match live {
+        0 => ("this process", ""),
+        _ => ("the node", "   (target: at most 200 MiB)"),
+    };
     println!(
-        "  memory growth          {rss_growth_mib:>8.1} MiB (this process, where the fan-out runs)"
+        "  memory growth          {rss_growth_mib:>8.1} MiB ({runs}, where the fan-out runs){memory_target}"
     );
+    if let Some(p99) = live_p99_ms {
+        println!(
+            "  live sessions          {p99:>8.0} ms p99 publish → receipt over {} receipts, {live_missing} missed   \
+             (target: at most 250 ms, {live} sessions)",
+            live_ms.len()
+        );
+    }
     Ok(json!({
         "students": students,
         "seconds": ours.as_secs_f64(),
@@ -119,8 +170,9 @@ async fn fanout_on(
         "baseline_seconds": bare.as_secs_f64(),
         "ratio": ours.as_secs_f64() / bare.as_secs_f64(),
         "rss_growth_mib": rss_growth_mib,
-        // No sessions are connected in this form of the benchmark.
-        "live_p99_ms": Value::Null,
+        // Null when no sessions were connected (`--live 0`).
+        "live_p99_ms": live_p99_ms,
+        "live_missing": live_missing,
     }))
 }
 

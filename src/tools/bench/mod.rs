@@ -7,11 +7,12 @@ mod acks;
 mod cluster;
 mod fanout;
 mod import;
+mod live;
 mod load;
 mod push;
 mod storm;
 
-pub use acks::acks;
+pub use acks::{Transport, acks};
 pub use fanout::fanout;
 pub use import::{ImportKind, import};
 pub use load::run_client as load_client;

@@ -1,0 +1,204 @@
+//! `classbell bench fanout --live N`: the school-wide fan-out published
+//! through a real `classbell serve` node while N students hold websockets
+//! open on it and keep receiving announcements to their section, one every
+//! `LIVE_EVERY`: how long the fan-out takes there, what it costs the node in
+//! memory, and what the live sessions' publish → receipt p99 is meanwhile.
+
+use std::time::Duration;
+
+use diesel::sql_types::{BigInt, Double};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::cluster::{self, LoadClient, Server, announce, percentile, sign_in_first};
+use super::load::{self, now_ms};
+use super::{BenchResult, exec, fail};
+use classbell::config::Settings;
+use classbell::ids::UserId;
+
+/// How often the live section hears an announcement during a fan-out.
+const LIVE_EVERY: Duration = Duration::from_millis(500);
+
+/// A node with `live` students connected, ready for fan-out rounds.
+pub struct Live {
+    server: Server,
+    clients: Vec<LoadClient>,
+    http: awc::Client,
+    admin_token: String,
+    section: i64,
+    live: usize,
+}
+
+/// What one round through the node measured.
+pub struct Round {
+    /// Publish → the last delivery written (the announcement's own times).
+    pub seconds: f64,
+    /// The node's resident memory at its highest during the round, less
+    /// before it.
+    pub rss_growth_mib: f64,
+    /// Publish → receipt of the live section's announcements, in ms, sorted.
+    pub live_ms: Vec<f64>,
+    /// Live clients that missed one of those announcements.
+    pub live_missing: usize,
+}
+
+impl Live {
+    /// Puts the first `live` students in a published section, signs them in
+    /// and opens their websockets on a node of the benchmark's own.
+    pub async fn start(
+        conn: &mut AsyncPgConnection,
+        settings: &Settings,
+        database_url: &str,
+        admin: UserId,
+        live: usize,
+    ) -> BenchResult<Live> {
+        let section = seed_live_section(conn, admin, live).await?;
+        let signed_in = sign_in_first(conn, settings, admin, live).await?;
+        let prefix = format!("classbell-bench:{}:", Uuid::new_v4().simple());
+        let server = Server::start(settings, database_url, &prefix)?;
+        let http = awc::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .finish();
+        server.wait_ready(&http).await?;
+        println!(
+            "opening {live} websockets from {} load-client process(es) …",
+            live.div_ceil(load::CLIENT_SOCKETS)
+        );
+        let (clients, opened) = cluster::start_clients(
+            std::slice::from_ref(&server.base),
+            &signed_in.students,
+            false,
+        )
+        .await?;
+        if opened.connected < live {
+            return Err(format!(
+                "{} of {live} websockets opened; the first failure: {}",
+                opened.connected,
+                opened.first_error.unwrap_or_default()
+            ));
+        }
+        println!("  {live} open in {:.1} s", opened.seconds);
+        Ok(Live {
+            server,
+            clients,
+            http,
+            admin_token: signed_in.admin_token,
+            section,
+            live,
+        })
+    }
+
+    /// Publishes to every student through the node and, until the fan-out
+    /// has written its last delivery, to the live section every
+    /// `LIVE_EVERY`.
+    pub async fn round(&mut self, conn: &mut AsyncPgConnection) -> BenchResult<Round> {
+        let rss_before = self.server.rss_kib()?;
+        let mut rss_peak = rss_before;
+        let everyone = serde_json::json!({"kind": "all_students"});
+        let announcement = announce(&self.http, &self.server, &self.admin_token, everyone).await?;
+        let section = serde_json::json!({"kind": "section", "section_id": self.section});
+        let mut published = Vec::new();
+        let seconds = loop {
+            if let Some(seconds) = finished(conn, announcement).await? {
+                break seconds;
+            }
+            let at = now_ms();
+            let id = announce(&self.http, &self.server, &self.admin_token, section.clone()).await?;
+            published.push((id, at));
+            rss_peak = rss_peak.max(self.server.rss_kib()?);
+            actix_web::rt::time::sleep(LIVE_EVERY).await;
+        };
+        // The last of them reaches its clients after the fan-out ends.
+        let deadline = now_ms() + 30_000.0;
+        if let Some(&(last, _)) = published.last() {
+            while cluster::heard(&mut self.clients, last).await? < self.live && now_ms() < deadline
+            {
+                actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        let (mut live_ms, mut live_missing) = (Vec::new(), 0);
+        for (id, at) in published {
+            let report = cluster::report(&mut self.clients, id).await?;
+            let heard: Vec<f64> = report.first_ms.iter().flatten().map(|t| t - at).collect();
+            live_missing += self.live - heard.len();
+            live_ms.extend(heard);
+        }
+        live_ms.sort_by(f64::total_cmp);
+        Ok(Round {
+            seconds,
+            rss_growth_mib: (rss_peak - rss_before) / 1024.0,
+            live_ms,
+            live_missing,
+        })
+    }
+
+    pub async fn stop(self) {
+        for client in self.clients {
+            client.quit().await;
+        }
+        self.server.kill();
+    }
+}
+
+impl Round {
+    pub fn live_p99_ms(&self) -> f64 {
+        percentile(&self.live_ms, 0.99)
+    }
+}
+
+/// Seconds from publishing `announcement` to its last delivery, once its
+/// fan-out has finished.
+async fn finished(conn: &mut AsyncPgConnection, announcement: i64) -> BenchResult<Option<f64>> {
+    #[derive(diesel::QueryableByName)]
+    struct Took {
+        #[diesel(sql_type = diesel::sql_types::Nullable<Double>)]
+        seconds: Option<f64>,
+    }
+    let took: Took = diesel::sql_query(
+        "SELECT extract(epoch FROM fanout_finished_at - published_at)::float8 AS seconds
+         FROM announcements WHERE id = $1",
+    )
+    .bind::<BigInt, _>(announcement)
+    .get_result(conn)
+    .await
+    .map_err(fail)?;
+    Ok(took.seconds)
+}
+
+/// A published section of the first `live` students.
+async fn seed_live_section(
+    conn: &mut AsyncPgConnection,
+    teacher: UserId,
+    live: usize,
+) -> BenchResult<i64> {
+    exec(
+        conn,
+        "INSERT INTO courses (code, title) VALUES ('LIVE-101', 'Live sessions')",
+    )
+    .await?;
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let section: Id = diesel::sql_query(
+        "INSERT INTO sections (course_id, section_code, term, teacher_id, capacity, status)
+         SELECT id, 'L', 'bench', $1, $2, 'published' FROM courses WHERE code = 'LIVE-101'
+         RETURNING id",
+    )
+    .bind::<BigInt, _>(teacher)
+    .bind::<diesel::sql_types::Integer, _>(live as i32)
+    .get_result(conn)
+    .await
+    .map_err(fail)?;
+    diesel::sql_query(
+        "INSERT INTO enrollments (section_id, student_id)
+         SELECT $1, id FROM users WHERE role = 'student' ORDER BY id LIMIT $2",
+    )
+    .bind::<BigInt, _>(section.id)
+    .bind::<BigInt, _>(live as i64)
+    .execute(conn)
+    .await
+    .map_err(fail)?;
+    Ok(section.id)
+}

@@ -1,0 +1,136 @@
+//! A full inbox: a student with a year of announcements is read at the cost
+//! of what a page, a badge or a reconnect returns, not of everything they
+//! ever received. (A 10-minute soak slowed as inboxes filled: each of these
+//! reads walked every delivery the student had.)
+
+use classbell::deliveries::store;
+use classbell::ids::UserId;
+use classbell::pagination::Page;
+use diesel::QueryableByName;
+use diesel::sql_types::BigInt;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use crate::helpers::TestApp;
+
+/// Deliveries the target student has: all but three acknowledged, one of
+/// an announcement since withdrawn.
+const INBOX: i64 = 4_000;
+
+#[derive(QueryableByName)]
+struct Fetched {
+    #[diesel(sql_type = BigInt)]
+    rows: i64,
+}
+
+/// Delivery rows this transaction has read from the table's heap so far
+/// (sequential reads and index fetches; an index-only read costs none).
+async fn rows_read(conn: &mut AsyncPgConnection) -> i64 {
+    diesel::sql_query(
+        "SELECT (coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0))::bigint AS rows \
+         FROM pg_stat_xact_user_tables WHERE relname = 'deliveries'",
+    )
+    .get_result::<Fetched>(conn)
+    .await
+    .unwrap()
+    .rows
+}
+
+#[actix_web::test]
+async fn a_full_inbox_is_read_at_the_cost_of_what_is_shown() {
+    let app = TestApp::spawn().await;
+    app.bulk_students("reader", 1).await;
+    app.bulk_students("classmate", 1_000).await;
+    // A year of announcements for one student; the school's others share
+    // fifty, so the table is mostly other people's deliveries. Written
+    // directly, as fanned out already.
+    app.sql(&format!(
+        "INSERT INTO announcements \
+             (title, body, audience_kind, publisher_id, status, published_at, fanout_finished_at) \
+         SELECT 'Notice ' || g, 'Read me.', 'all_students', \
+                (SELECT id FROM users WHERE username = 'reader1'), 'published', now(), now() \
+         FROM generate_series(1, {INBOX}) g"
+    ))
+    .await;
+    for whose in [
+        "u.username LIKE 'classmate%' AND a.id % 80 = 0",
+        "u.username = 'reader1'",
+    ] {
+        app.sql(&format!(
+            "INSERT INTO deliveries (announcement_id, user_id, state, delivered_at, ack_at) \
+             SELECT a.id, u.id, 'acknowledged', now(), now() FROM announcements a, users u \
+             WHERE {whose} ORDER BY a.id, u.id"
+        ))
+        .await;
+    }
+    app.sql(
+        "UPDATE deliveries SET state = 'delivered', ack_at = NULL, \
+             changed_tx = pg_current_xact_id()::text::bigint \
+         WHERE user_id = (SELECT id FROM users WHERE username = 'reader1') \
+           AND announcement_id IN (SELECT max(id) - g FROM announcements, generate_series(0, 2) g GROUP BY g)",
+    )
+    .await;
+    app.sql(
+        "UPDATE announcements SET status = 'withdrawn', withdrawn_at = now(), \
+         withdrawn_tx = pg_current_xact_id()::text::bigint WHERE id = (SELECT min(id) FROM announcements)",
+    )
+    .await;
+    // As autovacuum leaves a table between bursts of writes.
+    app.sql("VACUUM ANALYZE deliveries").await;
+    app.sql("VACUUM ANALYZE announcements").await;
+
+    let mut conn = AsyncPgConnection::establish(&app.settings.database.url)
+        .await
+        .unwrap();
+    let reader: UserId =
+        diesel::sql_query("SELECT id AS rows FROM users WHERE username = 'reader1'")
+            .get_result::<Fetched>(&mut conn)
+            .await
+            .unwrap()
+            .rows
+            .into();
+    diesel::sql_query("BEGIN").execute(&mut conn).await.unwrap();
+    let cursor: i64 = diesel::sql_query("SELECT max(changed_tx) AS rows FROM deliveries")
+        .get_result::<Fetched>(&mut conn)
+        .await
+        .unwrap()
+        .rows;
+
+    let before = rows_read(&mut conn).await;
+    let page = Page {
+        limit: 20,
+        offset: 0,
+    };
+    let (items, total) = store::inbox(&mut conn, reader, None, page).await.unwrap();
+    let page_cost = rows_read(&mut conn).await - before;
+    assert_eq!(total, INBOX - 1, "everything but the withdrawn one");
+    assert_eq!(items.len(), 20);
+    assert!(items.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+
+    let before = rows_read(&mut conn).await;
+    let unread = store::unread_count(&mut conn, reader).await.unwrap();
+    let badge_cost = rows_read(&mut conn).await - before;
+    assert_eq!(unread, 3);
+
+    let before = rows_read(&mut conn).await;
+    let changes = store::changes_since(&mut conn, reader, cursor, 200)
+        .await
+        .unwrap();
+    let replay_cost = rows_read(&mut conn).await - before;
+    assert_eq!(
+        changes.len(),
+        3,
+        "only what its last transaction changed (cursor {cursor})"
+    );
+
+    // Generous bounds: a handful of rows beyond what each returns, where
+    // walking the inbox costs its 4,000.
+    assert!(
+        page_cost <= 100,
+        "an inbox page read {page_cost} deliveries"
+    );
+    assert!(
+        badge_cost <= 50,
+        "the unread badge read {badge_cost} deliveries"
+    );
+    assert!(replay_cost <= 50, "a replay read {replay_cost} deliveries");
+}
