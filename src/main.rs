@@ -83,7 +83,7 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
         /// Publish through a node on which this many students hold
-        /// websockets and keep hearing their section's announcements.
+        /// websockets and keep hearing their course's announcements.
         #[arg(long, default_value_t = 0)]
         live: usize,
     },

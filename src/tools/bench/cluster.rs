@@ -120,6 +120,8 @@ impl Server {
         port: u16,
     ) -> BenchResult<Server> {
         let files = std::env::temp_dir().join(format!("classbell-bench-{port}"));
+        // Its log, for when a figure needs explaining.
+        let log = std::fs::File::create(files.with_extension("log")).map_err(fail)?;
         let child = Command::new(std::env::current_exe().map_err(fail)?)
             .arg("serve")
             .env("CLASSBELL_DATABASE_URL", database_url)
@@ -131,7 +133,7 @@ impl Server {
             .env("CLASSBELL_STORAGE", "local")
             .env("CLASSBELL_STORAGE_DIR", &files)
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .stdout(log)
             .spawn()
             .map_err(fail)?;
         Ok(Server {
@@ -198,7 +200,12 @@ pub async fn announce(
         .await
         .map_err(fail)?;
     if response.status() != 201 {
-        return Err(format!("publishing answered {}", response.status()));
+        let body = response.body().await.unwrap_or_default();
+        return Err(format!(
+            "publishing answered {}: {}",
+            response.status(),
+            String::from_utf8_lossy(&body)
+        ));
     }
     let created: serde_json::Value = response.json().await.map_err(fail)?;
     created["id"]

@@ -89,7 +89,7 @@ async fn fanout_on(
             Some(node) => {
                 let measured = node.round(&mut conn).await?;
                 println!(
-                    "round {round}: {} live sessions heard their section at p99 {:.0} ms, {} missed",
+                    "round {round}: {} live sessions heard their course at p99 {:.0} ms, {} missed",
                     live,
                     measured.live_p99_ms(),
                     measured.live_missing

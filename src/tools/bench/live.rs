@@ -1,6 +1,6 @@
 //! `classbell bench fanout --live N`: the school-wide fan-out published
 //! through a real `classbell serve` node while N students hold websockets
-//! open on it and keep receiving announcements to their section, one every
+//! open on it and keep receiving announcements to their course, one every
 //! `LIVE_EVERY`: how long the fan-out takes there, what it costs the node in
 //! memory, and what the live sessions' publish → receipt p99 is meanwhile.
 
@@ -12,11 +12,11 @@ use uuid::Uuid;
 
 use super::cluster::{self, LoadClient, Server, announce, percentile, sign_in_first};
 use super::load::{self, now_ms};
-use super::{BenchResult, exec, fail};
+use super::{BenchResult, fail};
 use classbell::config::Settings;
 use classbell::ids::UserId;
 
-/// How often the live section hears an announcement during a fan-out.
+/// How often the live course hears an announcement during a fan-out.
 const LIVE_EVERY: Duration = Duration::from_millis(500);
 
 /// A node with `live` students connected, ready for fan-out rounds.
@@ -25,7 +25,7 @@ pub struct Live {
     clients: Vec<LoadClient>,
     http: awc::Client,
     admin_token: String,
-    section: i64,
+    course: i64,
     live: usize,
 }
 
@@ -36,14 +36,14 @@ pub struct Round {
     /// The node's resident memory at its highest during the round, less
     /// before it.
     pub rss_growth_mib: f64,
-    /// Publish → receipt of the live section's announcements, in ms, sorted.
+    /// Publish → receipt of the live course's announcements, in ms, sorted.
     pub live_ms: Vec<f64>,
     /// Live clients that missed one of those announcements.
     pub live_missing: usize,
 }
 
 impl Live {
-    /// Puts the first `live` students in a published section, signs them in
+    /// Puts the first `live` students in a course of their own, signs them in
     /// and opens their websockets on a node of the benchmark's own.
     pub async fn start(
         conn: &mut AsyncPgConnection,
@@ -52,7 +52,7 @@ impl Live {
         admin: UserId,
         live: usize,
     ) -> BenchResult<Live> {
-        let section = seed_live_section(conn, admin, live).await?;
+        let course = seed_live_course(conn, admin, live).await?;
         let signed_in = sign_in_first(conn, settings, admin, live).await?;
         let prefix = format!("classbell-bench:{}:", Uuid::new_v4().simple());
         let server = Server::start(settings, database_url, &prefix)?;
@@ -83,27 +83,27 @@ impl Live {
             clients,
             http,
             admin_token: signed_in.admin_token,
-            section,
+            course,
             live,
         })
     }
 
     /// Publishes to every student through the node and, until the fan-out
-    /// has written its last delivery, to the live section every
+    /// has written its last delivery, to the live course every
     /// `LIVE_EVERY`.
     pub async fn round(&mut self, conn: &mut AsyncPgConnection) -> BenchResult<Round> {
         let rss_before = self.server.rss_kib()?;
         let mut rss_peak = rss_before;
         let everyone = serde_json::json!({"kind": "all_students"});
         let announcement = announce(&self.http, &self.server, &self.admin_token, everyone).await?;
-        let section = serde_json::json!({"kind": "section", "section_id": self.section});
+        let course = serde_json::json!({"kind": "course", "course_id": self.course});
         let mut published = Vec::new();
         let seconds = loop {
             if let Some(seconds) = finished(conn, announcement).await? {
                 break seconds;
             }
             let at = now_ms();
-            let id = announce(&self.http, &self.server, &self.admin_token, section.clone()).await?;
+            let id = announce(&self.http, &self.server, &self.admin_token, course.clone()).await?;
             published.push((id, at));
             rss_peak = rss_peak.max(self.server.rss_kib()?);
             actix_web::rt::time::sleep(LIVE_EVERY).await;
@@ -165,40 +165,52 @@ async fn finished(conn: &mut AsyncPgConnection, announcement: i64) -> BenchResul
     Ok(took.seconds)
 }
 
-/// A published section of the first `live` students.
-async fn seed_live_section(
+/// Students a section holds at most (its capacity's bound).
+const SECTION_CAPACITY: usize = 1_000;
+
+/// A course whose published sections hold the first `live` students.
+async fn seed_live_course(
     conn: &mut AsyncPgConnection,
     teacher: UserId,
     live: usize,
 ) -> BenchResult<i64> {
-    exec(
-        conn,
-        "INSERT INTO courses (code, title) VALUES ('LIVE-101', 'Live sessions')",
-    )
-    .await?;
     #[derive(diesel::QueryableByName)]
     struct Id {
         #[diesel(sql_type = BigInt)]
         id: i64,
     }
-    let section: Id = diesel::sql_query(
-        "INSERT INTO sections (course_id, section_code, term, teacher_id, capacity, status)
-         SELECT id, 'L', 'bench', $1, $2, 'published' FROM courses WHERE code = 'LIVE-101'
-         RETURNING id",
+    let course: Id = diesel::sql_query(
+        "INSERT INTO courses (code, title) VALUES ('LIVE-101', 'Live sessions') RETURNING id",
     )
-    .bind::<BigInt, _>(teacher)
-    .bind::<diesel::sql_types::Integer, _>(live as i32)
     .get_result(conn)
     .await
     .map_err(fail)?;
+    let sections = live.div_ceil(SECTION_CAPACITY);
     diesel::sql_query(
-        "INSERT INTO enrollments (section_id, student_id)
-         SELECT $1, id FROM users WHERE role = 'student' ORDER BY id LIMIT $2",
+        "INSERT INTO sections (course_id, section_code, term, teacher_id, capacity, status)
+         SELECT $1, 'L' || g, 'bench', $2, $3, 'published' FROM generate_series(1, $4) g",
     )
-    .bind::<BigInt, _>(section.id)
-    .bind::<BigInt, _>(live as i64)
+    .bind::<BigInt, _>(course.id)
+    .bind::<BigInt, _>(teacher)
+    .bind::<diesel::sql_types::Integer, _>(SECTION_CAPACITY as i32)
+    .bind::<BigInt, _>(sections as i64)
     .execute(conn)
     .await
     .map_err(fail)?;
-    Ok(section.id)
+    // The n-th live student goes to the section n / capacity.
+    diesel::sql_query(
+        "INSERT INTO enrollments (section_id, student_id)
+         SELECT s.id, l.id
+         FROM (SELECT id, (row_number() OVER (ORDER BY id) - 1) / $3 AS k
+               FROM users WHERE role = 'student' ORDER BY id LIMIT $2) l
+         JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k
+               FROM sections WHERE course_id = $1) s ON s.k = l.k",
+    )
+    .bind::<BigInt, _>(course.id)
+    .bind::<BigInt, _>(live as i64)
+    .bind::<BigInt, _>(SECTION_CAPACITY as i64)
+    .execute(conn)
+    .await
+    .map_err(fail)?;
+    Ok(course.id)
 }
