@@ -242,11 +242,7 @@ fn over_http(base: String, work: Vec<(String, Vec<i64>)>) -> BenchResult<Timed> 
                 })
             })
             .collect();
-        let mut latencies = Vec::new();
-        for task in tasks {
-            latencies.extend(task.await.map_err(fail)??);
-        }
-        Ok((latencies, started.elapsed()))
+        gather(tasks, started).await
     })
 }
 
@@ -324,10 +320,18 @@ fn over_websockets(base: String, work: Vec<(String, Vec<i64>)>) -> BenchResult<T
                 })
             })
             .collect();
-        let mut latencies = Vec::new();
-        for task in tasks {
-            latencies.extend(task.await.map_err(fail)??);
-        }
-        Ok((latencies, started.elapsed()))
+        gather(tasks, started).await
     })
+}
+
+/// Every client's latencies, once all have finished.
+async fn gather(
+    tasks: Vec<tokio::task::JoinHandle<BenchResult<Vec<Duration>>>>,
+    started: Instant,
+) -> BenchResult<Timed> {
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.map_err(fail)??);
+    }
+    Ok((latencies, started.elapsed()))
 }
