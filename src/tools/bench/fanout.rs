@@ -88,6 +88,12 @@ async fn fanout_on(
             }
             Some(node) => {
                 let measured = node.round(&mut conn).await?;
+                let written = count(&mut conn, AnnouncementId(measured.announcement)).await?;
+                if written != students {
+                    return Err(format!(
+                        "the node wrote {written} deliveries for {students} students"
+                    ));
+                }
                 println!(
                     "round {round}: {} live sessions heard their course at p99 {:.0} ms, {} missed",
                     live,

@@ -31,6 +31,8 @@ pub struct Live {
 
 /// What one round through the node measured.
 pub struct Round {
+    /// The school-wide announcement.
+    pub announcement: i64,
     /// Publish → the last delivery written (the announcement's own times).
     pub seconds: f64,
     /// The node's resident memory at its highest during the round, less
@@ -125,6 +127,7 @@ impl Live {
         }
         live_ms.sort_by(f64::total_cmp);
         Ok(Round {
+            announcement,
             seconds,
             rss_growth_mib: (rss_peak - rss_before) / 1024.0,
             live_ms,
