@@ -196,7 +196,8 @@ impl JobRunner {
                 counter!("classbell_jobs_finished_total", "kind" => job.kind.as_str(), "outcome" => "failed")
                     .increment(1);
             }
-            let ids = store::claim(&mut conn, node, lease, &running, room as i64).await?;
+            let ids =
+                store::claim(&mut conn, node, lease, &running, room as i64, MAX_ATTEMPTS).await?;
             let mut jobs = Vec::with_capacity(ids.len());
             for id in ids {
                 jobs.push(store::find(&mut conn, id).await?);

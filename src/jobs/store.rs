@@ -53,15 +53,18 @@ pub async fn give_up_abandoned(
 }
 
 /// Claims up to `limit` jobs that are pending, or running under a lapsed
-/// lease (their node died), oldest first, skipping rows other nodes are
-/// claiming right now and the jobs this node is `running` (a slow one's
-/// lease may lapse while it works; it must not run twice here).
+/// lease (their node died) fewer than `max_attempts` times, oldest first,
+/// skipping rows other nodes are claiming right now and the jobs this node
+/// is `running` (a slow one's lease may lapse while it works; it must not
+/// run twice here). The attempts bound is checked here as well as in
+/// [`give_up_abandoned`]: a lease may lapse between the two statements.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     node: Uuid,
     lease_secs: u64,
     running: &[JobId],
     limit: i64,
+    max_attempts: i32,
 ) -> Result<Vec<JobId>, AppError> {
     #[derive(QueryableByName)]
     struct Claimed {
@@ -74,7 +77,8 @@ pub async fn claim(
                 attempts = attempts + 1, started_at = COALESCE(started_at, now())
          WHERE id IN (
              SELECT id FROM jobs
-             WHERE (state = 'pending' OR (state = 'running' AND lease_until < now()))
+             WHERE (state = 'pending'
+                    OR (state = 'running' AND lease_until < now() AND attempts < $5))
                AND NOT (id = ANY($4))
              ORDER BY created_at LIMIT $3
              FOR UPDATE SKIP LOCKED)
@@ -84,6 +88,7 @@ pub async fn claim(
     .bind::<Double, _>(lease_secs as f64)
     .bind::<BigInt, _>(limit)
     .bind::<diesel::sql_types::Array<SqlUuid>, _>(running)
+    .bind::<diesel::sql_types::Integer, _>(max_attempts)
     .load(conn)
     .await?;
     Ok(claimed.into_iter().map(|c| c.id).collect())
