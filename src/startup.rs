@@ -248,12 +248,12 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
             upkeep.run_upkeep();
         }
     });
-    let sessions = Data::new(SessionServices {
-        db: db.clone(),
-        hub: hub.clone(),
-        writer: writer.clone(),
-        settings: SessionSettings::from(&settings.realtime),
-    });
+    let sessions = Data::new(SessionServices::new(
+        db.clone(),
+        hub.clone(),
+        writer.clone(),
+        SessionSettings::from(&settings.realtime),
+    ));
     Ok(Services {
         jwt: Data::new(JwtKeys::new(
             &settings.auth.jwt_secret,

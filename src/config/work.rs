@@ -235,4 +235,26 @@ pub struct Realtime {
         default_value_t = 200
     )]
     pub replay_limit: usize,
+
+    /// Websocket catch-ups read at once: sessions being opened (looked up and
+    /// caught up from their cursor) and checkpoints. Others opening wait
+    /// their turn; a checkpoint with no free turn waits for its next
+    /// interval. Bounds what a reconnect storm asks of the database pool.
+    #[arg(
+        id = "ws_hello_concurrency",
+        long = "ws-hello-concurrency",
+        env = "CLASSBELL_WS_HELLO_CONCURRENCY",
+        default_value_t = 8
+    )]
+    pub hello_concurrency: usize,
+
+    /// Milliseconds a websocket being opened waits for its turn; past that
+    /// it is refused with 503 and Retry-After, and the client comes back.
+    #[arg(
+        id = "ws_hello_wait_ms",
+        long = "ws-hello-wait-ms",
+        env = "CLASSBELL_WS_HELLO_WAIT_MS",
+        default_value_t = 10_000
+    )]
+    pub hello_wait_ms: u64,
 }

@@ -43,6 +43,7 @@ pub struct ConnectQuery {
         (status = 101, description = "switching to the websocket protocol"),
         (status = 400, description = "not a websocket request, or a bad `since`", body = crate::error::ErrorBody),
         (status = 401, description = "no valid token or ticket", body = crate::error::ErrorBody),
+        (status = 503, description = "too many websockets are being opened at once, or the database is unreachable; retry after `Retry-After`", body = crate::error::ErrorBody),
     ))]
 pub async fn connect(
     req: HttpRequest,
@@ -60,10 +61,13 @@ pub async fn connect(
         .map_err(|reason| AppError::field("since", reason))?;
     ws::handshake(&req).map_err(|error| AppError::BadRequest(error.to_string()))?;
     let ticket = query.ticket.as_deref();
+    // Held until the catch-up is read: the lookup and the replay are the
+    // two reads a reconnect storm multiplies.
+    let turn = sessions.admit().await?;
     let (user, auth_session) = authenticate(&req, &jwt, &redis, &sessions.db, ticket).await?;
     let settings = &sessions.settings;
     socket::configure(&req, settings.send_buffer_bytes, settings.stall_timeout);
-    let session = Session::new(user, auth_session, since, sessions.clone());
+    let session = Session::new(user, auth_session, since, sessions.clone(), turn);
     ws::WsResponseBuilder::new(session, &req, stream)
         .frame_size(MAX_CLIENT_FRAME)
         .start()

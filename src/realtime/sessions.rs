@@ -2,15 +2,19 @@
 //! uses, built once at start-up.
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
 use governor::Quota;
+use metrics::{counter, gauge};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::hub::Hub;
 use crate::config;
 use crate::db::DbPool;
 use crate::deliveries::writer::DeliveryWriter;
+use crate::error::AppError;
 
 /// How a session behaves; from configuration.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +35,9 @@ pub struct SessionSettings {
     pub inbound: Quota,
     /// Changes replayed from a `since` before the client is told to resync.
     pub replay_limit: usize,
+    /// Websockets being opened at once, and how long the next one waits.
+    pub hello_concurrency: usize,
+    pub hello_wait: Duration,
 }
 
 impl From<&config::Realtime> for SessionSettings {
@@ -47,6 +54,8 @@ impl From<&config::Realtime> for SessionSettings {
             )
             .allow_burst(NonZeroU32::new(settings.message_burst).unwrap_or(NonZeroU32::MIN)),
             replay_limit: settings.replay_limit.max(1),
+            hello_concurrency: settings.hello_concurrency.max(1),
+            hello_wait: Duration::from_millis(settings.hello_wait_ms),
         }
     }
 }
@@ -58,4 +67,56 @@ pub struct SessionServices {
     pub hub: Addr<Hub>,
     pub writer: Addr<DeliveryWriter>,
     pub settings: SessionSettings,
+    /// Turns to read a catch-up: a websocket being opened, or a checkpoint
+    /// (see [`SessionServices::admit`]).
+    hellos: Arc<Semaphore>,
+}
+
+impl SessionServices {
+    pub fn new(
+        db: DbPool,
+        hub: Addr<Hub>,
+        writer: Addr<DeliveryWriter>,
+        settings: SessionSettings,
+    ) -> Self {
+        SessionServices {
+            db,
+            hub,
+            writer,
+            hellos: Arc::new(Semaphore::new(settings.hello_concurrency)),
+            settings,
+        }
+    }
+
+    /// A turn for a checkpoint's catch-up, if one is free now.
+    pub fn try_admit(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.hellos).try_acquire_owned().ok()
+    }
+
+    /// A turn to open a websocket, held from the session's lookup until its
+    /// `hello` and catch-up are read. When every node's clients come back
+    /// at once, they are let in `hello_concurrency` at a time rather than
+    /// all queueing on the database pool (where HTTP requests wait too);
+    /// one that waits past `hello_wait` is refused with 503 and
+    /// Retry-After, and backs off.
+    pub async fn admit(&self) -> Result<OwnedSemaphorePermit, AppError> {
+        if let Ok(turn) = Arc::clone(&self.hellos).try_acquire_owned() {
+            return Ok(turn);
+        }
+        let waiting = gauge!("classbell_ws_hellos_waiting");
+        waiting.increment(1.0);
+        let turn = tokio::time::timeout(
+            self.settings.hello_wait,
+            Arc::clone(&self.hellos).acquire_owned(),
+        )
+        .await;
+        waiting.decrement(1.0);
+        match turn {
+            Ok(Ok(turn)) => Ok(turn),
+            _ => {
+                counter!("classbell_ws_hellos_refused_total").increment(1);
+                Err(AppError::unavailable("the live inbox"))
+            }
+        }
+    }
 }

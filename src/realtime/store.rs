@@ -1,9 +1,7 @@
 //! Catching a session up from its cursor: the cursor itself, and what the
 //! delivery store's changes since it mean as messages.
 
-use diesel::QueryableByName;
-use diesel::sql_types::BigInt;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::AsyncPgConnection;
 use metrics::counter;
 
 use super::protocol::{Cursor, ServerMessage};
@@ -11,22 +9,6 @@ use crate::deliveries::model::InboxItem;
 use crate::deliveries::store as deliveries;
 use crate::error::AppError;
 use crate::ids::{DeliveryId, UserId};
-
-#[derive(QueryableByName)]
-struct Xmin {
-    #[diesel(sql_type = BigInt)]
-    xmin: i64,
-}
-
-/// A cursor for "now": every change below it has committed (or aborted), so
-/// reads that start after this call see all of them.
-pub async fn current_cursor(conn: &mut AsyncPgConnection) -> Result<Cursor, AppError> {
-    let row: Xmin =
-        diesel::sql_query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin")
-            .get_result(conn)
-            .await?;
-    Ok(Cursor(row.xmin))
-}
 
 /// What a client missed since `since`, in commit order, and the cursor to
 /// resume from next time.
@@ -56,53 +38,56 @@ pub async fn catch_up(
     since: Option<Cursor>,
     limit: usize,
 ) -> Result<CatchUp, AppError> {
-    // The cursor first: whatever committed below it is visible to the reads below.
-    let cursor = current_cursor(conn).await?;
-    let mut changes: Vec<(i64, DeliveryId, ServerMessage)> = Vec::new();
-    let mut too_many = false;
-    if let Some(Cursor(since)) = since {
-        let read = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
-        let changed = deliveries::changes_since(conn, user, since, read).await?;
-        let mut withdrawn = deliveries::withdrawn_since(conn, user, since, read).await?;
-        // A retracted delivery leaves the inbox as a withdrawn one does.
-        let retracted = deliveries::retracted_since(conn, user, since, read).await?;
-        withdrawn.extend(retracted.into_iter().map(|(id, tx)| (id, Some(tx))));
-        too_many = changed.len() + withdrawn.len() > limit;
-        if too_many {
-            counter!("classbell_ws_replays_cut_total").increment(1);
-            return Ok(CatchUp {
-                messages: Vec::new(),
-                too_many,
-                cursor,
-                unread: deliveries::unread_count(conn, user).await?,
-            });
-        }
-        for change in changed {
-            let order = (change.changed_tx, change.item.id);
-            let message = if change.created_tx >= since {
-                ServerMessage::DeliveryCreated {
-                    delivery: change.item,
-                }
-            } else {
-                updated(&change.item)
-            };
-            changes.push((order.0, order.1, message));
-        }
-        for (announcement_id, tx) in withdrawn {
-            changes.push((
-                tx.unwrap_or(since),
-                // Before the items of the same transaction.
-                DeliveryId::default(),
-                ServerMessage::AnnouncementWithdrawn { announcement_id },
-            ));
-        }
-        changes.sort_by_key(|(tx, id, _)| (*tx, *id));
+    // One statement, one snapshot: the cursor is that snapshot's xmin, so
+    // whatever committed below it is in the read.
+    let read = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
+    let replay = deliveries::replay(conn, user, since.map(|Cursor(tx)| tx), read).await?;
+    let cursor = Cursor(replay.cursor);
+    let unread = replay.unread;
+    let Some(Cursor(since)) = since else {
+        return Ok(CatchUp {
+            messages: Vec::new(),
+            too_many: false,
+            cursor,
+            unread,
+        });
+    };
+    if replay.changes.len() + replay.gone.len() > limit {
+        counter!("classbell_ws_replays_cut_total").increment(1);
+        return Ok(CatchUp {
+            messages: Vec::new(),
+            too_many: true,
+            cursor,
+            unread,
+        });
     }
+    let mut changes: Vec<(i64, DeliveryId, ServerMessage)> = Vec::new();
+    for change in replay.changes {
+        let (tx, id) = (change.changed_tx, change.item.id);
+        let message = if change.created_tx >= since {
+            ServerMessage::DeliveryCreated {
+                delivery: change.item,
+            }
+        } else {
+            updated(&change.item)
+        };
+        changes.push((tx, id, message));
+    }
+    // A retracted delivery leaves the inbox as a withdrawn one does.
+    for (announcement_id, tx) in replay.gone {
+        changes.push((
+            tx,
+            // Before the items of the same transaction.
+            DeliveryId::default(),
+            ServerMessage::AnnouncementWithdrawn { announcement_id },
+        ));
+    }
+    changes.sort_by_key(|(tx, id, _)| (*tx, *id));
     Ok(CatchUp {
         messages: changes.into_iter().map(|(_, _, m)| m).collect(),
-        too_many,
+        too_many: false,
         cursor,
-        unread: deliveries::unread_count(conn, user).await?,
+        unread,
     })
 }
 

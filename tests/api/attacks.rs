@@ -762,6 +762,87 @@ async fn a_stale_cursor_replays_a_page_at_most() {
     assert!(cut >= Some(1.0), "{cut:?}");
 }
 
+/// Websockets are opened a few at a time. While every turn is taken (here
+/// the one there is, by an opening whose session lookup waits on a lock),
+/// the next waits `hello_wait` and is refused with 503 and Retry-After; the
+/// waiting one comes in once the lookup can run, and so does the next try.
+#[actix_web::test]
+async fn websocket_openings_wait_their_turn_and_past_the_wait_are_refused() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.realtime.hello_concurrency = 1;
+        settings.realtime.hello_wait_ms = 300;
+    })
+    .await;
+    let (_, token) = app.signed_in(Role::Student).await;
+    let mut lock = app.open_transaction().await;
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query("LOCK TABLE auth_sessions IN ACCESS EXCLUSIVE MODE"),
+        &mut lock,
+    )
+    .await
+    .unwrap();
+    let first = actix_web::rt::spawn({
+        let (address, token) = (app.address.clone(), token.clone());
+        async move { WsClient::connect(&address, "/ws", Some(&token)).await }
+    });
+    // The first opening holds the turn once its lookup waits on the lock.
+    let mut waits = 0;
+    let waiting_on_locks = "SELECT count(*) AS id FROM pg_stat_activity \
+                            WHERE wait_event_type = 'Lock' AND datname = current_database()";
+    while crate::jobs::id_of(&app, waiting_on_locks).await == 0 {
+        waits += 1;
+        assert!(waits < 100, "the first opening never reached its lookup");
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let started = std::time::Instant::now();
+    let refused = upgrade(&app, &token).await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    assert_eq!(
+        refused
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        Some("1".to_owned())
+    );
+    let body = error_body(refused, 503, "unavailable").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("live inbox"),
+        "{body}"
+    );
+    let metrics = app.metrics_text().await;
+    assert_eq!(
+        crate::realtime::metric(&metrics, "classbell_ws_hellos_refused_total"),
+        Some(1.0)
+    );
+    assert_eq!(
+        crate::realtime::metric(&metrics, "classbell_ws_hellos_waiting"),
+        Some(0.0),
+        "the refused one no longer waits"
+    );
+    drop(lock);
+    let mut first = first.await.unwrap();
+    first.expect("hello").await;
+    assert_eq!(upgrade(&app, &token).await.status(), 101);
+}
+
+/// A websocket opening request as a browser sends it, answered as a plain
+/// HTTP response (101, or the refusal's JSON).
+async fn upgrade(app: &TestApp, token: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(app.url("/ws"))
+        .bearer_auth(token)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A websocket client that floods is closed with 1008; one within its
 /// burst is answered in full.
 #[actix_web::test]

@@ -112,15 +112,25 @@ async fn a_full_inbox_is_read_at_the_cost_of_what_is_shown() {
     assert_eq!(unread, 3);
 
     let before = rows_read(&mut conn).await;
-    let changes = store::changes_since(&mut conn, reader, cursor, 200)
+    let replay = store::replay(&mut conn, reader, Some(cursor), 201)
         .await
         .unwrap();
     let replay_cost = rows_read(&mut conn).await - before;
     assert_eq!(
-        changes.len(),
+        replay.changes.len(),
         3,
         "only what its last transaction changed (cursor {cursor})"
     );
+    assert_eq!(
+        replay.gone.len(),
+        1,
+        "the withdrawal, committed after the cursor"
+    );
+    assert_eq!(replay.unread, 3, "the badge comes with the replay");
+    // A first hello: only the cursor and the badge.
+    let hello = store::replay(&mut conn, reader, None, 201).await.unwrap();
+    assert!(hello.changes.is_empty() && hello.gone.is_empty());
+    assert_eq!(hello.unread, 3);
 
     // Generous bounds: a handful of rows beyond what each returns, where
     // walking the inbox costs its 4,000.

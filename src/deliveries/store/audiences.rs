@@ -6,11 +6,10 @@
 //! is brought back rather than duplicated.
 
 use diesel::sql_types::{Array, BigInt};
-use diesel::{ExpressionMethods, QueryDsl, QueryableByName};
+use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::announcements::audience::Audience;
-use crate::db::schema::deliveries;
 use crate::error::AppError;
 use crate::ids::{AnnouncementId, SectionId, UserId};
 
@@ -84,24 +83,4 @@ pub async fn retract_left(
     .bind::<Array<BigInt>, _>(students)
     .load(conn)
     .await?)
-}
-
-/// Retracted deliveries of `user` changed in transaction `since` or later,
-/// with that transaction; the first `limit` in commit order. A reconnecting
-/// client hears them as withdrawn.
-pub async fn retracted_since(
-    conn: &mut AsyncPgConnection,
-    user: UserId,
-    since: i64,
-    limit: i64,
-) -> Result<Vec<(AnnouncementId, i64)>, AppError> {
-    Ok(deliveries::table
-        .filter(deliveries::user_id.eq(user))
-        .filter(deliveries::retracted_at.is_not_null())
-        .filter(deliveries::changed_tx.ge(since))
-        .select((deliveries::announcement_id, deliveries::changed_tx))
-        .order((deliveries::changed_tx, deliveries::id))
-        .limit(limit)
-        .load(conn)
-        .await?)
 }

@@ -8,7 +8,6 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::rules::{Live, Unread};
-use crate::announcements::model::AnnouncementStatus;
 use crate::db::schema::{announcements, deliveries, users};
 use crate::deliveries::model::{DeliveryState, InboxAnnouncement, InboxItem};
 use crate::error::AppError;
@@ -188,60 +187,6 @@ pub struct Change {
     pub item: InboxItem,
     pub created_tx: i64,
     pub changed_tx: i64,
-}
-
-/// `user`'s live deliveries changed in transaction `since` or later, the
-/// first `limit` of them in commit order.
-pub async fn changes_since(
-    conn: &mut AsyncPgConnection,
-    user: UserId,
-    since: i64,
-    limit: i64,
-) -> Result<Vec<Change>, AppError> {
-    let rows: Vec<(InboxRow, i64, i64)> = deliveries::table
-        .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))
-        .inner_join(users::table.on(users::id.eq(announcements::publisher_id)))
-        .filter(deliveries::user_id.eq(user))
-        .filter(deliveries::changed_tx.ge(since))
-        .filter(Live)
-        .select((
-            INBOX_COLUMNS,
-            deliveries::created_tx,
-            deliveries::changed_tx,
-        ))
-        .order((deliveries::changed_tx, deliveries::id))
-        .limit(limit)
-        .load(conn)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(row, created_tx, changed_tx)| Change {
-            item: inbox_item(row),
-            created_tx,
-            changed_tx,
-        })
-        .collect())
-}
-
-/// Announcements `user` received that were withdrawn in transaction `since`
-/// or later, with that transaction; the first `limit` in commit order.
-pub async fn withdrawn_since(
-    conn: &mut AsyncPgConnection,
-    user: UserId,
-    since: i64,
-    limit: i64,
-) -> Result<Vec<(AnnouncementId, Option<i64>)>, AppError> {
-    Ok(announcements::table
-        .inner_join(deliveries::table.on(deliveries::announcement_id.eq(announcements::id)))
-        .filter(deliveries::user_id.eq(user))
-        // Implied by a withdrawn_tx; said so `announcements_withdrawn_idx` serves it.
-        .filter(announcements::status.eq(AnnouncementStatus::Withdrawn))
-        .filter(announcements::withdrawn_tx.ge(since))
-        .select((announcements::id, announcements::withdrawn_tx))
-        .order((announcements::withdrawn_tx, announcements::id))
-        .limit(limit)
-        .load(conn)
-        .await?)
 }
 
 /// The new inbox items of `announcement` for those of `users` it reached.

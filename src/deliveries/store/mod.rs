@@ -1,5 +1,5 @@
 //! Every query of the service's on the `deliveries` table: a recipient's
-//! inbox, the live inbox's catch-up, the writer's transitions, fan-out
+//! inbox, the live inbox's catch-up (`replay`), the writer's transitions, fan-out
 //! chunks, audiences that follow enrollment and what publishers see. Nothing outside this module names the
 //! table, so the rules in `rules` (what is live, what is unread) hold
 //! everywhere.
@@ -8,6 +8,7 @@ mod audiences;
 mod fanout;
 mod inbox;
 mod publisher;
+mod replay;
 mod rules;
 mod transitions;
 
@@ -15,16 +16,17 @@ use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-pub use audiences::{Reach, deliver_due, retract_left, retracted_since};
+pub use audiences::{Reach, deliver_due, retract_left};
 pub use fanout::{Chunk, NextChunk, fanout_chunk};
 pub use inbox::{
-    Change, INBOX_COLUMNS, InboxRow, Unacknowledged, changes_since, created_for, inbox, inbox_item,
-    recipients_among, unacked_among, unread_count, unread_counts, withdrawn_since,
+    Change, INBOX_COLUMNS, InboxRow, Unacknowledged, created_for, inbox, inbox_item,
+    recipients_among, unacked_among, unread_count, unread_counts,
 };
 pub use publisher::{
     Reminded, StateCounts, ack_timeline, mark_reminded, not_acknowledged, section_figures,
     state_counts, unacked,
 };
+pub use replay::{Replay, replay};
 pub use rules::{Live, Unread};
 pub use transitions::{TransitionRow, reread, transition_batch};
 

@@ -165,6 +165,7 @@ impl Hub {
         mailbox::register(SESSION);
         gauge!("classbell_ws_users").set(0.0);
         gauge!("classbell_ws_sessions_open").increment(0.0);
+        gauge!("classbell_ws_hellos_waiting").increment(0.0);
         for name in [
             "classbell_ws_slow_consumer_closes_total",
             "classbell_ws_resyncs_total",
@@ -175,6 +176,8 @@ impl Hub {
             "classbell_ws_sessions_opened_total",
             "classbell_ws_floods_closed_total",
             "classbell_ws_replays_cut_total",
+            "classbell_ws_hellos_refused_total",
+            "classbell_ws_checkpoints_deferred_total",
         ] {
             counter!(name).absolute(0);
         }

@@ -13,6 +13,7 @@ use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use chrono::Utc;
 use governor::{DefaultDirectRateLimiter, RateLimiter};
 use metrics::{counter, gauge, histogram};
+use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
 use super::hub::{Connect, Control, Disconnect, HUB, Push, SESSION, SessionId, SessionLink};
@@ -48,6 +49,9 @@ pub struct Session {
     last_heard: Instant,
     /// What the client may still send now (see `SessionSettings::inbound`).
     inbound: DefaultDirectRateLimiter,
+    /// This session's turn among those being opened, given back once its
+    /// catch-up is read (see `SessionServices::admit`).
+    turn: Option<OwnedSemaphorePermit>,
 }
 
 impl Session {
@@ -56,6 +60,7 @@ impl Session {
         auth_session: Uuid,
         since: Option<Cursor>,
         services: web::Data<SessionServices>,
+        turn: OwnedSemaphorePermit,
     ) -> Self {
         let inbound = RateLimiter::direct(services.settings.inbound);
         Session {
@@ -75,6 +80,7 @@ impl Session {
             checkpointing: false,
             last_heard: Instant::now(),
             inbound,
+            turn: Some(turn),
         }
     }
 
@@ -149,13 +155,16 @@ impl Session {
         let hub = self.services.hub.clone();
         let user = self.user.id;
         let limit = self.services.settings.replay_limit;
+        let turn = self.turn.take();
         let work = async move {
             mailbox::sent(HUB);
             hub.send(Connect(link))
                 .await
                 .map_err(|_| AppError::unavailable("the websocket hub"))?;
             let mut conn = db.get().await?;
-            store::catch_up(&mut conn, user, since, limit).await
+            let catch_up = store::catch_up(&mut conn, user, since, limit).await;
+            drop(turn);
+            catch_up
         };
         ctx.spawn(work.into_actor(self).map(move |result, session, ctx| {
             let catch_up = match result {
@@ -205,6 +214,12 @@ impl Session {
         if self.checkpointing {
             return;
         }
+        // A checkpoint is not urgent: while every turn is taken (a storm of
+        // clients coming back), it waits for the next interval.
+        let Some(turn) = self.services.try_admit() else {
+            counter!("classbell_ws_checkpoints_deferred_total").increment(1);
+            return;
+        };
         self.checkpointing = true;
         self.ledger.begin_checkpoint();
         let db = self.services.db.clone();
@@ -212,7 +227,9 @@ impl Session {
         let limit = self.services.settings.replay_limit;
         let work = async move {
             let mut conn = db.get().await?;
-            store::catch_up(&mut conn, user, Some(since), limit).await
+            let catch_up = store::catch_up(&mut conn, user, Some(since), limit).await;
+            drop(turn);
+            catch_up
         };
         ctx.spawn(work.into_actor(self).map(|result, session, ctx| {
             session.checkpointing = false;
