@@ -777,7 +777,7 @@ async fn websocket_openings_wait_their_turn_and_past_the_wait_are_refused() {
     let mut lock = app.open_transaction().await;
     diesel_async::RunQueryDsl::execute(
         diesel::sql_query("LOCK TABLE auth_sessions IN ACCESS EXCLUSIVE MODE"),
-        &mut lock,
+        &mut *lock,
     )
     .await
     .unwrap();

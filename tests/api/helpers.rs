@@ -21,6 +21,34 @@ use classbell::startup::Application;
 use classbell::users::accounts;
 use classbell::users::model::{Role, User};
 
+/// Held (shared) by every test's open transaction; held alone by a test
+/// whose cursors must move while it runs.
+static CURSOR_HOLDERS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// No test holds a transaction open (so cursors move) until this is dropped.
+pub async fn cursors_free() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    CURSOR_HOLDERS.write().await
+}
+
+/// A transaction held open; rolled back when dropped.
+pub struct OpenTransaction {
+    conn: AsyncPgConnection,
+    _holding: tokio::sync::RwLockReadGuard<'static, ()>,
+}
+
+impl std::ops::Deref for OpenTransaction {
+    type Target = AsyncPgConnection;
+    fn deref(&self) -> &AsyncPgConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for OpenTransaction {
+    fn deref_mut(&mut self) -> &mut AsyncPgConnection {
+        &mut self.conn
+    }
+}
+
 /// A password that passes every rule.
 pub const PASSWORD: &str = "Correct-Horse-42";
 
@@ -306,8 +334,12 @@ impl TestApp {
     }
 
     /// A connection holding a transaction open (with a transaction id), as
-    /// a long import does: it keeps every cursor at or below it until dropped.
-    pub async fn open_transaction(&self) -> AsyncPgConnection {
+    /// a long import does: it keeps every cursor at or below it until
+    /// dropped, in every test's database (a cursor is the cluster's xmin),
+    /// so tests that need cursors to move wait until none is open
+    /// (`cursors_free`).
+    pub async fn open_transaction(&self) -> OpenTransaction {
+        let holding = CURSOR_HOLDERS.read().await;
         let mut conn = AsyncPgConnection::establish(&self.settings.database.url)
             .await
             .unwrap();
@@ -317,7 +349,10 @@ impl TestApp {
                 .await
                 .unwrap();
         }
-        conn
+        OpenTransaction {
+            conn,
+            _holding: holding,
+        }
     }
 
     /// The Prometheus text `/metrics` serves now.

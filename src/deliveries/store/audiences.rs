@@ -5,8 +5,8 @@
 //! (announcement, user) key lets a delivery exist once, and a retracted one
 //! is brought back rather than duplicated.
 
-use diesel::sql_types::{Array, BigInt};
 use diesel::QueryableByName;
+use diesel::sql_types::{Array, BigInt};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::announcements::audience::Audience;
