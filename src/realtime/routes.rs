@@ -3,6 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
 use serde::{Deserialize, Serialize};
+use tokio::sync::OwnedSemaphorePermit;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -13,7 +14,6 @@ use super::socket;
 use super::ticket::{self, TICKET_TTL_SECS};
 use crate::auth::jwt::JwtKeys;
 use crate::auth::{AuthUser, store as auth_store};
-use crate::db::DbPool;
 use crate::error::AppError;
 use crate::http::resource;
 use crate::redis::Redis;
@@ -61,10 +61,7 @@ pub async fn connect(
         .map_err(|reason| AppError::field("since", reason))?;
     ws::handshake(&req).map_err(|error| AppError::BadRequest(error.to_string()))?;
     let ticket = query.ticket.as_deref();
-    // Held until the catch-up is read: the lookup and the replay are the
-    // two reads a reconnect storm multiplies.
-    let turn = sessions.admit().await?;
-    let (user, auth_session) = authenticate(&req, &jwt, &redis, &sessions.db, ticket).await?;
+    let (user, auth_session, turn) = authenticate(&req, &jwt, &redis, &sessions, ticket).await?;
     let settings = &sessions.settings;
     socket::configure(&req, settings.send_buffer_bytes, settings.stall_timeout);
     let session = Session::new(user, auth_session, since, sessions.clone(), turn);
@@ -74,14 +71,15 @@ pub async fn connect(
         .map_err(|error| AppError::BadRequest(error.to_string()))
 }
 
-/// The user and login session behind a Bearer token or a ticket.
+/// The user and login session behind a Bearer token or a ticket, and the
+/// session's turn among those being opened.
 async fn authenticate(
     req: &HttpRequest,
     jwt: &JwtKeys,
     redis: &Redis,
-    db: &DbPool,
+    sessions: &SessionServices,
     ticket: Option<&str>,
-) -> Result<(User, Uuid), AppError> {
+) -> Result<(User, Uuid, OwnedSemaphorePermit), AppError> {
     let (user_id, session) = if req
         .headers()
         .contains_key(actix_web::http::header::AUTHORIZATION)
@@ -97,10 +95,14 @@ async fn authenticate(
             "authentication required: a Bearer token, or a ticket from POST /auth/ws-ticket",
         ));
     };
-    let user = auth_store::session_user(&mut *db.get().await?, session, user_id)
+    // Taken once the credential checks out (so a flood of bad ones holds no
+    // turn) and held until the catch-up is read: the lookup and the replay
+    // are the two reads a reconnect storm multiplies.
+    let turn = sessions.admit().await?;
+    let user = auth_store::session_user(&mut *sessions.db.get().await?, session, user_id)
         .await?
         .ok_or(AppError::Unauthorized("session has ended; sign in again"))?;
-    Ok((user, session))
+    Ok((user, session, turn))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -766,6 +766,7 @@ async fn a_stale_cursor_replays_a_page_at_most() {
 /// the one there is, by an opening whose session lookup waits on a lock),
 /// the next waits `hello_wait` and is refused with 503 and Retry-After; the
 /// waiting one comes in once the lookup can run, and so does the next try.
+/// A bad credential takes no turn.
 #[actix_web::test]
 async fn websocket_openings_wait_their_turn_and_past_the_wait_are_refused() {
     let app = TestApp::spawn_with(|settings| {
@@ -794,6 +795,10 @@ async fn websocket_openings_wait_their_turn_and_past_the_wait_are_refused() {
         assert!(waits < 100, "the first opening never reached its lookup");
         actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // A bad credential is refused at once: it never waits for a turn.
+    let started = std::time::Instant::now();
+    assert_eq!(upgrade(&app, "not-a-token").await.status(), 401);
+    assert!(started.elapsed() < std::time::Duration::from_millis(300));
     let started = std::time::Instant::now();
     let refused = upgrade(&app, &token).await;
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));

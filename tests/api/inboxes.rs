@@ -26,14 +26,7 @@ struct Fetched {
 /// Delivery rows this transaction has read from the table's heap so far
 /// (sequential reads and index fetches; an index-only read costs none).
 async fn rows_read(conn: &mut AsyncPgConnection) -> i64 {
-    diesel::sql_query(
-        "SELECT (coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0))::bigint AS rows \
-         FROM pg_stat_xact_user_tables WHERE relname = 'deliveries'",
-    )
-    .get_result::<Fetched>(conn)
-    .await
-    .unwrap()
-    .rows
+    rows_read_of(conn, "deliveries").await
 }
 
 #[actix_web::test]
@@ -146,7 +139,7 @@ async fn a_full_inbox_is_read_at_the_cost_of_what_is_shown() {
     assert!(replay_cost <= 50, "a replay read {replay_cost} deliveries");
 }
 
-/// Table rows a transaction has read so far, by table.
+/// Rows of `table` this transaction has read from its heap so far.
 async fn rows_read_of(conn: &mut AsyncPgConnection, table: &str) -> i64 {
     diesel::sql_query(format!(
         "SELECT (coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0))::bigint AS rows \

@@ -25,11 +25,11 @@ pub struct Replay {
     /// Unread deliveries now.
     pub unread: i64,
     /// Live deliveries changed at or after the cursor, in commit order (at
-    /// most the limit asked for, plus one).
+    /// most `limit` of them).
     pub changes: Vec<Change>,
     /// Announcements that left the inbox at or after the cursor (withdrawn,
-    /// or the delivery retracted), with that transaction (at most twice the
-    /// limit plus one each).
+    /// or the delivery retracted), with that transaction (at most `limit`
+    /// withdrawals and `limit` retractions).
     pub gone: Vec<(AnnouncementId, i64)>,
 }
 
@@ -95,7 +95,7 @@ impl QueryFragment<Pg> for ReplayQuery {
         let mut parts = REPLAY_SQL.split('$');
         out.push_sql(parts.next().unwrap_or_default());
         for part in parts {
-            // `$u`, `$s` and `$l` stand for the three values, in any order.
+            // `$u`, `$s` and `$l` stand for the user, `since` and the limit.
             let (bind, rest) = part.split_at(1);
             match bind {
                 "u" => out.push_bind_param::<BigInt, _>(&self.user)?,
