@@ -1,6 +1,8 @@
-//! HTTP plumbing shared by every route: extractor errors in the one JSON
-//! shape, 404 and 405 answers, the resource helper, and the gate that keeps
-//! text PostgreSQL cannot store out.
+//! HTTP plumbing shared by every route: the listening socket, extractor
+//! errors in the one JSON shape, 404 and 405 answers, the resource helper,
+//! and the gate that keeps text PostgreSQL cannot store out.
+
+use std::net::{TcpListener, ToSocketAddrs};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -12,6 +14,25 @@ use actix_web::{HttpRequest, HttpResponse, Resource, web};
 use futures_util::StreamExt;
 
 use crate::error::{AppError, Code, FieldErrors};
+
+/// The listening socket on `bind`, with room for `backlog` connections
+/// waiting to be accepted. (`TcpListener::bind` queues 128: a node whose
+/// websockets all come back at once dropped most of their handshakes.)
+pub fn listener(bind: &str, backlog: u32) -> std::io::Result<TcpListener> {
+    let address = bind.to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind")
+    })?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(address),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    // As `TcpListener::bind` does: a restart may bind while old connections linger.
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
+}
 
 /// A resource whose unsupported methods answer 405 in the JSON error shape.
 pub fn resource(path: &str) -> Resource {

@@ -89,7 +89,8 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         settings.validate()?;
         let bind = settings.server.bind.clone();
-        let listener = TcpListener::bind(&bind).map_err(|e| StartupError::Bind(bind.clone(), e))?;
+        let listener = crate::http::listener(&bind, settings.server.listen_backlog)
+            .map_err(|e| StartupError::Bind(bind.clone(), e))?;
         let port = listener
             .local_addr()
             .map_err(|e| StartupError::Bind(bind.clone(), e))?

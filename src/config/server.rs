@@ -39,6 +39,14 @@ pub struct Server {
     #[arg(long, env = "CLASSBELL_WORKERS", default_value_t = 0)]
     pub workers: usize,
 
+    /// Connections the kernel queues until they are accepted (the listen
+    /// backlog; the kernel caps it at `net.core.somaxconn`). When every
+    /// websocket of a node comes back at once they arrive here first; past
+    /// the backlog the kernel drops their handshakes and clients retry a
+    /// second or more later.
+    #[arg(long, env = "CLASSBELL_LISTEN_BACKLOG", default_value_t = 4096)]
+    pub listen_backlog: u32,
+
     /// Seconds to wait for a pooled connection (PostgreSQL or Redis) before answering 503.
     #[arg(long, env = "CLASSBELL_POOL_TIMEOUT_SECS", default_value_t = 5)]
     pub pool_timeout_secs: u64,
