@@ -192,9 +192,21 @@ async function journey(browser, lang, data, errors) {
   await dueItem.getByText(say("inbox.due", { when: dueAt })).waitFor({ timeout: 3000 });
   const dueCard = teacher.locator("article.announcement", { hasText: due });
   await dueCard.locator("p.muted", { hasText: say("card.due", { when: dueAt }) }).waitFor();
-  await dueCard.getByText(say("ladder.title"), { exact: true }).click();
   const rungs = dueCard.locator(".ladder-steps li");
-  await rungs.nth(2).waitFor();
+  // The list may be drawn once more just after the publish (the page the
+  // composer went to), closing a ladder opened in between: open it again
+  // (closing it first if it stayed open, so that it reads the steps anew).
+  const ladderOpen = () => dueCard.locator("details.ladder").evaluate((d) => d.open);
+  for (let attempt = 1; ; attempt++) {
+    if (await ladderOpen()) await dueCard.getByText(say("ladder.title"), { exact: true }).click();
+    await dueCard.getByText(say("ladder.title"), { exact: true }).click();
+    try {
+      await rungs.nth(2).waitFor({ timeout: 5000 });
+      break;
+    } catch (error) {
+      if (attempt === 4) throw error;
+    }
+  }
   assert.equal(await rungs.count(), 3, "in-app, mail and summary are planned");
   assert.equal(await dueCard.locator('.ladder-steps li[data-state="pending"]').count(), 3);
   await dueCard.locator(".ladder-steps li", { hasText: say("ladder.channel.summary") })
