@@ -50,6 +50,11 @@ pub enum Event {
         state: DeliveryState,
         delivered_at: Option<DateTime<Utc>>,
         ack_at: Option<DateTime<Utc>>,
+        /// How the change moved its recipient's unread count: `-1` when an
+        /// acknowledgment took the delivery off it, `0` when the count stays.
+        /// Absent (from a node that does not say), listeners read it again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unread_change: Option<i64>,
     },
     #[serde(rename = "announcement.withdrawn")]
     AnnouncementWithdrawn { announcement_id: AnnouncementId },

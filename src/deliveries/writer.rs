@@ -231,6 +231,7 @@ async fn commit(
                 state,
                 delivered_at: status.delivered_at,
                 ack_at: status.ack_at,
+                unread_change: Some(if row.left_unread { -1 } else { 0 }),
             });
         }
         results.push(Ok(Transitioned { status, changed }));

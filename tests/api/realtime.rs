@@ -359,6 +359,73 @@ async fn updates_reach_every_session_of_the_user_from_websocket_and_http() {
     );
 }
 
+/// The badges a socket hears until (and including) one showing `until`.
+async fn badges_until(client: &mut WsClient, until: i64) -> Vec<i64> {
+    let mut seen = Vec::new();
+    while seen.last() != Some(&until) {
+        seen.push(
+            client.expect("unread_count").await["unread"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    seen
+}
+
+#[actix_web::test]
+async fn a_badge_moves_with_each_acknowledgment_and_not_for_an_expired_one() {
+    let app = TestApp::spawn().await;
+    let class = class(&app).await;
+    let mut deliveries = Vec::new();
+    for _ in 0..4 {
+        deliveries.push(published(&app, &class).await);
+    }
+    // The last one has expired: it is off the badge, and acknowledging it
+    // late must not take one more off.
+    let (expired, late) = deliveries.pop().unwrap();
+    app.sql(&format!(
+        "UPDATE announcements SET expires_at = now() - interval '1 minute' WHERE id = {expired}"
+    ))
+    .await;
+    let token = &class.enrolled[0].1;
+    let (mut student, hello) = open(&app, token).await;
+    assert_eq!(hello["unread_count"], 3);
+
+    let ack = |delivery: i64| json!({"type": "ack", "delivery_id": delivery});
+    // The first is counted; the ones after move the count the hub knows.
+    student.send_json(ack(deliveries[0].1)).await;
+    assert_eq!(badges_until(&mut student, 2).await, vec![2]);
+    // Marking one delivered leaves the badge as it is.
+    student
+        .send_json(json!({"type": "delivered", "delivery_id": deliveries[1].1}))
+        .await;
+    student.send_json(ack(late)).await;
+    let heard = student.drain(Duration::from_millis(500)).await;
+    let acknowledged = heard
+        .iter()
+        .filter(|m| m["type"] == "delivery.updated" && m["state"] == "acknowledged")
+        .count();
+    assert_eq!(acknowledged, 1, "{heard:?}");
+    assert!(
+        heard
+            .iter()
+            .filter(|m| m["type"] == "unread_count")
+            .all(|m| m["unread"] == 2),
+        "{heard:?}"
+    );
+    student.send_json(ack(deliveries[1].1)).await;
+    student.send_json(ack(deliveries[2].1)).await;
+    let badges = badges_until(&mut student, 0).await;
+    assert!(badges.iter().all(|b| [1, 0].contains(b)), "{badges:?}");
+    let badge = json_body(app.get("/api/unread_count", token).await).await;
+    assert_eq!(badge["unread"], 0);
+    let quiet = student.drain(Duration::from_millis(300)).await;
+    assert!(
+        quiet.iter().all(|m| m["type"] != "unread_count"),
+        "{quiet:?}"
+    );
+}
+
 #[actix_web::test]
 async fn withdrawals_and_reminders_are_pushed() {
     let app = TestApp::spawn().await;

@@ -26,13 +26,22 @@ macro_rules! live_sql {
     };
 }
 
+/// SQL: the announcement has not expired (an expired one no longer
+/// matters: no badge, no reminder).
+macro_rules! unexpired_sql {
+    () => {
+        "(announcements.expires_at IS NULL OR announcements.expires_at > now())"
+    };
+}
+
 /// SQL: the delivery is live, not acknowledged, and its announcement has
-/// not expired (an expired one no longer matters: no badge, no reminder).
+/// not expired.
 macro_rules! unread_sql {
     () => {
         concat!(
             "deliveries.state <> 'acknowledged' AND ",
-            "(announcements.expires_at IS NULL OR announcements.expires_at > now()) AND ",
+            $crate::deliveries::store::rules::unexpired_sql!(),
+            " AND ",
             $crate::deliveries::store::rules::live_sql!()
         )
     };
@@ -48,7 +57,7 @@ macro_rules! counted_sql {
     };
 }
 
-pub(crate) use {counted_sql, live_sql, unread_sql};
+pub(crate) use {counted_sql, live_sql, unexpired_sql, unread_sql};
 
 /// A rule as a diesel filter: fixed SQL with a static query id, so the
 /// statements that use it stay prepared (a `sql()` literal would make diesel

@@ -11,7 +11,7 @@ use diesel::sql_types::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::rules::live_sql;
+use super::rules::{live_sql, unexpired_sql};
 use crate::error::AppError;
 use crate::ids::{AnnouncementId, DeliveryId, UserId};
 
@@ -34,6 +34,10 @@ pub struct TransitionRow {
     pub ack_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = Bool)]
     pub changed: bool,
+    /// The change took the delivery off its recipient's unread count (it
+    /// was acknowledged while unread: see `rules::unread_sql`).
+    #[diesel(sql_type = Bool)]
+    pub left_unread: bool,
 }
 
 /// The batch statement as a query of its own: `sql_query` text is planned
@@ -77,7 +81,8 @@ impl QueryFragment<Pg> for TransitionBatch<'_> {
 /// live deliveries, with each delivery as it stood; `want` merges them per
 /// delivery; `upd` moves each delivery forward once. The final SELECT
 /// answers every request in order (PostgreSQL evaluates the snapshot before
-/// `upd`, hence the COALESCEs).
+/// `upd`, hence the COALESCEs), and says whether an acknowledgment took the
+/// delivery off its recipient's badge, so the hub need not count it again.
 ///
 /// Every lookup is a `LATERAL … LIMIT 1`, which PostgreSQL runs as one
 /// index probe per request. Written as joins, the planner (which cannot
@@ -96,10 +101,12 @@ const BATCH_SQL_AFTER_BINDS: &str = concat!(
         LIMIT 1
     ) l ON true
 ), ok AS (
-    SELECT v.n, v.id, v.target, d.announcement_id, d.state, d.delivered_at, d.ack_at
+    SELECT v.n, v.id, v.target, d.announcement_id, d.state, d.delivered_at, d.ack_at, d.unexpired
     FROM v CROSS JOIN LATERAL (
         SELECT deliveries.announcement_id, deliveries.state, deliveries.delivered_at,
-               deliveries.ack_at
+               deliveries.ack_at, ",
+    unexpired_sql!(),
+    " AS unexpired
         FROM deliveries
         JOIN announcements ON announcements.id = deliveries.announcement_id
         WHERE deliveries.id = v.id AND deliveries.user_id = v.user_id AND ",
@@ -128,7 +135,9 @@ SELECT v.n,
        COALESCE(upd.state, ok.state) AS state,
        COALESCE(upd.delivered_at, ok.delivered_at) AS delivered_at,
        CASE WHEN upd.id IS NOT NULL THEN upd.ack_at ELSE ok.ack_at END AS ack_at,
-       (upd.id IS NOT NULL) AS changed
+       (upd.id IS NOT NULL) AS changed,
+       COALESCE(upd.state = 'acknowledged' AND ok.state <> 'acknowledged' AND ok.unexpired, false)
+           AS left_unread
 FROM v
 LEFT JOIN ok ON ok.n = v.n
 LEFT JOIN upd ON upd.id = v.id
@@ -138,7 +147,7 @@ ORDER BY v.n"
 /// Re-reads rows another node moved while this batch ran.
 const REREAD_SQL: &str = "
 SELECT 0::bigint AS n, true AS session_live, true AS found, announcement_id, state, delivered_at, ack_at,
-       false AS changed
+       false AS changed, false AS left_unread
 FROM deliveries WHERE id = $1";
 
 /// Runs one batch: the requests are the parallel slices, answered in order.

@@ -10,6 +10,7 @@ use diesel_async::AsyncPgConnection;
 use metrics::counter;
 use uuid::Uuid;
 
+use super::badges::Flush;
 use super::{Hub, Push, SessionId};
 use crate::announcements::model::AnnouncementStats;
 use crate::announcements::store as announcements;
@@ -44,6 +45,7 @@ impl Hub {
                 state,
                 delivered_at,
                 ack_at,
+                unread_change,
             } => {
                 let message = ServerMessage::DeliveryUpdated {
                     delivery_id,
@@ -52,7 +54,7 @@ impl Hub {
                     delivered_at,
                     ack_at,
                 };
-                self.delivery_updated(user_id, message, raised);
+                self.delivery_updated(user_id, message, unread_change, raised);
             }
             Event::DeliveryRetracted {
                 user_id,
@@ -60,7 +62,7 @@ impl Hub {
             } => {
                 // To the student, it is gone as a withdrawn one is.
                 let message = ServerMessage::AnnouncementWithdrawn { announcement_id };
-                self.delivery_updated(user_id, message, raised);
+                self.delivery_updated(user_id, message, None, raised);
             }
             Event::AnnouncementWithdrawn { announcement_id } => {
                 self.announcement_withdrawn(announcement_id, raised, ctx)
@@ -120,17 +122,28 @@ impl Hub {
             for (user, item) in items {
                 let message = ServerMessage::DeliveryCreated { delivery: item };
                 hub.push_user(user, Push::new(message, raised));
-                hub.unread_dirty.insert(user);
+                hub.badges.changed(user);
             }
         });
     }
 
     /// One delivery moved (or was retracted): its recipient's sessions
-    /// (every device) hear it, and their unread count.
-    fn delivery_updated(&mut self, user_id: UserId, message: ServerMessage, raised: Raised) {
+    /// (every device) hear it, and their unread count if it changed (by
+    /// `unread_change`, or read again when that is not known).
+    fn delivery_updated(
+        &mut self,
+        user_id: UserId,
+        message: ServerMessage,
+        unread_change: Option<i64>,
+        raised: Raised,
+    ) {
         if self.by_user.contains_key(&user_id) {
             self.push_user(user_id, Push::new(message, raised));
-            self.unread_dirty.insert(user_id);
+            match unread_change {
+                Some(0) => {}
+                Some(delta) => self.badges.moved_by(user_id, delta),
+                None => self.badges.changed(user_id),
+            }
         }
     }
 
@@ -153,7 +166,7 @@ impl Hub {
                     raised_at_ms: raised,
                 };
                 hub.push_user(user, push);
-                hub.unread_dirty.insert(user);
+                hub.badges.changed(user);
             }
         });
     }
@@ -300,24 +313,47 @@ impl Hub {
         self.resolve(work, ctx, then);
     }
 
-    /// Sends the changed unread counts, with one query for all who changed.
+    /// Sends the unread counts that moved, and reads (with one query for
+    /// all of them) those that must be read again.
     pub(super) fn flush_unread(&mut self, ctx: &mut Context<Self>) {
-        let users: Vec<UserId> = self
-            .unread_dirty
-            .drain()
-            .filter(|user| self.by_user.contains_key(user))
-            .collect();
-        let query = async |conn: &mut AsyncPgConnection, users: &[UserId]| {
-            let counts = deliveries::unread_counts(conn, users).await?;
-            Ok((users.to_vec(), counts))
+        let Flush {
+            read,
+            generation,
+            send,
+        } = self.badges.flush(|user| self.by_user.contains_key(user));
+        for (user, unread) in send {
+            let message = ServerMessage::UnreadCount { unread };
+            self.push_user(user, Push::new(message, None));
+        }
+        if read.is_empty() {
+            return;
+        }
+        let db = self.db.clone();
+        let users = read.clone();
+        let work = async move {
+            let mut conn = db.get().await?;
+            deliveries::unread_counts(&mut conn, &users).await
         };
-        self.resolve_among(users, query, ctx, |hub, (users, counts)| {
-            for user in users {
-                let unread = counts.get(&user).copied().unwrap_or(0);
-                let message = ServerMessage::UnreadCount { unread };
-                hub.push_user(user, Push::new(message, None));
-            }
-        });
+        ctx.spawn(
+            work.into_actor(self)
+                .map(move |result, hub, _| match result {
+                    Ok(counts) => {
+                        let by_user = &hub.by_user;
+                        let sent = hub.badges.read_back(generation, read, &counts, |user| {
+                            by_user.contains_key(user)
+                        });
+                        for (user, unread) in sent {
+                            let message = ServerMessage::UnreadCount { unread };
+                            hub.push_user(user, Push::new(message, None));
+                        }
+                    }
+                    Err(error) => {
+                        hub.badges.read_failed(generation, &read);
+                        counter!("classbell_hub_events_lost_total").increment(1);
+                        tracing::warn!(%error, "could not read unread counts for live sessions");
+                    }
+                }),
+        );
     }
 
     /// Sends the changed figures of watched announcements.

@@ -5,7 +5,8 @@
 //! resolves them with one query over just the users connected here, so a
 //! fan-out to 10,000 students costs each node one query per chunk, not one
 //! message per recipient. Figures are coalesced: unread counts every 100 ms,
-//! announcement stats every 250 ms, each with one query for all who changed.
+//! announcement stats every 250 ms, each with one query for all who changed;
+//! an acknowledgment moves a badge the hub knows without a query (`badges`).
 //!
 //! Sessions are reached through `Recipient`s with bounded mailboxes. A
 //! session whose mailbox is full has stopped reading: it is told to close
@@ -30,6 +31,7 @@ use crate::events::{Envelope, EventBus};
 use crate::ids::{AnnouncementId, UserId};
 use crate::telemetry::mailbox;
 
+mod badges;
 mod events;
 
 /// The hub's name in actor metrics.
@@ -155,7 +157,7 @@ pub struct Hub {
     by_user: BTreeMap<UserId, Vec<SessionId>>,
     stats_watchers: HashMap<AnnouncementId, HashSet<SessionId>>,
     stats_dirty: HashSet<AnnouncementId>,
-    unread_dirty: HashSet<UserId>,
+    badges: badges::Badges,
     bridge_was_down: bool,
 }
 
@@ -178,6 +180,7 @@ impl Hub {
             "classbell_ws_replays_cut_total",
             "classbell_ws_hellos_refused_total",
             "classbell_ws_checkpoints_deferred_total",
+            "classbell_ws_badges_moved_total",
         ] {
             counter!(name).absolute(0);
         }
@@ -191,7 +194,7 @@ impl Hub {
             by_user: BTreeMap::new(),
             stats_watchers: HashMap::new(),
             stats_dirty: HashSet::new(),
-            unread_dirty: HashSet::new(),
+            badges: badges::Badges::default(),
             bridge_was_down: false,
         }
     }
@@ -273,8 +276,10 @@ impl Hub {
         }
     }
 
-    /// Every session catches up from its cursor: something may have been missed.
+    /// Every session catches up from its cursor: something may have been
+    /// missed, so no badge the hub knows is trusted either.
     fn resync_all(&mut self) {
+        self.badges.forget_all();
         counter!("classbell_ws_resyncs_total").increment(self.sessions.len() as u64);
         for entry in self.sessions.values() {
             if !entry.closing {
@@ -350,6 +355,7 @@ impl Handler<Disconnect> for Hub {
             ids.retain(|id| *id != message.id);
             if ids.is_empty() {
                 self.by_user.remove(&entry.link.user_id);
+                self.badges.forget(entry.link.user_id);
             }
         }
         for announcement_id in entry.watching {
