@@ -231,7 +231,40 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub mod mailbox {
     use actix::dev::ToEnvelope;
     use actix::{Actor, Addr, Handler, Message};
-    use metrics::{counter, gauge};
+    use metrics::{Counter, Gauge, counter, gauge};
+
+    /// One actor's series, looked up once, for the mailboxes that count a
+    /// message per recipient (the hub's pushes to thousands of sessions):
+    /// there a lookup by name per message costs more than the message.
+    #[derive(Clone)]
+    pub struct Mailbox {
+        depth: Gauge,
+        messages: Counter,
+    }
+
+    impl Mailbox {
+        pub fn of(actor: &'static str) -> Self {
+            Mailbox {
+                depth: gauge!("classbell_actor_mailbox_depth", "actor" => actor),
+                messages: counter!("classbell_actor_messages_total", "actor" => actor),
+            }
+        }
+
+        pub fn sent(&self) {
+            self.depth.increment(1.0);
+        }
+
+        /// Call first thing in a handler.
+        pub fn handled(&self) {
+            self.depth.decrement(1.0);
+            self.messages.increment(1);
+        }
+
+        /// Messages that went with their mailbox, never handled.
+        pub fn lost(&self, count: usize) {
+            self.depth.decrement(count as f64);
+        }
+    }
 
     /// Registers an actor's series at zero.
     pub fn register(actor: &'static str) {

@@ -1,5 +1,7 @@
 //! Delivery states and what the inbox shows.
 
+use std::sync::Arc;
+
 use crate::ids::{AnnouncementId, DeliveryId};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -59,5 +61,6 @@ pub struct InboxItem {
     pub delivered_at: Option<DateTime<Utc>>,
     pub ack_at: Option<DateTime<Utc>>,
     pub retry_count: i32,
-    pub announcement: InboxAnnouncement,
+    /// Shared: a fan-out's items for thousands of recipients hold one copy.
+    pub announcement: Arc<InboxAnnouncement>,
 }

@@ -112,7 +112,7 @@ mod tests {
                 delivered_at: None,
                 ack_at: None,
                 retry_count: 0,
-                announcement: InboxAnnouncement {
+                announcement: std::sync::Arc::new(InboxAnnouncement {
                     id: AnnouncementId(1),
                     title: "t".into(),
                     body: "b".into(),
@@ -121,7 +121,7 @@ mod tests {
                     published_at: None,
                     ack_due_at: None,
                     expires_at: None,
-                },
+                }),
             },
         }
     }

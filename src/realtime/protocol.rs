@@ -104,6 +104,22 @@ pub enum ServerMessage {
 }
 
 impl ServerMessage {
+    /// Every `kind()`, for counting messages by type.
+    pub const KINDS: [&'static str; 12] = [
+        "hello",
+        "delivery.created",
+        "delivery.updated",
+        "announcement.withdrawn",
+        "unread_count",
+        "reminder",
+        "announcement.stats",
+        "job.progress",
+        "announcement.due",
+        "error",
+        "pong",
+        "resync",
+    ];
+
     pub fn kind(&self) -> &'static str {
         match self {
             ServerMessage::Hello { .. } => "hello",

@@ -1,20 +1,23 @@
 //! What every websocket session shares: its settings and the handles it
 //! uses, built once at start-up.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
 use governor::Quota;
-use metrics::{counter, gauge};
+use metrics::{Counter, Histogram, counter, gauge, histogram};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::hub::Hub;
+use super::hub::{Hub, SESSION};
+use super::protocol::ServerMessage;
 use crate::config;
 use crate::db::DbPool;
 use crate::deliveries::writer::DeliveryWriter;
 use crate::error::AppError;
+use crate::telemetry::mailbox::Mailbox;
 
 /// How a session behaves; from configuration.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +73,42 @@ pub struct SessionServices {
     /// Turns to read a catch-up: a websocket being opened, or a checkpoint
     /// (see [`SessionServices::admit`]).
     hellos: Arc<Semaphore>,
+    pub metrics: SessionMetrics,
+}
+
+/// The series a session counts every message in, looked up once: a publish
+/// to every student counts thousands of messages at once.
+pub struct SessionMetrics {
+    pub mailbox: Mailbox,
+    pub push_latency: Histogram,
+    sent: HashMap<&'static str, Counter>,
+}
+
+impl SessionMetrics {
+    fn new() -> Self {
+        SessionMetrics {
+            mailbox: Mailbox::of(SESSION),
+            push_latency: histogram!("classbell_ws_push_latency_seconds"),
+            sent: ServerMessage::KINDS
+                .iter()
+                .map(|&kind| {
+                    (
+                        kind,
+                        counter!("classbell_ws_messages_sent_total", "type" => kind),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Counts a message written to a client.
+    pub fn sent(&self, message: &ServerMessage) {
+        let kind = message.kind();
+        match self.sent.get(kind) {
+            Some(sent) => sent.increment(1),
+            None => counter!("classbell_ws_messages_sent_total", "type" => kind).increment(1),
+        }
+    }
 }
 
 impl SessionServices {
@@ -85,6 +124,7 @@ impl SessionServices {
             writer,
             hellos: Arc::new(Semaphore::new(settings.hello_concurrency)),
             settings,
+            metrics: SessionMetrics::new(),
         }
     }
 

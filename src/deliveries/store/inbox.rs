@@ -2,6 +2,7 @@
 //! inbox resolves events and catches clients up with.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -87,8 +88,8 @@ pub fn inbox_item(row: InboxRow) -> InboxItem {
         delivered_at,
         ack_at,
         retry_count,
-        announcement: InboxAnnouncement {
-            id: a_id,
+        announcement: Arc::new(inbox_announcement((
+            a_id,
             title,
             body,
             publisher,
@@ -96,7 +97,7 @@ pub fn inbox_item(row: InboxRow) -> InboxItem {
             published_at,
             ack_due_at,
             expires_at,
-        },
+        ))),
     }
 }
 
@@ -190,24 +191,113 @@ pub struct Change {
 }
 
 /// The new inbox items of `announcement` for those of `users` it reached.
+///
+/// The announcement is read once and shared by every item: a chunk of
+/// 10,000 recipients would otherwise fetch, decode and hold its title and
+/// body 10,000 times.
 pub async fn created_for(
     conn: &mut AsyncPgConnection,
     announcement: AnnouncementId,
     users: &[UserId],
 ) -> Result<Vec<(UserId, InboxItem)>, AppError> {
-    let rows: Vec<(UserId, InboxRow)> = deliveries::table
-        .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))
+    let shown: Option<InboxAnnouncement> = announcements::table
         .inner_join(users::table.on(users::id.eq(announcements::publisher_id)))
+        .filter(announcements::id.eq(announcement))
+        .select(ANNOUNCEMENT_COLUMNS)
+        .first::<AnnouncementRow>(conn)
+        .await
+        .optional()?
+        .map(inbox_announcement);
+    let Some(shown) = shown.map(Arc::new) else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<(UserId, DeliveryRow)> = deliveries::table
+        .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))
         .filter(deliveries::announcement_id.eq(announcement))
         .filter(deliveries::user_id.eq_any(users))
         .filter(Live)
-        .select((deliveries::user_id, INBOX_COLUMNS))
+        .select((
+            deliveries::user_id,
+            (
+                deliveries::id,
+                deliveries::state,
+                deliveries::delivered_at,
+                deliveries::ack_at,
+                deliveries::retry_count,
+            ),
+        ))
         .load(conn)
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(user, row)| (user, inbox_item(row)))
+        .map(|(user, (id, state, delivered_at, ack_at, retry_count))| {
+            let item = InboxItem {
+                id,
+                state,
+                delivered_at,
+                ack_at,
+                retry_count,
+                announcement: Arc::clone(&shown),
+            };
+            (user, item)
+        })
         .collect())
+}
+
+/// A delivery's own columns of `INBOX_COLUMNS`.
+type DeliveryRow = (
+    DeliveryId,
+    DeliveryState,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    i32,
+);
+
+/// The announcement's columns of `INBOX_COLUMNS`.
+const ANNOUNCEMENT_COLUMNS: (
+    announcements::id,
+    announcements::title,
+    announcements::body,
+    users::username,
+    users::display_name,
+    announcements::published_at,
+    announcements::ack_due_at,
+    announcements::expires_at,
+) = (
+    announcements::id,
+    announcements::title,
+    announcements::body,
+    users::username,
+    users::display_name,
+    announcements::published_at,
+    announcements::ack_due_at,
+    announcements::expires_at,
+);
+
+/// A row of `ANNOUNCEMENT_COLUMNS`.
+type AnnouncementRow = (
+    AnnouncementId,
+    String,
+    String,
+    String,
+    String,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
+
+fn inbox_announcement(row: AnnouncementRow) -> InboxAnnouncement {
+    let (id, title, body, publisher, publisher_name, published_at, ack_due_at, expires_at) = row;
+    InboxAnnouncement {
+        id,
+        title,
+        body,
+        publisher,
+        publisher_name,
+        published_at,
+        ack_due_at,
+        expires_at,
+    }
 }
 
 /// Those of `users` who received `announcement`.

@@ -29,7 +29,7 @@ use super::protocol::ServerMessage;
 use crate::db::DbPool;
 use crate::events::{Envelope, EventBus};
 use crate::ids::{AnnouncementId, UserId};
-use crate::telemetry::mailbox;
+use crate::telemetry::mailbox::{self, Mailbox};
 
 mod badges;
 mod events;
@@ -159,6 +159,8 @@ pub struct Hub {
     stats_dirty: HashSet<AnnouncementId>,
     badges: badges::Badges,
     bridge_was_down: bool,
+    /// The sessions' mailbox series (one push each per recipient).
+    session_mailbox: Mailbox,
 }
 
 impl Hub {
@@ -196,6 +198,7 @@ impl Hub {
             stats_dirty: HashSet::new(),
             badges: badges::Badges::default(),
             bridge_was_down: false,
+            session_mailbox: Mailbox::of(SESSION),
         }
     }
 
@@ -212,31 +215,46 @@ impl Hub {
         let Some(ids) = self.by_user.get(&user) else {
             return;
         };
-        for id in ids.clone() {
-            self.push_session(id, push.clone());
+        let mut slow = Vec::new();
+        for &id in ids {
+            if !self.offer(id, push.clone()) {
+                slow.push(id);
+            }
+        }
+        for id in slow {
+            self.close_slow(id);
         }
     }
 
     fn push_session(&mut self, id: SessionId, push: Push) {
+        if !self.offer(id, push) {
+            self.close_slow(id);
+        }
+    }
+
+    /// Puts a push in a session's mailbox; false when the mailbox is full
+    /// (the session stopped reading).
+    fn offer(&self, id: SessionId, push: Push) -> bool {
         let Some(entry) = self.sessions.get(&id) else {
-            return;
+            return true;
         };
         if entry.closing {
             counter!("classbell_ws_messages_dropped_total", "reason" => "closing").increment(1);
-            return;
+            return true;
         }
         match entry.link.push.try_send(push) {
             Ok(()) => {
                 entry.link.queued.fetch_add(1, Ordering::Relaxed);
-                mailbox::sent(SESSION);
+                self.session_mailbox.sent();
+                true
             }
             Err(SendError::Full(_)) => {
                 counter!("classbell_ws_messages_dropped_total", "reason" => "slow_consumer")
                     .increment(1);
-                self.close_slow(id);
+                false
             }
             // The session is ending; its `Disconnect` is on the way.
-            Err(SendError::Closed(_)) => {}
+            Err(SendError::Closed(_)) => true,
         }
     }
 
@@ -350,7 +368,7 @@ impl Handler<Disconnect> for Hub {
         };
         // What it never took out of its mailbox is gone with it.
         let left = entry.link.queued.load(Ordering::Relaxed).max(0);
-        gauge!("classbell_actor_mailbox_depth", "actor" => SESSION).decrement(left as f64);
+        self.session_mailbox.lost(left as usize);
         if let Some(ids) = self.by_user.get_mut(&entry.link.user_id) {
             ids.retain(|id| *id != message.id);
             if ids.is_empty() {

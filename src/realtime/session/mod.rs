@@ -12,11 +12,11 @@ use actix_web::web;
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use chrono::Utc;
 use governor::{DefaultDirectRateLimiter, RateLimiter};
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge};
 use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
-use super::hub::{Connect, Control, Disconnect, HUB, Push, SESSION, SessionId, SessionLink};
+use super::hub::{Connect, Control, Disconnect, HUB, Push, SessionId, SessionLink};
 use super::ledger::Ledger;
 use super::protocol::{Cursor, Frame, HelloUser, ServerMessage};
 use super::sessions::SessionServices;
@@ -93,7 +93,7 @@ impl Session {
         match serde_json::to_string(&Frame { message, cursor }) {
             Ok(text) => {
                 ctx.text(text);
-                counter!("classbell_ws_messages_sent_total", "type" => message.kind()).increment(1);
+                self.services.metrics.sent(message);
             }
             Err(error) => tracing::error!(%error, "could not encode a websocket message"),
         }
@@ -128,7 +128,8 @@ impl Session {
         self.write(&news, ctx);
         if let Some(raised) = push.raised_at_ms {
             let waited = (Utc::now().timestamp_millis() - raised).max(0);
-            histogram!("classbell_ws_push_latency_seconds").record(waited as f64 / 1000.0);
+            let latency = &self.services.metrics.push_latency;
+            latency.record(waited as f64 / 1000.0);
         }
     }
 
@@ -316,7 +317,7 @@ impl Handler<Push> for Session {
 
     fn handle(&mut self, push: Push, ctx: &mut Self::Context) {
         self.queued.fetch_sub(1, Ordering::Relaxed);
-        mailbox::handled(SESSION);
+        self.services.metrics.mailbox.handled();
         if self.cursor.is_some() {
             return self.deliver(&push, ctx);
         }

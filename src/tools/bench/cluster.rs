@@ -122,7 +122,7 @@ impl Server {
         let files = std::env::temp_dir().join(format!("classbell-bench-{port}"));
         // Its log, for when a figure needs explaining.
         let log = std::fs::File::create(files.with_extension("log")).map_err(fail)?;
-        let child = Command::new(std::env::current_exe().map_err(fail)?)
+        let child = Command::new(serve_binary()?)
             .arg("serve")
             .env("CLASSBELL_DATABASE_URL", database_url)
             .env("CLASSBELL_REDIS_URL", &settings.redis.url)
@@ -155,6 +155,26 @@ impl Server {
         Err(format!("{} did not become ready", self.base))
     }
 
+    /// CPU time the node has used so far (user and system), in ms, from /proc.
+    pub fn cpu_ms(&self) -> BenchResult<f64> {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).map_err(fail)?;
+        // The fields after the command's name (which may hold spaces) in
+        // parentheses: utime and stime are the 12th and 13th of them.
+        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let ticks: Vec<f64> = after_name
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|field| field.parse().ok())
+            .collect();
+        if ticks.len() != 2 {
+            return Err("no CPU times in /proc".into());
+        }
+        let per_second = rustix::param::clock_ticks_per_second() as f64;
+        Ok((ticks[0] + ticks[1]) * 1000.0 / per_second)
+    }
+
     /// Resident memory in KiB, from /proc.
     pub fn rss_kib(&self) -> BenchResult<f64> {
         let status =
@@ -179,6 +199,16 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The program a node runs: this one, or the build that
+/// `CLASSBELL_BENCH_SERVE_BIN` names, so that two builds' servers can be
+/// measured side by side with the same load clients.
+fn serve_binary() -> BenchResult<std::path::PathBuf> {
+    match std::env::var_os("CLASSBELL_BENCH_SERVE_BIN") {
+        Some(path) => Ok(path.into()),
+        None => std::env::current_exe().map_err(fail),
     }
 }
 

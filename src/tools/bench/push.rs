@@ -68,7 +68,7 @@ fn print_figures(rounds: &[Figures]) {
     );
     println!(
         "  nodes  connected  connect s  received  missing  dup   p50 ms   p99 ms   max ms  \
-         section p99 ms  KiB/session (per node)"
+         section p99 ms  server CPU ms  KiB/session (per node)"
     );
     for f in rounds {
         let per_node: Vec<String> = f
@@ -77,7 +77,7 @@ fn print_figures(rounds: &[Figures]) {
             .map(|k| format!("{k:.1}"))
             .collect();
         println!(
-            "  {:>5}  {:>9}  {:>9.1}  {:>8}  {:>7}  {:>3}  {:>7.0}  {:>7.0}  {:>7.0}  {:>14.0}  {:>5.1} ({})",
+            "  {:>5}  {:>9}  {:>9.1}  {:>8}  {:>7}  {:>3}  {:>7.0}  {:>7.0}  {:>7.0}  {:>14.0}  {:>13.0}  {:>5.1} ({})",
             f.nodes,
             f.connected,
             f.connect_seconds,
@@ -88,6 +88,7 @@ fn print_figures(rounds: &[Figures]) {
             f.p99_ms,
             f.max_ms,
             f.section_p99_ms,
+            f.server_cpu_ms,
             f.kib_per_session,
             per_node.join(", ")
         );
@@ -177,6 +178,9 @@ struct Figures {
     section_p99_ms: f64,
     kib_per_session: f64,
     kib_per_session_by_node: Vec<f64>,
+    /// CPU the nodes spent from the publish to all until every client heard
+    /// it (or the wait ended), summed over the nodes.
+    server_cpu_ms: f64,
 }
 
 async fn round(
@@ -247,6 +251,7 @@ async fn round(
     let section_p99_ms = percentile(&section_times, 0.99);
 
     println!("{nodes} node(s): publishing to all students …");
+    let cpu_before = cpu_ms(&servers)?;
     let audience = serde_json::json!({"kind": "all_students"});
     let (latencies, duplicates) = publish(
         &http,
@@ -257,6 +262,7 @@ async fn round(
         students.len(),
     )
     .await?;
+    let server_cpu_ms = cpu_ms(&servers)? - cpu_before;
     for client in clients {
         client.quit().await;
     }
@@ -277,7 +283,13 @@ async fn round(
         section_p99_ms,
         kib_per_session,
         kib_per_session_by_node,
+        server_cpu_ms,
     })
+}
+
+/// CPU time every node has used so far, summed, in ms.
+fn cpu_ms(servers: &[Server]) -> BenchResult<f64> {
+    servers.iter().map(Server::cpu_ms).sum()
 }
 
 /// Publishes to `audience` (through the first node) and waits up to a minute
