@@ -15,47 +15,58 @@ use crate::error::AppError;
 use crate::ids::{AnnouncementId, DeliveryId, UserId};
 use crate::pagination::Page;
 
-/// The types of `INBOX_COLUMNS`.
-pub type InboxColumns = (
+/// A delivery's own columns of an inbox item.
+type DeliveryColumns = (
     deliveries::id,
     deliveries::state,
     deliveries::delivered_at,
     deliveries::ack_at,
     deliveries::retry_count,
-    announcements::id,
-    announcements::title,
-    announcements::body,
-    users::username,
-    users::display_name,
-    announcements::published_at,
-    announcements::ack_due_at,
-    announcements::expires_at,
 );
 
-/// The columns of an inbox item, for every query that shows one.
-pub const INBOX_COLUMNS: InboxColumns = (
+const DELIVERY_COLUMNS: DeliveryColumns = (
     deliveries::id,
     deliveries::state,
     deliveries::delivered_at,
     deliveries::ack_at,
     deliveries::retry_count,
-    announcements::id,
-    announcements::title,
-    announcements::body,
-    users::username,
-    users::display_name,
-    announcements::published_at,
-    announcements::ack_due_at,
-    announcements::expires_at,
 );
 
-/// A row of `INBOX_COLUMNS`.
-pub type InboxRow = (
+/// A row of `DELIVERY_COLUMNS`.
+pub type DeliveryRow = (
     DeliveryId,
     DeliveryState,
     Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
     i32,
+);
+
+/// The announcement's columns of an inbox item (joined with its publisher
+/// as `users`).
+type AnnouncementColumns = (
+    announcements::id,
+    announcements::title,
+    announcements::body,
+    users::username,
+    users::display_name,
+    announcements::published_at,
+    announcements::ack_due_at,
+    announcements::expires_at,
+);
+
+const ANNOUNCEMENT_COLUMNS: AnnouncementColumns = (
+    announcements::id,
+    announcements::title,
+    announcements::body,
+    users::username,
+    users::display_name,
+    announcements::published_at,
+    announcements::ack_due_at,
+    announcements::expires_at,
+);
+
+/// A row of `ANNOUNCEMENT_COLUMNS`.
+pub type AnnouncementRow = (
     AnnouncementId,
     String,
     String,
@@ -66,14 +77,33 @@ pub type InboxRow = (
     Option<DateTime<Utc>>,
 );
 
-pub fn inbox_item(row: InboxRow) -> InboxItem {
-    let (
+/// The columns of an inbox item, for every query that shows one.
+pub const INBOX_COLUMNS: (DeliveryColumns, AnnouncementColumns) =
+    (DELIVERY_COLUMNS, ANNOUNCEMENT_COLUMNS);
+
+/// A row of `INBOX_COLUMNS`.
+pub type InboxRow = (DeliveryRow, AnnouncementRow);
+
+pub fn inbox_item((delivery, announcement): InboxRow) -> InboxItem {
+    item(delivery, Arc::new(inbox_announcement(announcement)))
+}
+
+fn item(delivery: DeliveryRow, announcement: Arc<InboxAnnouncement>) -> InboxItem {
+    let (id, state, delivered_at, ack_at, retry_count) = delivery;
+    InboxItem {
         id,
         state,
         delivered_at,
         ack_at,
         retry_count,
-        a_id,
+        announcement,
+    }
+}
+
+fn inbox_announcement(row: AnnouncementRow) -> InboxAnnouncement {
+    let (id, title, body, publisher, publisher_name, published_at, ack_due_at, expires_at) = row;
+    InboxAnnouncement {
+        id,
         title,
         body,
         publisher,
@@ -81,23 +111,6 @@ pub fn inbox_item(row: InboxRow) -> InboxItem {
         published_at,
         ack_due_at,
         expires_at,
-    ) = row;
-    InboxItem {
-        id,
-        state,
-        delivered_at,
-        ack_at,
-        retry_count,
-        announcement: Arc::new(inbox_announcement((
-            a_id,
-            title,
-            body,
-            publisher,
-            publisher_name,
-            published_at,
-            ack_due_at,
-            expires_at,
-        ))),
     }
 }
 
@@ -216,88 +229,13 @@ pub async fn created_for(
         .filter(deliveries::announcement_id.eq(announcement))
         .filter(deliveries::user_id.eq_any(users))
         .filter(Live)
-        .select((
-            deliveries::user_id,
-            (
-                deliveries::id,
-                deliveries::state,
-                deliveries::delivered_at,
-                deliveries::ack_at,
-                deliveries::retry_count,
-            ),
-        ))
+        .select((deliveries::user_id, DELIVERY_COLUMNS))
         .load(conn)
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(user, (id, state, delivered_at, ack_at, retry_count))| {
-            let item = InboxItem {
-                id,
-                state,
-                delivered_at,
-                ack_at,
-                retry_count,
-                announcement: Arc::clone(&shown),
-            };
-            (user, item)
-        })
+        .map(|(user, delivery)| (user, item(delivery, Arc::clone(&shown))))
         .collect())
-}
-
-/// A delivery's own columns of `INBOX_COLUMNS`.
-type DeliveryRow = (
-    DeliveryId,
-    DeliveryState,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-    i32,
-);
-
-/// The announcement's columns of `INBOX_COLUMNS`.
-const ANNOUNCEMENT_COLUMNS: (
-    announcements::id,
-    announcements::title,
-    announcements::body,
-    users::username,
-    users::display_name,
-    announcements::published_at,
-    announcements::ack_due_at,
-    announcements::expires_at,
-) = (
-    announcements::id,
-    announcements::title,
-    announcements::body,
-    users::username,
-    users::display_name,
-    announcements::published_at,
-    announcements::ack_due_at,
-    announcements::expires_at,
-);
-
-/// A row of `ANNOUNCEMENT_COLUMNS`.
-type AnnouncementRow = (
-    AnnouncementId,
-    String,
-    String,
-    String,
-    String,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-);
-
-fn inbox_announcement(row: AnnouncementRow) -> InboxAnnouncement {
-    let (id, title, body, publisher, publisher_name, published_at, ack_due_at, expires_at) = row;
-    InboxAnnouncement {
-        id,
-        title,
-        body,
-        publisher,
-        publisher_name,
-        published_at,
-        ack_due_at,
-        expires_at,
-    }
 }
 
 /// Those of `users` who received `announcement`.

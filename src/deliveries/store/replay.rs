@@ -212,19 +212,23 @@ pub async fn replay(
 /// part 1 is set: they come from NOT NULL columns or stay as stored).
 fn change(row: ReplayRow) -> Option<Change> {
     let item = inbox_item((
-        row.id?,
-        row.state?,
-        row.delivered_at,
-        row.ack_at,
-        row.retry_count?,
-        row.announcement_id?,
-        row.title?,
-        row.body?,
-        row.publisher?,
-        row.publisher_name?,
-        row.published_at,
-        row.ack_due_at,
-        row.expires_at,
+        (
+            row.id?,
+            row.state?,
+            row.delivered_at,
+            row.ack_at,
+            row.retry_count?,
+        ),
+        (
+            row.announcement_id?,
+            row.title?,
+            row.body?,
+            row.publisher?,
+            row.publisher_name?,
+            row.published_at,
+            row.ack_due_at,
+            row.expires_at,
+        ),
     ));
     Some(Change {
         item,
