@@ -104,7 +104,7 @@ pub enum ServerMessage {
 }
 
 impl ServerMessage {
-    /// Every `kind()`, for counting messages by type.
+    /// Every message type's name, in the order of `kind_index`.
     pub const KINDS: [&'static str; 12] = [
         "hello",
         "delivery.created",
@@ -120,20 +120,27 @@ impl ServerMessage {
         "resync",
     ];
 
+    /// The message's type, as its `type` field says it.
     pub fn kind(&self) -> &'static str {
+        Self::KINDS[self.kind_index()]
+    }
+
+    /// Where the message's type stands in `KINDS` (per-type series are
+    /// kept in that order).
+    pub fn kind_index(&self) -> usize {
         match self {
-            ServerMessage::Hello { .. } => "hello",
-            ServerMessage::DeliveryCreated { .. } => "delivery.created",
-            ServerMessage::DeliveryUpdated { .. } => "delivery.updated",
-            ServerMessage::AnnouncementWithdrawn { .. } => "announcement.withdrawn",
-            ServerMessage::UnreadCount { .. } => "unread_count",
-            ServerMessage::Reminder { .. } => "reminder",
-            ServerMessage::AnnouncementStats { .. } => "announcement.stats",
-            ServerMessage::JobProgress { .. } => "job.progress",
-            ServerMessage::DueSummary { .. } => "announcement.due",
-            ServerMessage::Error { .. } => "error",
-            ServerMessage::Pong => "pong",
-            ServerMessage::Resync { .. } => "resync",
+            ServerMessage::Hello { .. } => 0,
+            ServerMessage::DeliveryCreated { .. } => 1,
+            ServerMessage::DeliveryUpdated { .. } => 2,
+            ServerMessage::AnnouncementWithdrawn { .. } => 3,
+            ServerMessage::UnreadCount { .. } => 4,
+            ServerMessage::Reminder { .. } => 5,
+            ServerMessage::AnnouncementStats { .. } => 6,
+            ServerMessage::JobProgress { .. } => 7,
+            ServerMessage::DueSummary { .. } => 8,
+            ServerMessage::Error { .. } => 9,
+            ServerMessage::Pong => 10,
+            ServerMessage::Resync { .. } => 11,
         }
     }
 
@@ -216,6 +223,39 @@ mod tests {
         assert!(unknown.contains("unknown variant `shout`"), "{unknown}");
         let missing = ClientMessage::parse(r#"{"type":"ack"}"#).unwrap_err();
         assert!(missing.contains("delivery_id"), "{missing}");
+    }
+
+    #[test]
+    fn a_message_s_kind_is_its_type_field() {
+        let messages = [
+            ServerMessage::DeliveryUpdated {
+                delivery_id: DeliveryId(1),
+                announcement_id: AnnouncementId(2),
+                state: DeliveryState::Delivered,
+                delivered_at: None,
+                ack_at: None,
+            },
+            ServerMessage::AnnouncementWithdrawn {
+                announcement_id: AnnouncementId(2),
+            },
+            ServerMessage::UnreadCount { unread: 1 },
+            ServerMessage::Reminder {
+                delivery_id: DeliveryId(1),
+                announcement_id: AnnouncementId(2),
+                retry_count: 1,
+            },
+            ServerMessage::DueSummary {
+                announcement_id: AnnouncementId(2),
+                missing: 3,
+            },
+            ServerMessage::error("bad_message", "no"),
+            ServerMessage::Pong,
+            ServerMessage::Resync { unread_count: 0 },
+        ];
+        for message in &messages {
+            let json = serde_json::to_value(message).unwrap();
+            assert_eq!(json["type"], message.kind(), "{json}");
+        }
     }
 
     #[test]

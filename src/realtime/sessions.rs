@@ -1,7 +1,6 @@
 //! What every websocket session shares: its settings and the handles it
 //! uses, built once at start-up.
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,7 +80,8 @@ pub struct SessionServices {
 pub struct SessionMetrics {
     pub mailbox: Mailbox,
     pub push_latency: Histogram,
-    sent: HashMap<&'static str, Counter>,
+    /// By message type, in the order of `ServerMessage::KINDS`.
+    sent: [Counter; ServerMessage::KINDS.len()],
 }
 
 impl SessionMetrics {
@@ -90,24 +90,13 @@ impl SessionMetrics {
             mailbox: Mailbox::of(SESSION),
             push_latency: histogram!("classbell_ws_push_latency_seconds"),
             sent: ServerMessage::KINDS
-                .iter()
-                .map(|&kind| {
-                    (
-                        kind,
-                        counter!("classbell_ws_messages_sent_total", "type" => kind),
-                    )
-                })
-                .collect(),
+                .map(|kind| counter!("classbell_ws_messages_sent_total", "type" => kind)),
         }
     }
 
     /// Counts a message written to a client.
     pub fn sent(&self, message: &ServerMessage) {
-        let kind = message.kind();
-        match self.sent.get(kind) {
-            Some(sent) => sent.increment(1),
-            None => counter!("classbell_ws_messages_sent_total", "type" => kind).increment(1),
-        }
+        self.sent[message.kind_index()].increment(1);
     }
 }
 
