@@ -387,6 +387,9 @@ fn serve(
     services: &Services,
 ) -> Result<Server, StartupError> {
     let parts = Parts::new(settings, services);
+    // Process-wide in actix-http (see vendor/README.md): connections
+    // accepted from here on use it.
+    actix_http::h1::set_buffer_size(settings.server.connection_buffer_bytes);
     let server_settings = settings.server.clone();
     let max_json_bytes = settings.server.max_json_bytes;
     let mut server = HttpServer::new(move || {

@@ -47,6 +47,17 @@ pub struct Server {
     #[arg(long, env = "CLASSBELL_LISTEN_BACKLOG", default_value_t = 4096)]
     pub listen_backlog: u32,
 
+    /// Bytes of each connection's read and write buffers. Most of an idle
+    /// websocket's memory is these two buffers, so a node holding tens of
+    /// thousands of them wants them small; larger requests and responses
+    /// still pass, a read at a time. Upstream's fixed size is 8 KiB.
+    #[arg(
+        long,
+        env = "CLASSBELL_CONNECTION_BUFFER_BYTES",
+        default_value_t = 1024
+    )]
+    pub connection_buffer_bytes: usize,
+
     /// Seconds to wait for a pooled connection (PostgreSQL or Redis) before answering 503.
     #[arg(long, env = "CLASSBELL_POOL_TIMEOUT_SECS", default_value_t = 5)]
     pub pool_timeout_secs: u64,

@@ -1016,3 +1016,43 @@ async fn a_cursor_held_back_by_a_long_transaction_never_repeats_a_creation() {
     assert_eq!(updates.len(), 1, "{heard:?}");
     assert_eq!(updates[0]["state"], "delivered");
 }
+
+/// Connections read and write through small buffers
+/// (`CLASSBELL_CONNECTION_BUFFER_BYTES`, 1 KiB by default, so that an idle
+/// websocket costs little): a request head and a body many times that size
+/// arrive whole, and so does a long announcement pushed to a websocket.
+#[actix_web::test]
+async fn requests_and_pushes_larger_than_a_connection_buffer_arrive_whole() {
+    let app = TestApp::spawn().await;
+    assert!(app.settings.server.connection_buffer_bytes <= 1024);
+    let class = class(&app).await;
+    let (student, token) = &class.enrolled[0];
+    let (mut client, _) = open(&app, token).await;
+
+    // A head of 8 KiB and more: a long header beside the token.
+    let response = app
+        .client
+        .get(app.url("/auth/me"))
+        .bearer_auth(token)
+        .header("x-padding", "p".repeat(8 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(json_body(response).await["id"], *student);
+
+    // A body of 20,000 characters, 60,000 bytes of UTF-8, out and back.
+    let body = "通知".repeat(10_000);
+    let response = app
+        .send(
+            Method::POST,
+            "/api/announcements",
+            &class.teacher,
+            json!({"title": "长通知", "body": body, "audience": class.audience()}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(json_body(response).await["body"], body);
+    let pushed = client.expect("delivery.created").await;
+    assert_eq!(pushed["delivery"]["announcement"]["body"], body);
+}
