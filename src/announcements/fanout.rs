@@ -37,6 +37,8 @@ pub const FANOUT_WORKER: &str = "fanout_worker";
 pub struct FanoutSettings {
     /// Recipients per chunk (one statement, one transaction).
     pub chunk: i64,
+    /// Recipients of the first chunk, doubling chunk by chunk up to `chunk`.
+    pub first_chunk: i64,
     /// Fan-outs this node runs at once.
     pub workers: usize,
     /// How long a claim lasts without progress before another node may take over.
@@ -51,6 +53,7 @@ impl From<&config::Fanout> for FanoutSettings {
     fn from(settings: &config::Fanout) -> Self {
         FanoutSettings {
             chunk: settings.chunk.max(1),
+            first_chunk: settings.first_chunk.max(1),
             workers: settings.workers.max(1),
             lease_secs: settings.lease_secs.max(1),
             poll: Duration::from_millis(settings.poll_ms.max(10)),
@@ -64,6 +67,7 @@ impl Default for FanoutSettings {
     fn default() -> Self {
         FanoutSettings {
             chunk: 10_000,
+            first_chunk: 1_000,
             workers: 1,
             lease_secs: 60,
             poll: Duration::from_secs(1),
@@ -91,15 +95,20 @@ pub enum Step {
 }
 
 impl FanoutJob {
-    /// Writes one chunk and reports it on the bus.
+    /// Writes one full-sized chunk and reports it on the bus.
     pub async fn step(&self, db: &DbPool, bus: &EventBus) -> Result<Step, AppError> {
+        self.step_of(self.settings.chunk, db, bus).await
+    }
+
+    /// Writes one chunk of `size` recipients and reports it on the bus.
+    async fn step_of(&self, size: i64, db: &DbPool, bus: &EventBus) -> Result<Step, AppError> {
         let started = Instant::now();
         let mut conn = db.get().await?;
         let next = deliveries::NextChunk {
             announcement: self.announcement_id,
             audience: self.audience,
             owner: self.owner,
-            size: self.settings.chunk,
+            size,
             lease_secs: self.settings.lease_secs,
         };
         let chunk = deliveries::fanout_chunk(&mut conn, &next).await?;
@@ -130,7 +139,8 @@ impl FanoutJob {
         })
     }
 
-    /// Steps until finished, released, failed or told to stop.
+    /// Steps until finished, released, failed or told to stop, the chunks
+    /// growing from `first_chunk` to `chunk` (see `CLASSBELL_FANOUT_FIRST_CHUNK`).
     pub async fn run(
         &self,
         db: &DbPool,
@@ -142,12 +152,14 @@ impl FanoutJob {
             let mut conn = db.get().await?;
             store::set_fanout_target(&mut conn, self.announcement_id, self.audience).await?;
         }
+        let mut size = self.settings.first_chunk.min(self.settings.chunk);
         loop {
             if stop.load(Ordering::Relaxed) {
                 return Ok(Step::Released);
             }
-            match self.step(db, bus).await? {
+            match self.step_of(size, db, bus).await? {
                 Step::Continue => {
+                    size = size.saturating_mul(2).min(self.settings.chunk);
                     if !self.settings.chunk_delay.is_zero() {
                         tokio::time::sleep(self.settings.chunk_delay).await;
                     }

@@ -45,6 +45,18 @@ pub struct Fanout {
     )]
     pub chunk: i64,
 
+    /// Recipients of a fan-out's first chunk; each next chunk doubles, up to
+    /// `CLASSBELL_FANOUT_CHUNK`. The first students hear of an announcement
+    /// once a small statement commits and are pushed to while the larger
+    /// ones run, where one full chunk made everyone wait for all of it.
+    #[arg(
+        id = "fanout_first_chunk",
+        long = "fanout-first-chunk",
+        env = "CLASSBELL_FANOUT_FIRST_CHUNK",
+        default_value_t = 1_000
+    )]
+    pub first_chunk: i64,
+
     /// Fan-outs one node runs at once.
     #[arg(
         id = "fanout_workers",

@@ -925,6 +925,7 @@ async fn an_interrupted_fan_out_resumes_without_duplicates_or_gaps() {
         owner: ghost,
         settings: FanoutSettings {
             chunk: 10,
+            first_chunk: 10,
             workers: 1,
             lease_secs: 3600,
             poll: Duration::from_secs(1),
@@ -963,6 +964,41 @@ async fn an_interrupted_fan_out_resumes_without_duplicates_or_gaps() {
     assert_eq!(recipients.len(), 35);
     assert_eq!(distinct.len(), 35);
     assert_eq!(stats["fanout"]["done"], 35);
+}
+
+/// A fan-out's chunks start small and double up to the full chunk size, so
+/// the first recipients are told after a short statement: 20 students in
+/// chunks of at most 8, the first of 2, come in chunks of 2, 4, 8 and 6.
+#[actix_web::test]
+async fn a_fan_out_starts_with_a_small_chunk_and_doubles() {
+    let app = TestApp::spawn_with(|s| {
+        s.fanout.chunk = 8;
+        s.fanout.first_chunk = 2;
+    })
+    .await;
+    let (_, admin) = app.signed_in(Role::Admin).await;
+    app.bulk_students("pupil-d", 20).await;
+    let mut events = app.state.bus.subscribe();
+    let id = app.announce(&admin, json!({"kind": "all_students"})).await["id"]
+        .as_i64()
+        .unwrap();
+    let stats = app.fanned_out(&admin, id).await;
+    assert_eq!(stats["fanout"]["done"], 20);
+
+    let mut chunks = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let Event::DeliveriesCreated {
+            announcement_id,
+            count,
+            ..
+        } = event.event
+            && announcement_id.0 == id
+        {
+            chunks.push(count);
+        }
+    }
+    assert_eq!(chunks, [2, 4, 8, 6]);
+    assert_eq!(app.recipients(id).await.len(), 20);
 }
 
 #[actix_web::test]

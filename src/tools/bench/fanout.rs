@@ -50,6 +50,7 @@ async fn fanout_on(
     let bus = EventBus::new();
     let fanout_settings = FanoutSettings {
         chunk: settings.fanout.chunk.max(1),
+        first_chunk: settings.fanout.first_chunk.max(1),
         workers: 1,
         lease_secs: 60,
         poll: Duration::from_secs(1),
