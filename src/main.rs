@@ -92,10 +92,14 @@ enum Bench {
         /// Over each client's websocket instead of HTTP.
         #[arg(long)]
         ws: bool,
-        #[arg(long, default_value_t = 64)]
-        clients: usize,
-        #[arg(long, default_value_t = 300)]
-        per_client: usize,
+        /// Concurrent clients [default: 64 over HTTP, 500 with --ws].
+        #[arg(long)]
+        clients: Option<usize>,
+        /// Acknowledgments per client [default: 300 over HTTP, 60 with --ws,
+        /// within the burst a websocket client is allowed
+        /// (CLASSBELL_WS_MESSAGE_BURST) as a student's browser would be].
+        #[arg(long)]
+        per_client: Option<usize>,
     },
     /// Publish → `delivery.created` on N websockets, on one node and on two
     /// (or on `--nodes`), the clients in processes of their own.
@@ -224,11 +228,13 @@ fn run(cli: Cli) -> Result<(), String> {
                         clients,
                         per_client,
                     } => {
-                        let transport = if ws {
-                            bench::Transport::Ws
+                        let (transport, default_clients, default_per_client) = if ws {
+                            (bench::Transport::Ws, 500, 60)
                         } else {
-                            bench::Transport::Http
+                            (bench::Transport::Http, 64, 300)
                         };
+                        let clients = clients.unwrap_or(default_clients);
+                        let per_client = per_client.unwrap_or(default_per_client);
                         bench::acks(&settings, transport, clients, per_client).await
                     }
                     Bench::Push { sessions, nodes } => {

@@ -309,6 +309,11 @@ fn over_websockets(base: String, work: Vec<(String, Vec<i64>)>) -> BenchResult<T
                                 Some(Ok(Frame::Ping(bytes))) => {
                                     socket.send(Message::Pong(bytes)).await.map_err(fail)?;
                                 }
+                                Some(Ok(Frame::Close(reason))) => {
+                                    return Err(format!(
+                                        "ack {id}: the server closed the socket: {reason:?}"
+                                    ));
+                                }
                                 Some(Ok(_)) => {}
                                 Some(Err(error)) => return Err(fail(error)),
                                 None => return Err(format!("ack {id}: the socket closed")),
