@@ -389,7 +389,7 @@ fn serve(
     let parts = Parts::new(settings, services);
     // Process-wide in actix-http (see vendor/README.md): connections
     // accepted from here on use it.
-    actix_http::h1::set_buffer_size(settings.server.connection_buffer_bytes);
+    actix_http::h1::set_buffer_size(settings.server.connection_buffer_bytes as usize);
     let server_settings = settings.server.clone();
     let max_json_bytes = settings.server.max_json_bytes;
     let mut server = HttpServer::new(move || {

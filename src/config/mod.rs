@@ -218,6 +218,17 @@ mod tests {
     }
 
     #[test]
+    fn connection_buffers_stay_between_half_a_kib_and_64_kib() {
+        assert_eq!(parse(&[]).server.connection_buffer_bytes, 1024);
+        let set = parse(&["--connection-buffer-bytes", "4096"]);
+        assert_eq!(set.server.connection_buffer_bytes, 4096);
+        for refused in ["100", "1000000", "-1"] {
+            let parsed = Cli::try_parse_from(["classbell", "--connection-buffer-bytes", refused]);
+            assert!(parsed.is_err(), "{refused} bytes");
+        }
+    }
+
+    #[test]
     fn production_refuses_the_shipped_secret() {
         let development = parse(&[]);
         assert!(development.validate().is_ok());

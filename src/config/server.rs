@@ -50,13 +50,15 @@ pub struct Server {
     /// Bytes of each connection's read and write buffers. Most of an idle
     /// websocket's memory is these two buffers, so a node holding tens of
     /// thousands of them wants them small; larger requests and responses
-    /// still pass, a read at a time. Upstream's fixed size is 8 KiB.
+    /// still pass, a read at a time. Upstream's fixed size is 8 KiB. From
+    /// 512 bytes to 64 KiB: every connection allocates it at accept.
     #[arg(
         long,
         env = "CLASSBELL_CONNECTION_BUFFER_BYTES",
-        default_value_t = 1024
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(512..=65_536)
     )]
-    pub connection_buffer_bytes: usize,
+    pub connection_buffer_bytes: u32,
 
     /// Seconds to wait for a pooled connection (PostgreSQL or Redis) before answering 503.
     #[arg(long, env = "CLASSBELL_POOL_TIMEOUT_SECS", default_value_t = 5)]
