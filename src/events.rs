@@ -34,6 +34,11 @@ pub enum Event {
         first_user_id: UserId,
         last_user_id: UserId,
         count: i64,
+        /// Every delivery of the announcement in the range is one of these
+        /// `count` (a fan-out chunk's, which covers its range whole), so a
+        /// listener may read the range instead of its users one by one.
+        #[serde(default)]
+        whole_range: bool,
     },
     /// A student left an audience: the announcement's delivery to them was
     /// retracted and leaves their inbox.

@@ -127,6 +127,8 @@ impl FanoutJob {
                 first_user_id: first,
                 last_user_id: last,
                 count: chunk.written,
+                // Short of it only when the chunk met deliveries already there.
+                whole_range: chunk.written == chunk.scanned,
             });
             bus.publish(Event::AnnouncementStats {
                 announcement_id: self.announcement_id,

@@ -36,6 +36,8 @@ pub fn reached(bus: &EventBus, reached: &[Reach]) {
                 first_user_id,
                 last_user_id,
                 count,
+                // Others in the range may have had theirs for long.
+                whole_range: false,
             });
         }
         bus.publish(Event::AnnouncementStats { announcement_id });

@@ -1181,3 +1181,63 @@ async fn a_fan_out_meeting_an_existing_delivery_still_writes_one_each() {
         "done counts what this fan-out wrote"
     );
 }
+
+/// The per-state totals `/metrics` reads stay exact through statements that
+/// update thousands of deliveries at once: some moving, some set to the
+/// state they had, some only counted again (as a reminder's retry count).
+#[actix_web::test]
+async fn delivery_totals_stay_exact_through_updates_of_many_rows() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.signed_in(Role::Admin).await;
+    app.bulk_students("pupil-t", 3000).await;
+    let announcement = {
+        let mut conn = app.db.get().await.unwrap();
+        announcements::insert(&mut conn, published_to_all(admin.user.id, "Totals"))
+            .await
+            .unwrap()
+    };
+    let id = announcement.id;
+    for statement in [
+        format!(
+            "INSERT INTO deliveries (announcement_id, user_id) \
+             SELECT {id}, id FROM users WHERE role = 'student'"
+        ),
+        "UPDATE deliveries SET state = 'delivered', delivered_at = now() WHERE id % 3 <> 0".into(),
+        "UPDATE deliveries SET state = CASE WHEN id % 2 = 0 THEN 'acknowledged' ELSE state END, \
+         ack_at = CASE WHEN id % 2 = 0 THEN now() END"
+            .into(),
+        "UPDATE deliveries SET retry_count = retry_count + 1".into(),
+    ] {
+        app.sql(&statement).await;
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        state: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = app.db.get().await.unwrap();
+    let mut kept: Vec<(String, i64)> = classbell::deliveries::store::counts_by_state(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, n)| *n != 0)
+        .map(|(state, n)| (state.as_str().to_owned(), n))
+        .collect();
+    kept.sort();
+    let counted: Vec<Count> = {
+        use diesel_async::RunQueryDsl;
+        diesel::sql_query(
+            "SELECT state, count(*) AS n FROM deliveries GROUP BY state ORDER BY state",
+        )
+        .load(&mut conn)
+        .await
+        .unwrap()
+    };
+    let counted: Vec<(String, i64)> = counted.into_iter().map(|c| (c.state, c.n)).collect();
+    assert_eq!(counted.len(), 3, "every state is represented: {counted:?}");
+    assert_eq!(counted.iter().map(|(_, n)| n).sum::<i64>(), 3000);
+    assert_eq!(kept, counted);
+}

@@ -260,6 +260,57 @@ async fn a_new_announcement_reaches_exactly_its_audience_live() {
     assert!(heard.is_empty(), "the outsider heard {heard:?}");
 }
 
+/// A section whose two students have connected students between them in id
+/// order: the hub reads the chunk's range (two deliveries, four connected)
+/// and must still push to the two alone, once each.
+#[actix_web::test]
+async fn a_section_among_connected_students_reaches_only_its_own() {
+    let app = TestApp::spawn().await;
+    let (teacher, teacher_token) = app.signed_in(Role::Teacher).await;
+    let course = app.course("RANGE1").await;
+    let section = app
+        .section(course, teacher.user.id, 30, SectionStatus::Published)
+        .await;
+    let mut students = Vec::new();
+    for _ in 0..4 {
+        students.push(app.signed_in(Role::Student).await);
+    }
+    students.sort_by_key(|(student, _)| student.user.id);
+    for (student, _) in [&students[0], &students[3]] {
+        app.sql(&format!(
+            "INSERT INTO enrollments (section_id, student_id) VALUES ({section}, {})",
+            student.user.id
+        ))
+        .await;
+    }
+    let mut clients = Vec::new();
+    for (_, token) in &students {
+        clients.push(open(&app, token).await.0);
+    }
+
+    let audience = json!({"kind": "section", "section_id": section});
+    let id = app.announce(&teacher_token, audience).await["id"]
+        .as_i64()
+        .unwrap();
+    app.fanned_out(&teacher_token, id).await;
+    for (n, client) in clients.iter_mut().enumerate() {
+        let heard = client.drain(Duration::from_millis(800)).await;
+        let created: Vec<&Value> = heard
+            .iter()
+            .filter(|m| m["type"] == "delivery.created")
+            .collect();
+        if n == 0 || n == 3 {
+            assert_eq!(created.len(), 1, "student {n} heard {heard:?}");
+            assert_eq!(created[0]["delivery"]["announcement"]["id"], id);
+        } else {
+            assert!(
+                heard.is_empty(),
+                "student {n}, outside the section, heard {heard:?}"
+            );
+        }
+    }
+}
+
 /// An announcement to the class, its fan-out done; returns (id, the first
 /// enrolled student's delivery id).
 pub async fn published(app: &TestApp, class: &Class) -> (i64, i64) {

@@ -203,7 +203,18 @@ pub struct Change {
     pub changed_tx: i64,
 }
 
-/// The new inbox items of `announcement` for those of `users` it reached.
+/// Whose new deliveries of an announcement the hub reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Among<'a> {
+    /// These users' (the connected ones in a chunk's range).
+    Users(&'a [UserId]),
+    /// Every delivery in this user-id range (a chunk's): cheaper when the
+    /// chunk holds fewer deliveries than the range has connected users, as a
+    /// section's 500 spread over a school's ids do.
+    Range(UserId, UserId),
+}
+
+/// The new inbox items of `announcement` for the recipients `among` selects.
 ///
 /// The announcement is read once and shared by every item: a chunk of
 /// 10,000 recipients would otherwise fetch, decode and hold its title and
@@ -211,7 +222,7 @@ pub struct Change {
 pub async fn created_for(
     conn: &mut AsyncPgConnection,
     announcement: AnnouncementId,
-    users: &[UserId],
+    among: Among<'_>,
 ) -> Result<Vec<(UserId, InboxItem)>, AppError> {
     let shown: Option<InboxAnnouncement> = announcements::table
         .inner_join(users::table.on(users::id.eq(announcements::publisher_id)))
@@ -224,14 +235,17 @@ pub async fn created_for(
     let Some(shown) = shown.map(Arc::new) else {
         return Ok(Vec::new());
     };
-    let rows: Vec<(UserId, DeliveryRow)> = deliveries::table
+    let mut query = deliveries::table
         .inner_join(announcements::table.on(announcements::id.eq(deliveries::announcement_id)))
         .filter(deliveries::announcement_id.eq(announcement))
-        .filter(deliveries::user_id.eq_any(users))
         .filter(Live)
         .select((deliveries::user_id, DELIVERY_COLUMNS))
-        .load(conn)
-        .await?;
+        .into_boxed();
+    query = match among {
+        Among::Users(users) => query.filter(deliveries::user_id.eq_any(users)),
+        Among::Range(first, last) => query.filter(deliveries::user_id.between(first, last)),
+    };
+    let rows: Vec<(UserId, DeliveryRow)> = query.load(conn).await?;
     Ok(rows
         .into_iter()
         .map(|(user, delivery)| (user, item(delivery, Arc::clone(&shown))))

@@ -19,7 +19,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 pub use audiences::{Reach, deliver_due, retract_left};
 pub use fanout::{Chunk, NextChunk, fanout_chunk};
 pub use inbox::{
-    Change, INBOX_COLUMNS, InboxRow, Unacknowledged, created_for, inbox, inbox_item,
+    Among, Change, INBOX_COLUMNS, InboxRow, Unacknowledged, created_for, inbox, inbox_item,
     recipients_among, unacked_among, unread_count, unread_counts,
 };
 pub use publisher::{

@@ -34,9 +34,14 @@ impl Hub {
                 announcement_id,
                 first_user_id,
                 last_user_id,
-                ..
+                count,
+                whole_range,
             } => {
-                self.deliveries_created(announcement_id, first_user_id..=last_user_id, raised, ctx)
+                // A whole range of fewer deliveries than connected users is
+                // read by range (a section's 500 among a school's thousands).
+                let by_range = whole_range.then_some(count);
+                let users = first_user_id..=last_user_id;
+                self.deliveries_created(announcement_id, users, by_range, raised, ctx)
             }
             Event::DeliveryUpdated {
                 delivery_id,
@@ -104,22 +109,46 @@ impl Hub {
 
     /// A fan-out chunk wrote deliveries for a user-id range: the new items
     /// go to whoever in that range is connected here.
+    ///
+    /// The read probes either each connected user in the range or, when the
+    /// event says the range holds exactly `whole_range` deliveries and those
+    /// are fewer, the range itself (one index range scan); PostgreSQL's time
+    /// follows whichever is smaller.
     fn deliveries_created(
         &mut self,
         announcement_id: AnnouncementId,
         users: std::ops::RangeInclusive<UserId>,
+        whole_range: Option<i64>,
         raised: Raised,
         ctx: &mut Context<Self>,
     ) {
         if users.is_empty() {
             return;
         }
-        let users: Vec<UserId> = self.by_user.range(users).map(|(user, _)| *user).collect();
-        let query = async move |conn: &mut AsyncPgConnection, users: &[UserId]| {
-            deliveries::created_for(conn, announcement_id, users).await
+        // In id order: `by_user` is a BTreeMap.
+        let connected: Vec<UserId> = self.by_user.range(users.clone()).map(|(u, _)| *u).collect();
+        if connected.is_empty() {
+            return;
+        }
+        let by_range = whole_range.is_some_and(|count| count < connected.len() as i64);
+        let (first, last) = users.into_inner();
+        let db = self.db.clone();
+        let work = async move {
+            let mut conn = db.get().await?;
+            let among = if by_range {
+                deliveries::Among::Range(first, last)
+            } else {
+                deliveries::Among::Users(&connected)
+            };
+            let items = deliveries::created_for(&mut conn, announcement_id, among).await?;
+            Ok((connected, items))
         };
-        self.resolve_among(users, query, ctx, move |hub, items| {
+        self.resolve(work, ctx, move |hub, (connected, items)| {
             for (user, item) in items {
+                // A range read also brings those connected elsewhere.
+                if by_range && connected.binary_search(&user).is_err() {
+                    continue;
+                }
                 let message = ServerMessage::DeliveryCreated { delivery: item };
                 hub.push_user(user, Push::new(message, raised));
                 hub.badges.changed(user);

@@ -3,8 +3,8 @@
 //! (one node, then two; or as many as `--nodes` says). The clients run in
 //! processes of their own (`load`), at most `CLIENT_SOCKETS` each, from
 //! source addresses of their own. Figures: how long the sockets took to
-//! open, the servers' resident memory per idle session, a section-sized
-//! publish (500 recipients spread over every node) and one to all students,
+//! open, the servers' resident memory per idle session, five section-sized
+//! publishes (500 recipients spread over every node) and one to all students,
 //! each from the publish request to every client's `delivery.created`,
 //! fan-out included.
 
@@ -22,6 +22,10 @@ use classbell::ids::UserId;
 
 /// Students in the section-sized publish.
 const SECTION: usize = 500;
+/// Section publishes measured, a teacher's pace apart: one publish's p99 is
+/// nearly its slowest receipt, so a single one measures mostly noise.
+const SECTION_PUBLISHES: usize = 5;
+const SECTION_PAUSE: Duration = Duration::from_secs(1);
 
 pub async fn push(
     settings: &Settings,
@@ -174,7 +178,7 @@ struct Figures {
     p50_ms: f64,
     p99_ms: f64,
     max_ms: f64,
-    /// Publish → receipt p99 of the section-sized publish.
+    /// Publish → receipt p99 over the section-sized publishes' receipts.
     section_p99_ms: f64,
     kib_per_session: f64,
     kib_per_session_by_node: Vec<f64>,
@@ -237,17 +241,27 @@ async fn round(
     let kib_per_session =
         (after.iter().sum::<f64>() - before.iter().sum::<f64>()) / students.len() as f64;
 
-    println!("{nodes} node(s): publishing to one section of {SECTION} …");
-    let audience = serde_json::json!({"kind": "section", "section_id": section});
-    let (section_times, _) = publish(
-        &http,
-        &servers,
-        admin_token,
-        audience,
-        &mut clients,
-        SECTION,
-    )
-    .await?;
+    println!(
+        "{nodes} node(s): publishing to one section of {SECTION}, {SECTION_PUBLISHES} times …"
+    );
+    let mut section_times = Vec::new();
+    for time in 0..SECTION_PUBLISHES {
+        if time > 0 {
+            actix_web::rt::time::sleep(SECTION_PAUSE).await;
+        }
+        let audience = serde_json::json!({"kind": "section", "section_id": section});
+        let (times, _) = publish(
+            &http,
+            &servers,
+            admin_token,
+            audience,
+            &mut clients,
+            SECTION,
+        )
+        .await?;
+        section_times.extend(times);
+    }
+    section_times.sort_by(f64::total_cmp);
     let section_p99_ms = percentile(&section_times, 0.99);
 
     println!("{nodes} node(s): publishing to all students …");
