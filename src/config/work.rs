@@ -97,8 +97,11 @@ pub struct Fanout {
 /// The group-committing delivery writer.
 #[derive(Debug, Clone, Args)]
 pub struct Deliveries {
-    /// Delivery-state batches at the database at once (one makes the largest batches).
-    #[arg(long, env = "CLASSBELL_WRITER_CONCURRENCY", default_value_t = 1)]
+    /// Delivery-state batches at the database at once. One makes the largest
+    /// batches, but then the database and the sessions take turns: with two,
+    /// one batch gathers and commits while the last one's answers go out
+    /// (websocket acknowledgments ~12,700/s → ~14,000/s on two cores).
+    #[arg(long, env = "CLASSBELL_WRITER_CONCURRENCY", default_value_t = 2)]
     pub writer_concurrency: usize,
 
     /// Most transitions in one batch.

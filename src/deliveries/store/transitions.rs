@@ -85,10 +85,12 @@ impl QueryFragment<Pg> for TransitionBatch<'_> {
 /// delivery off its recipient's badge, so the hub need not count it again.
 ///
 /// Every lookup is a `LATERAL … LIMIT 1`, which PostgreSQL runs as one
-/// index probe per request. Written as joins, the planner (which cannot
-/// see how many requests an array holds) hashed whole tables instead: each
-/// batch read every delivery, session and user there is, so acknowledgments
-/// slowed as the school's tables grew.
+/// index probe per request, and the update finds its rows by `id = ANY` of
+/// the wanted ids, an index scan. Written as joins, the planner (which
+/// cannot see how many requests an array holds) hashed whole tables
+/// instead: each batch read every delivery, session and user there is, so
+/// acknowledgments slowed as the school's tables grew (the update's join
+/// alone read all 30,000 deliveries of the ack benchmark, 7 ms a batch).
 const BATCH_SQL_AFTER_BINDS: &str = concat!(
     "
         WITH ORDINALITY AS r(id, user_id, session_id, target, n)
@@ -124,7 +126,7 @@ const BATCH_SQL_AFTER_BINDS: &str = concat!(
         ack_at = CASE WHEN w.rank = 2 THEN now() ELSE d.ack_at END,
         changed_tx = pg_current_xact_id()::text::bigint
     FROM want w
-    WHERE d.id = w.id
+    WHERE d.id = w.id AND d.id = ANY(ARRAY(SELECT id FROM want))
       AND (CASE d.state WHEN 'queued' THEN 0 WHEN 'delivered' THEN 1 ELSE 2 END) < w.rank
     RETURNING d.id, d.state, d.delivered_at, d.ack_at
 )

@@ -288,10 +288,18 @@ impl Actor for Session {
         };
         let since = self.since.take();
         self.start(link, since, ctx);
-        ctx.run_interval(self.services.settings.checkpoint, |session, ctx| {
-            if !session.ledger.is_empty() {
-                session.checkpoint(ctx);
-            }
+        // Each session's checkpoints start at a random point of the first
+        // interval: sessions that opened together (a class, a storm's
+        // return) would otherwise read PostgreSQL in the same instant every
+        // interval, and the live pushes in that instant would wait.
+        let every = self.services.settings.checkpoint;
+        let offset = every.mul_f64(rand::random::<f64>());
+        ctx.run_later(offset, move |_, ctx| {
+            ctx.run_interval(every, |session, ctx| {
+                if !session.ledger.is_empty() {
+                    session.checkpoint(ctx);
+                }
+            });
         });
         ctx.run_interval(self.services.settings.heartbeat, |session, ctx| {
             if session.last_heard.elapsed() > session.services.settings.timeout {
