@@ -19,7 +19,9 @@ pub struct CatchUp {
     /// falls between the two).
     pub too_many: bool,
     pub cursor: Cursor,
-    pub unread: i64,
+    /// The unread count, when it was asked for or the replay was cut (the
+    /// client then starts over from it).
+    pub unread: Option<i64>,
 }
 
 /// Every inbox change of `user` at or after `since` (all of it when `None` is
@@ -31,17 +33,20 @@ pub struct CatchUp {
 /// Duplicates of what the client already saw are possible (a cursor is
 /// conservative), gaps are not. At most `limit`
 /// changes are read and replayed: past that, none are (see `too_many`), so
-/// a stale cursor costs one bounded read, not the whole inbox.
+/// a stale cursor costs one bounded read, not the whole inbox. The unread
+/// count is read with `count_unread` (a checkpoint goes without).
 pub async fn catch_up(
     conn: &mut AsyncPgConnection,
     user: UserId,
     since: Option<Cursor>,
     limit: usize,
+    count_unread: bool,
 ) -> Result<CatchUp, AppError> {
     // One statement, one snapshot: the cursor is that snapshot's xmin, so
     // whatever committed below it is in the read.
     let read = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
-    let replay = deliveries::replay(conn, user, since.map(|Cursor(tx)| tx), read).await?;
+    let since_tx = since.map(|Cursor(tx)| tx);
+    let replay = deliveries::replay(conn, user, since_tx, read, count_unread).await?;
     let cursor = Cursor(replay.cursor);
     let unread = replay.unread;
     let Some(Cursor(since)) = since else {
@@ -54,11 +59,19 @@ pub async fn catch_up(
     };
     if replay.changes.len() + replay.gone.len() > limit {
         counter!("classbell_ws_replays_cut_total").increment(1);
+        let unread = match unread {
+            Some(unread) => unread,
+            None => deliveries::unread_counts(conn, &[user])
+                .await?
+                .get(&user)
+                .copied()
+                .unwrap_or(0),
+        };
         return Ok(CatchUp {
             messages: Vec::new(),
             too_many: true,
             cursor,
-            unread,
+            unread: Some(unread),
         });
     }
     let mut changes: Vec<(i64, DeliveryId, ServerMessage)> = Vec::new();

@@ -106,7 +106,7 @@ async fn a_full_inbox_is_read_at_the_cost_of_what_is_shown() {
     assert_eq!(unread, 3);
 
     let before = rows_read(&mut conn).await;
-    let replay = store::replay(&mut conn, reader, Some(cursor), 201)
+    let replay = store::replay(&mut conn, reader, Some(cursor), 201, true)
         .await
         .unwrap();
     let replay_cost = rows_read(&mut conn).await - before;
@@ -120,11 +120,31 @@ async fn a_full_inbox_is_read_at_the_cost_of_what_is_shown() {
         1,
         "the withdrawal, committed after the cursor"
     );
-    assert_eq!(replay.unread, 3, "the badge comes with the replay");
+    assert_eq!(replay.unread, Some(3), "the badge comes with the replay");
+    // A checkpoint's read: the same changes, without counting the badge.
+    let before = rows_read(&mut conn).await;
+    let checkpoint = store::replay(&mut conn, reader, Some(cursor), 201, false)
+        .await
+        .unwrap();
+    let checkpoint_cost = rows_read(&mut conn).await - before;
+    assert_eq!(checkpoint.changes.len(), 3);
+    assert_eq!(checkpoint.gone.len(), 1);
+    assert_eq!(checkpoint.cursor, replay.cursor);
+    assert_eq!(
+        checkpoint.unread, None,
+        "a checkpoint goes without the badge"
+    );
+    assert!(
+        checkpoint_cost + 3 <= replay_cost,
+        "without the badge the read skips its 3 unread deliveries: \
+         {checkpoint_cost} rows against {replay_cost}"
+    );
     // A first hello: only the cursor and the badge.
-    let hello = store::replay(&mut conn, reader, None, 201).await.unwrap();
+    let hello = store::replay(&mut conn, reader, None, 201, true)
+        .await
+        .unwrap();
     assert!(hello.changes.is_empty() && hello.gone.is_empty());
-    assert_eq!(hello.unread, 3);
+    assert_eq!(hello.unread, Some(3));
 
     // Generous bounds: a handful of rows beyond what each returns, where
     // walking the inbox costs its 4,000.

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{BigInt, Int4, Nullable, SmallInt, Text, Timestamptz, Untyped};
+use diesel::sql_types::{BigInt, Bool, Int4, Nullable, SmallInt, Text, Timestamptz, Untyped};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::inbox::{Change, inbox_item};
@@ -22,8 +22,8 @@ use crate::ids::{AnnouncementId, DeliveryId, UserId};
 pub struct Replay {
     /// The snapshot's xmin: everything below it is in this read.
     pub cursor: i64,
-    /// Unread deliveries now.
-    pub unread: i64,
+    /// Unread deliveries now, when asked for.
+    pub unread: Option<i64>,
     /// Live deliveries changed at or after the cursor, in commit order (at
     /// most `limit` of them).
     pub changes: Vec<Change>,
@@ -79,6 +79,7 @@ struct ReplayQuery {
     user: UserId,
     since: i64,
     limit: i64,
+    count_unread: bool,
 }
 
 impl QueryId for ReplayQuery {
@@ -95,11 +96,13 @@ impl QueryFragment<Pg> for ReplayQuery {
         let mut parts = REPLAY_SQL.split('$');
         out.push_sql(parts.next().unwrap_or_default());
         for part in parts {
-            // `$u`, `$s` and `$l` stand for the user, `since` and the limit.
+            // `$u`, `$s`, `$c` and `$l` stand for the user, `since`, whether
+            // to count the unread and the limit.
             let (bind, rest) = part.split_at(1);
             match bind {
                 "u" => out.push_bind_param::<BigInt, _>(&self.user)?,
                 "s" => out.push_bind_param::<BigInt, _>(&self.since)?,
+                "c" => out.push_bind_param::<Bool, _>(&self.count_unread)?,
                 _ => out.push_bind_param::<BigInt, _>(&self.limit)?,
             }
             out.push_sql(rest);
@@ -110,7 +113,10 @@ impl QueryFragment<Pg> for ReplayQuery {
 
 /// Each CTE is one of the reads the catch-up used to make, bounded by the
 /// limit and served by its index (`deliveries_user_changed_idx`,
-/// `announcements_withdrawn_idx`, `deliveries_user_unread_idx`).
+/// `announcements_withdrawn_idx`, `deliveries_user_unread_idx`). The unread
+/// count reads every unread delivery the student has, so it is made only
+/// when asked for (PostgreSQL runs a subquery in a `CASE` branch only when
+/// that branch is taken): a checkpoint rarely needs it.
 const REPLAY_SQL: &str = concat!(
     "WITH changed AS (
     SELECT deliveries.id, deliveries.state, deliveries.delivered_at, deliveries.ack_at,
@@ -144,11 +150,11 @@ const REPLAY_SQL: &str = concat!(
 )
 SELECT 0::smallint AS part, pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS tx,
        NULL::bigint AS created_tx,
-       (SELECT count(*) FROM deliveries
+       CASE WHEN $c THEN (SELECT count(*) FROM deliveries
           JOIN announcements ON announcements.id = deliveries.announcement_id
          WHERE deliveries.user_id = $u AND ",
     unread_sql!(),
-    ") AS unread,
+    ") END AS unread,
        NULL::bigint AS id, NULL::text AS state, NULL::timestamptz AS delivered_at,
        NULL::timestamptz AS ack_at, NULL::int4 AS retry_count, NULL::bigint AS announcement_id,
        NULL::text AS title, NULL::text AS body, NULL::text AS publisher,
@@ -166,24 +172,26 @@ FROM (SELECT * FROM withdrawn UNION ALL SELECT * FROM retracted) gone"
 );
 
 /// `user`'s inbox changes in transaction `since` or later, at most
-/// `limit` of each kind, with the cursor and badge; `since` of `None` reads
-/// only the cursor and badge.
+/// `limit` of each kind, with the cursor and (with `count_unread`) the
+/// badge; `since` of `None` reads only the cursor and badge.
 pub async fn replay(
     conn: &mut AsyncPgConnection,
     user: UserId,
     since: Option<i64>,
     limit: i64,
+    count_unread: bool,
 ) -> Result<Replay, AppError> {
     let query = ReplayQuery {
         user,
         // No transaction id is this large: the reads find nothing.
         since: since.unwrap_or(i64::MAX),
         limit,
+        count_unread,
     };
     let rows: Vec<ReplayRow> = query.load(conn).await?;
     let mut replay = Replay {
         cursor: 0,
-        unread: 0,
+        unread: None,
         changes: Vec::new(),
         gone: Vec::new(),
     };
@@ -191,7 +199,7 @@ pub async fn replay(
         match row.part {
             0 => {
                 replay.cursor = row.tx;
-                replay.unread = row.unread.unwrap_or(0);
+                replay.unread = row.unread;
             }
             1 => {
                 if let Some(change) = change(row) {

@@ -100,6 +100,14 @@ pub struct Disconnect {
     pub id: SessionId,
 }
 
+/// A session healed changes its student missed: their unread count is to
+/// be read again (with the next badge flush) and sent.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct BadgeStale {
+    pub user_id: UserId,
+}
+
 /// Start or stop sending an announcement's live figures to a session (whose
 /// right to see them the session has checked).
 #[derive(Debug, Message)]
@@ -380,6 +388,15 @@ impl Handler<Disconnect> for Hub {
             self.forget_watcher(message.id, announcement_id);
         }
         self.report();
+    }
+}
+
+impl Handler<BadgeStale> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, BadgeStale { user_id }: BadgeStale, _: &mut Self::Context) {
+        mailbox::handled(HUB);
+        self.badges.changed(user_id);
     }
 }
 

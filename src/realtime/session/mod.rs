@@ -16,7 +16,7 @@ use metrics::{counter, gauge};
 use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
-use super::hub::{Connect, Control, Disconnect, HUB, Push, SessionId, SessionLink};
+use super::hub::{BadgeStale, Connect, Control, Disconnect, HUB, Push, SessionId, SessionLink};
 use super::ledger::Ledger;
 use super::protocol::{Cursor, Frame, HelloUser, ServerMessage};
 use super::sessions::SessionServices;
@@ -163,7 +163,7 @@ impl Session {
                 .await
                 .map_err(|_| AppError::unavailable("the websocket hub"))?;
             let mut conn = db.get().await?;
-            let catch_up = store::catch_up(&mut conn, user, since, limit).await;
+            let catch_up = store::catch_up(&mut conn, user, since, limit, true).await;
             drop(turn);
             catch_up
         };
@@ -178,9 +178,10 @@ impl Session {
             // Until everything missed is written, messages carry the client's
             // own cursor: a drop half-way through loses nothing.
             session.cursor = Some(since.unwrap_or(catch_up.cursor));
+            let unread = catch_up.unread.unwrap_or_default();
             let hello = ServerMessage::Hello {
                 user: session.user.clone(),
-                unread_count: catch_up.unread,
+                unread_count: unread,
             };
             session.write(&hello, ctx);
             for message in &catch_up.messages {
@@ -189,15 +190,12 @@ impl Session {
             session.cursor = Some(catch_up.cursor);
             if catch_up.too_many {
                 let resync = ServerMessage::Resync {
-                    unread_count: catch_up.unread,
+                    unread_count: unread,
                 };
                 session.write(&resync, ctx);
             } else if since.is_some() {
                 // Carries the new cursor once all the rest is out.
-                let unread = ServerMessage::UnreadCount {
-                    unread: catch_up.unread,
-                };
-                session.write(&unread, ctx);
+                session.write(&ServerMessage::UnreadCount { unread }, ctx);
             }
             // What came meanwhile as a push and is in the catch-up too is
             // not sent again (the ledger holds the catch-up until a
@@ -228,7 +226,7 @@ impl Session {
         let limit = self.services.settings.replay_limit;
         let work = async move {
             let mut conn = db.get().await?;
-            let catch_up = store::catch_up(&mut conn, user, Some(since), limit).await;
+            let catch_up = store::catch_up(&mut conn, user, Some(since), limit, false).await;
             drop(turn);
             catch_up
         };
@@ -244,7 +242,7 @@ impl Session {
                 session.cursor = Some(catch_up.cursor);
                 session.ledger = Ledger::default();
                 let resync = ServerMessage::Resync {
-                    unread_count: catch_up.unread,
+                    unread_count: catch_up.unread.unwrap_or_default(),
                 };
                 return session.write(&resync, ctx);
             }
@@ -261,10 +259,13 @@ impl Session {
             session.ledger.end_checkpoint(&catch_up.messages);
             if !missed.is_empty() {
                 counter!("classbell_ws_messages_healed_total").increment(missed.len() as u64);
-                let unread = ServerMessage::UnreadCount {
-                    unread: catch_up.unread,
+                // The read left the count out (a checkpoint seldom needs
+                // it): the hub reads it with its next badge flush and sends
+                // it to every session of the student.
+                let stale = BadgeStale {
+                    user_id: session.user.id,
                 };
-                session.write(&unread, ctx);
+                mailbox::tell(&session.services.hub, HUB, stale);
             }
         }));
     }
