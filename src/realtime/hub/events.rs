@@ -37,8 +37,9 @@ impl Hub {
                 count,
                 whole_range,
             } => {
-                // A whole range of fewer deliveries than connected users is
-                // read by range (a section's 500 among a school's thousands).
+                // A whole range of no more deliveries than connected users
+                // is read by range (a section's 500 among a school's
+                // thousands, or a chunk whose students are all online).
                 let by_range = whole_range.then_some(count);
                 let users = first_user_id..=last_user_id;
                 self.deliveries_created(announcement_id, users, by_range, raised, ctx)
@@ -112,8 +113,9 @@ impl Hub {
     ///
     /// The read probes either each connected user in the range or, when the
     /// event says the range holds exactly `whole_range` deliveries and those
-    /// are fewer, the range itself (one index range scan); PostgreSQL's time
-    /// follows whichever is smaller.
+    /// are no more, the range itself (one index range scan, and no array of
+    /// thousands of ids to send and hash); PostgreSQL's time follows
+    /// whichever is smaller.
     fn deliveries_created(
         &mut self,
         announcement_id: AnnouncementId,
@@ -130,7 +132,7 @@ impl Hub {
         if connected.is_empty() {
             return;
         }
-        let by_range = whole_range.is_some_and(|count| count < connected.len() as i64);
+        let by_range = whole_range.is_some_and(|count| count <= connected.len() as i64);
         let (first, last) = users.into_inner();
         let db = self.db.clone();
         let work = async move {
