@@ -1,10 +1,10 @@
 -- The update trigger joined its two transition tables on id. PostgreSQL
--- estimates a transition table at one row, so the join ran as a nested loop:
--- quadratic in the rows one statement updates (a batch of 300
--- acknowledgments spent 24 ms here, more than in the update itself; a
--- statement over a whole school's deliveries would never finish). Counting
--- each side by state needs no join: every row counts -1 in its old state and
--- +1 in its new one, so a row whose state stayed the same cancels out.
+-- cannot see inside a transition table, and where it guessed small the join
+-- ran as a nested loop: for a batch of 293 acknowledgments it compared
+-- 85,556 pairs to keep 293. Counting each side by state needs no join:
+-- every row counts -1 in its old state and +1 in its new one, so a row
+-- whose state stayed the same cancels out. (Timed directly: 20,000 rows
+-- updated in 410 and 470 ms against 578 and 563 ms with the join.)
 CREATE OR REPLACE FUNCTION count_updated_deliveries() RETURNS trigger AS $$
 BEGIN
     INSERT INTO delivery_counts AS c (state, slot, n)

@@ -209,8 +209,8 @@ pub enum Among<'a> {
     /// These users' (the connected ones in a chunk's range).
     Users(&'a [UserId]),
     /// Every delivery in this user-id range (a chunk's): cheaper when the
-    /// chunk holds fewer deliveries than the range has connected users, as a
-    /// section's 500 spread over a school's ids do.
+    /// chunk holds no more deliveries than the range has connected users, as
+    /// a section's 500 spread over a school's ids do.
     Range(UserId, UserId),
 }
 
