@@ -11,7 +11,7 @@ use metrics::counter;
 use uuid::Uuid;
 
 use super::badges::Flush;
-use super::{Hub, Push, SessionId};
+use super::{BadgeStale, HUB, Hub, Push, SessionId};
 use crate::announcements::model::AnnouncementStats;
 use crate::announcements::store as announcements;
 use crate::db::DbPool;
@@ -21,6 +21,7 @@ use crate::events::{Envelope, Event};
 use crate::ids::{AnnouncementId, JobId, UserId};
 use crate::jobs::model::{JobKind, JobState, Progress};
 use crate::realtime::protocol::ServerMessage;
+use crate::telemetry::mailbox;
 
 /// When the event behind a push was raised (ms since the epoch).
 type Raised = Option<i64>;
@@ -420,4 +421,13 @@ async fn stats(db: DbPool, announcement_id: AnnouncementId) -> Result<Announceme
     let mut conn = db.get().await?;
     let announcement = announcements::find(&mut conn, announcement_id).await?;
     announcements::stats(&mut conn, &announcement).await
+}
+
+impl Handler<BadgeStale> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, BadgeStale { user_id }: BadgeStale, _: &mut Self::Context) {
+        mailbox::handled(HUB);
+        self.badges.changed(user_id);
+    }
 }

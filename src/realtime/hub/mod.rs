@@ -100,8 +100,9 @@ pub struct Disconnect {
     pub id: SessionId,
 }
 
-/// A session healed changes its student missed: their unread count is to
-/// be read again (with the next badge flush) and sent.
+/// A session healed changes its student missed (its checkpoint's read left
+/// the count out): their unread count is to be read again with the next
+/// flush and sent to every session of theirs.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct BadgeStale {
@@ -388,15 +389,6 @@ impl Handler<Disconnect> for Hub {
             self.forget_watcher(message.id, announcement_id);
         }
         self.report();
-    }
-}
-
-impl Handler<BadgeStale> for Hub {
-    type Result = ();
-
-    fn handle(&mut self, BadgeStale { user_id }: BadgeStale, _: &mut Self::Context) {
-        mailbox::handled(HUB);
-        self.badges.changed(user_id);
     }
 }
 
