@@ -61,11 +61,7 @@ pub async fn catch_up(
         counter!("classbell_ws_replays_cut_total").increment(1);
         let unread = match unread {
             Some(unread) => unread,
-            None => deliveries::unread_counts(conn, &[user])
-                .await?
-                .get(&user)
-                .copied()
-                .unwrap_or(0),
+            None => deliveries::unread_count(conn, user).await?,
         };
         return Ok(CatchUp {
             messages: Vec::new(),

@@ -48,13 +48,13 @@ async fn fanout_on(
     let publisher = seed_students(&mut conn, students).await?;
     let pool: DbPool = db::pool(&url, 4, Duration::from_secs(10));
     let bus = EventBus::new();
+    // The configured chunk sizes; one worker, no pauses.
     let fanout_settings = FanoutSettings {
-        chunk: settings.fanout.chunk.max(1),
-        first_chunk: settings.fanout.first_chunk.max(1),
         workers: 1,
         lease_secs: 60,
         poll: Duration::from_secs(1),
         chunk_delay: Duration::ZERO,
+        ..FanoutSettings::from(&settings.fanout)
     };
     let mut node = match live {
         0 => None,
