@@ -119,6 +119,10 @@ enum Bench {
     /// A process of websocket clients the benchmarks drive (see `load.rs`).
     #[command(hide = true)]
     LoadClient,
+    /// The push benchmark's baseline: a broadcast-only websocket server
+    /// (see `broadcast.rs`).
+    #[command(hide = true)]
+    BroadcastServer,
     /// A course import of N rows, upload to SUCCESS.
     Import {
         #[arg(long, default_value_t = 50_000)]
@@ -244,6 +248,12 @@ fn run(cli: Cli) -> Result<(), String> {
                     Bench::LoadClient => {
                         raise_descriptor_limit();
                         bench::load_client().await.map(|()| serde_json::Value::Null)
+                    }
+                    Bench::BroadcastServer => {
+                        raise_descriptor_limit();
+                        bench::broadcast_server()
+                            .await
+                            .map(|()| serde_json::Value::Null)
                     }
                     Bench::Import { rows, kind } => bench::import(&settings, rows, kind).await,
                 }

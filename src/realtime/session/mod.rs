@@ -133,6 +133,15 @@ impl Session {
         }
     }
 
+    /// Pings the client, or closes a socket silent for longer than the timeout.
+    fn heartbeat(&self, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.last_heard.elapsed() > self.services.settings.timeout {
+            counter!("classbell_ws_heartbeat_timeouts_total").increment(1);
+            return self.close(CloseCode::Away, "heartbeat timeout", ctx);
+        }
+        ctx.ping(b"");
+    }
+
     fn close(&self, code: CloseCode, reason: &str, ctx: &mut ws::WebsocketContext<Self>) {
         ctx.close(Some(CloseReason {
             code,
@@ -302,12 +311,11 @@ impl Actor for Session {
                 }
             });
         });
-        ctx.run_interval(self.services.settings.heartbeat, |session, ctx| {
-            if session.last_heard.elapsed() > session.services.settings.timeout {
-                counter!("classbell_ws_heartbeat_timeouts_total").increment(1);
-                return session.close(CloseCode::Away, "heartbeat timeout", ctx);
-            }
-            ctx.ping(b"");
+        // Pings likewise start at a random point of the first interval.
+        let every = self.services.settings.heartbeat;
+        let offset = every.mul_f64(rand::random::<f64>());
+        ctx.run_later(offset, move |_, ctx| {
+            ctx.run_interval(every, |session, ctx| session.heartbeat(ctx));
         });
     }
 

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use diesel::sql_types::{BigInt, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rand::Rng;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{ChildStdin, ChildStdout};
 use uuid::Uuid;
 
-use super::load::{CLIENT_SOCKETS, Opened, Plan, Report, Status};
+use super::load::{CLIENT_SOCKETS, Opened, Plan, Report, Status, now_ms};
 use super::{BenchResult, fail, seed_students};
 use classbell::auth::jwt::JwtKeys;
 use classbell::config::Settings;
@@ -155,36 +156,44 @@ impl Server {
         Err(format!("{} did not become ready", self.base))
     }
 
-    /// CPU time the node has used so far (user and system), in ms, from /proc.
+    /// CPU time the node has used so far (user and system), in ms.
     pub fn cpu_ms(&self) -> BenchResult<f64> {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).map_err(fail)?;
-        // The fields after the command's name (which may hold spaces) in
-        // parentheses: utime and stime are the 12th and 13th of them.
-        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let ticks: Vec<f64> = after_name
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|field| field.parse().ok())
-            .collect();
-        if ticks.len() != 2 {
-            return Err("no CPU times in /proc".into());
-        }
-        let per_second = rustix::param::clock_ticks_per_second() as f64;
-        Ok((ticks[0] + ticks[1]) * 1000.0 / per_second)
+        cpu_ms(self.child.id())
     }
 
-    /// Resident memory in KiB, from /proc.
+    /// Resident memory in KiB.
     pub fn rss_kib(&self) -> BenchResult<f64> {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).map_err(fail)?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .ok_or_else(|| "no VmRSS in /proc".to_owned())
+        rss_kib(self.child.id())
     }
+}
+
+/// CPU time process `pid` has used so far (user and system), in ms, from /proc.
+pub fn cpu_ms(pid: u32) -> BenchResult<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(fail)?;
+    // The fields after the command's name (which may hold spaces) in
+    // parentheses: utime and stime are the 12th and 13th of them.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: Vec<f64> = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    if ticks.len() != 2 {
+        return Err("no CPU times in /proc".into());
+    }
+    let per_second = rustix::param::clock_ticks_per_second() as f64;
+    Ok((ticks[0] + ticks[1]) * 1000.0 / per_second)
+}
+
+/// Resident memory of process `pid` in KiB, from /proc.
+pub fn rss_kib(pid: u32) -> BenchResult<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(fail)?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| "no VmRSS in /proc".to_owned())
 }
 
 impl Server {
@@ -251,51 +260,69 @@ pub fn percentile(values: &[f64], share: f64) -> f64 {
     values[((values.len() - 1) as f64 * share).round() as usize]
 }
 
-/// One load-client process, seen from the benchmark.
-pub struct LoadClient {
+/// A helper process of the benchmark (a load client, a broadcast server),
+/// driven over its standard input and output, one JSON line per answer.
+pub struct Helper {
     child: tokio::process::Child,
     stdin: ChildStdin,
     stdout: Lines<BufReader<ChildStdout>>,
 }
 
-impl LoadClient {
-    /// Starts a process and hands it its plan.
-    pub async fn start(plan: &Plan) -> BenchResult<LoadClient> {
+impl Helper {
+    /// Starts `classbell bench <command>`.
+    pub fn spawn(command: &str) -> BenchResult<Helper> {
         let mut child = tokio::process::Command::new(std::env::current_exe().map_err(fail)?)
-            .args(["bench", "load-client"])
+            .args(["bench", command])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .map_err(fail)?;
-        let mut stdin = child.stdin.take().ok_or("no stdin")?;
+        let stdin = child.stdin.take().ok_or("no stdin")?;
         let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
-        let mut line = serde_json::to_vec(plan).map_err(fail)?;
-        line.push(b'\n');
-        stdin.write_all(&line).await.map_err(fail)?;
-        stdin.flush().await.map_err(fail)?;
-        Ok(LoadClient {
+        Ok(Helper {
             child,
             stdin,
             stdout,
         })
     }
 
+    /// Starts a load-client process and hands it its plan.
+    pub async fn load_client(plan: &Plan) -> BenchResult<Helper> {
+        let mut helper = Self::spawn("load-client")?;
+        let mut line = serde_json::to_vec(plan).map_err(fail)?;
+        line.push(b'\n');
+        helper.stdin.write_all(&line).await.map_err(fail)?;
+        helper.stdin.flush().await.map_err(fail)?;
+        Ok(helper)
+    }
+
+    pub fn pid(&self) -> BenchResult<u32> {
+        self.child
+            .id()
+            .ok_or_else(|| "a helper process ended early".into())
+    }
+
     /// Its next line, as `T`.
     pub async fn answer<T: serde::de::DeserializeOwned>(&mut self) -> BenchResult<T> {
         match self.stdout.next_line().await.map_err(fail)? {
             Some(line) => serde_json::from_str(&line).map_err(fail),
-            None => Err("a load client ended early".into()),
+            None => Err("a helper process ended early".into()),
         }
     }
 
-    pub async fn ask<T: serde::de::DeserializeOwned>(&mut self, command: &str) -> BenchResult<T> {
+    /// Writes `command` as a line, without waiting for the answer.
+    pub async fn tell(&mut self, command: &str) -> BenchResult<()> {
         self.stdin
             .write_all(format!("{command}\n").as_bytes())
             .await
             .map_err(fail)?;
-        self.stdin.flush().await.map_err(fail)?;
+        self.stdin.flush().await.map_err(fail)
+    }
+
+    pub async fn ask<T: serde::de::DeserializeOwned>(&mut self, command: &str) -> BenchResult<T> {
+        self.tell(command).await?;
         self.answer().await
     }
 
@@ -306,15 +333,19 @@ impl LoadClient {
 }
 
 /// Splits `tokens` over processes of at most `CLIENT_SOCKETS`, each from a
-/// source address of its own (127.0.0.2, .3, …), and waits until each has
+/// source address of its own (127.a.b.2, .3, …), and waits until each has
 /// opened its sockets. The clients of process `p` are `tokens[p * size..]`.
 pub async fn start_clients(
     bases: &[String],
     tokens: &[String],
     reconnect: bool,
-) -> BenchResult<(Vec<LoadClient>, Opened)> {
+) -> BenchResult<(Vec<Helper>, Opened)> {
     let processes = tokens.len().div_ceil(CLIENT_SOCKETS).max(1);
     let size = tokens.len().div_ceil(processes);
+    // Each set of clients takes a loopback block of its own (127.a.b.2, .3,
+    // …, a and b at random): an earlier round's sockets stay in TIME_WAIT
+    // on their source ports for a minute, and an address has only ~28,000.
+    let block: [u8; 2] = [rand::rng().random_range(1..=254), rand::rng().random()];
     let started = Instant::now();
     let mut clients = Vec::new();
     for (p, share) in tokens.chunks(size.max(1)).enumerate() {
@@ -324,11 +355,11 @@ pub async fn start_clients(
         own.rotate_left((p * size) % bases.len());
         let plan = Plan {
             bases: own,
-            source: IpAddr::from([127, 0, 0, 2 + p as u8]),
+            source: IpAddr::from([127, block[0], block[1], 2 + p as u8]),
             tokens: share.to_vec(),
             reconnect,
         };
-        clients.push(LoadClient::start(&plan).await?);
+        clients.push(Helper::load_client(&plan).await?);
     }
     let mut total = Opened {
         connected: 0,
@@ -348,9 +379,33 @@ pub async fn start_clients(
     Ok((clients, total))
 }
 
+/// Waits up to a minute for `expected` clients to hear of `announcement`,
+/// sent at `sent` (wall-clock ms): their times from then in ms, sorted, and
+/// the repeats heard.
+pub async fn receipts(
+    clients: &mut [Helper],
+    announcement: i64,
+    sent: f64,
+    expected: usize,
+) -> BenchResult<(Vec<f64>, usize)> {
+    let deadline = now_ms() + 60_000.0;
+    while heard(clients, announcement).await? < expected && now_ms() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    let report = report(clients, announcement).await?;
+    let mut latencies: Vec<f64> = report
+        .first_ms
+        .iter()
+        .flatten()
+        .map(|at| at - sent)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    Ok((latencies, report.duplicates + report.replayed))
+}
+
 /// Every client's first hearing of `announcement`, in token order, and the
 /// repeats, over all processes.
-pub async fn report(clients: &mut [LoadClient], announcement: i64) -> BenchResult<Report> {
+pub async fn report(clients: &mut [Helper], announcement: i64) -> BenchResult<Report> {
     let mut all = Report::default();
     for client in clients {
         let report: Report = client.ask(&format!("report {announcement}")).await?;
@@ -362,7 +417,7 @@ pub async fn report(clients: &mut [LoadClient], announcement: i64) -> BenchResul
 }
 
 /// Clients that heard of `announcement`, over all processes.
-pub async fn heard(clients: &mut [LoadClient], announcement: i64) -> BenchResult<usize> {
+pub async fn heard(clients: &mut [Helper], announcement: i64) -> BenchResult<usize> {
     let mut heard = 0;
     for client in clients {
         heard += client
@@ -373,7 +428,7 @@ pub async fn heard(clients: &mut [LoadClient], announcement: i64) -> BenchResult
 }
 
 /// Sockets open and clients resumed, over all processes.
-pub async fn status(clients: &mut [LoadClient]) -> BenchResult<Status> {
+pub async fn status(clients: &mut [Helper]) -> BenchResult<Status> {
     let mut all = Status::default();
     for client in clients {
         let status: Status = client.ask("status").await?;

@@ -10,7 +10,7 @@ use diesel::sql_types::{BigInt, Double};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::cluster::{self, LoadClient, Server, announce, percentile, sign_in_first};
+use super::cluster::{self, Helper, Server, announce, percentile, sign_in_first};
 use super::load::{self, now_ms};
 use super::{BenchResult, fail};
 use classbell::config::Settings;
@@ -22,7 +22,7 @@ const LIVE_EVERY: Duration = Duration::from_millis(500);
 /// A node with `live` students connected, ready for fan-out rounds.
 pub struct Live {
     server: Server,
-    clients: Vec<LoadClient>,
+    clients: Vec<Helper>,
     http: awc::Client,
     admin_token: String,
     course: i64,

@@ -240,7 +240,7 @@ pub async fn run_client() -> BenchResult<()> {
     Ok(())
 }
 
-fn say(value: &impl Serialize) -> BenchResult<()> {
+pub(super) fn say(value: &impl Serialize) -> BenchResult<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, value).map_err(fail)?;
     out.write_all(b"\n").map_err(fail)?;

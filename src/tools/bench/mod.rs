@@ -4,6 +4,7 @@
 //! as one JSON object (or a list of them) for `--json`.
 
 mod acks;
+mod broadcast;
 mod cluster;
 mod fanout;
 mod import;
@@ -13,6 +14,7 @@ mod push;
 mod storm;
 
 pub use acks::{Transport, acks};
+pub use broadcast::run_server as broadcast_server;
 pub use fanout::fanout;
 pub use import::{ImportKind, import};
 pub use load::run_client as load_client;

@@ -14,7 +14,8 @@ use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::cluster::{self, LoadClient, Server, SignedIn, announce, percentile, seed_signed_in};
+use super::broadcast::{self, Baseline};
+use super::cluster::{self, Helper, Server, SignedIn, announce, percentile, seed_signed_in};
 use super::load::{self, now_ms};
 use super::{BenchResult, Scratch, exec, fail};
 use classbell::config::Settings;
@@ -26,6 +27,8 @@ const SECTION: usize = 500;
 /// nearly its slowest receipt, so a single one measures mostly noise.
 const SECTION_PUBLISHES: usize = 5;
 const SECTION_PAUSE: Duration = Duration::from_secs(1);
+/// How long the idle sessions' CPU is measured (a heartbeat interval).
+const IDLE_WINDOW: Duration = Duration::from_secs(10);
 
 pub async fn push(
     settings: &Settings,
@@ -59,11 +62,18 @@ async fn push_on(
         exec(&mut conn, "DELETE FROM announcements").await?;
         rounds.push(figures);
     }
-    print_figures(&rounds);
+    // As many broadcast servers as the fewest nodes, so that no process
+    // holds more sockets than classbell's did.
+    let servers = rounds.iter().map(|f| f.nodes).min().unwrap_or(1);
+    let baseline = broadcast::baseline(&students, servers).await?;
+    for figures in &mut rounds {
+        figures.broadcast = Some(baseline.clone());
+    }
+    print_figures(&rounds, &baseline);
     serde_json::to_value(&rounds).map_err(fail)
 }
 
-fn print_figures(rounds: &[Figures]) {
+fn print_figures(rounds: &[Figures], baseline: &Baseline) {
     let single = rounds.iter().find(|f| f.nodes == 1);
     println!();
     println!(
@@ -72,7 +82,7 @@ fn print_figures(rounds: &[Figures]) {
     );
     println!(
         "  nodes  connected  connect s  received  missing  dup   p50 ms   p99 ms   max ms  \
-         section p99 ms  server CPU ms  KiB/session (per node)"
+         section p99 ms  server CPU ms  idle CPU ms/s  KiB/session (per node)"
     );
     for f in rounds {
         let per_node: Vec<String> = f
@@ -81,7 +91,7 @@ fn print_figures(rounds: &[Figures]) {
             .map(|k| format!("{k:.1}"))
             .collect();
         println!(
-            "  {:>5}  {:>9}  {:>9.1}  {:>8}  {:>7}  {:>3}  {:>7.0}  {:>7.0}  {:>7.0}  {:>14.0}  {:>13.0}  {:>5.1} ({})",
+            "  {:>5}  {:>9}  {:>9.1}  {:>8}  {:>7}  {:>3}  {:>7.0}  {:>7.0}  {:>7.0}  {:>14.0}  {:>13.0}  {:>13.0}  {:>5.1} ({})",
             f.nodes,
             f.connected,
             f.connect_seconds,
@@ -93,6 +103,7 @@ fn print_figures(rounds: &[Figures]) {
             f.max_ms,
             f.section_p99_ms,
             f.server_cpu_ms,
+            f.idle_cpu_ms_per_s,
             f.kib_per_session,
             per_node.join(", ")
         );
@@ -115,8 +126,26 @@ fn print_figures(rounds: &[Figures]) {
         );
     }
     println!(
+        "  baseline, a broadcast-only server on this machine in this run ({} process(es); no \
+         database, no sign-in, one frame encoded once and written to every socket by one \
+         thread; the same clients): {} of {} connected in {:.1} s, {} received, p50 {:.0} ms, \
+         p99 {:.0} ms, max {:.0} ms, its CPU {:.0} ms, {:.1} KiB per idle session",
+        baseline.servers,
+        baseline.connected,
+        rounds[0].sessions,
+        baseline.connect_seconds,
+        baseline.received,
+        baseline.p50_ms,
+        baseline.p99_ms,
+        baseline.max_ms,
+        baseline.cpu_ms,
+        baseline.kib_per_session
+    );
+    println!(
         "  (memory: the server processes' resident memory after the sessions opened, minus \
-         before, over their sessions)"
+         before, over their sessions; idle CPU: the nodes' CPU over {} s with every session \
+         open and nothing published, per second)",
+        IDLE_WINDOW.as_secs()
     );
 }
 
@@ -185,6 +214,11 @@ struct Figures {
     /// CPU the nodes spent from the publish to all until every client heard
     /// it (or the wait ended), summed over the nodes.
     server_cpu_ms: f64,
+    /// CPU the nodes spent per second with every session open and idle,
+    /// summed over the nodes (ms per s: a thousandth of a core).
+    idle_cpu_ms_per_s: f64,
+    /// The same clients against a broadcast-only server, in the same run.
+    broadcast: Option<Baseline>,
 }
 
 async fn round(
@@ -240,6 +274,10 @@ async fn round(
         .collect();
     let kib_per_session =
         (after.iter().sum::<f64>() - before.iter().sum::<f64>()) / students.len() as f64;
+    // What open sessions cost while nothing happens (heartbeats, timers).
+    let idle_before = cpu_ms(&servers)?;
+    actix_web::rt::time::sleep(IDLE_WINDOW).await;
+    let idle_cpu_ms_per_s = (cpu_ms(&servers)? - idle_before) / IDLE_WINDOW.as_secs_f64();
 
     println!(
         "{nodes} node(s): publishing to one section of {SECTION}, {SECTION_PUBLISHES} times …"
@@ -298,6 +336,8 @@ async fn round(
         kib_per_session,
         kib_per_session_by_node,
         server_cpu_ms,
+        idle_cpu_ms_per_s,
+        broadcast: None,
     })
 }
 
@@ -314,22 +354,10 @@ async fn publish(
     servers: &[Server],
     admin_token: &str,
     audience: serde_json::Value,
-    clients: &mut [LoadClient],
+    clients: &mut [Helper],
     expected: usize,
 ) -> BenchResult<(Vec<f64>, usize)> {
     let published = now_ms();
     let id = announce(http, &servers[0], admin_token, audience).await?;
-    let deadline = now_ms() + 60_000.0;
-    while cluster::heard(clients, id).await? < expected && now_ms() < deadline {
-        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
-    }
-    let report = cluster::report(clients, id).await?;
-    let mut latencies: Vec<f64> = report
-        .first_ms
-        .iter()
-        .flatten()
-        .map(|at| at - published)
-        .collect();
-    latencies.sort_by(f64::total_cmp);
-    Ok((latencies, report.duplicates + report.replayed))
+    cluster::receipts(clients, id, published, expected).await
 }

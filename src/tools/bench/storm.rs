@@ -12,7 +12,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::cluster::{self, LoadClient, Server, SignedIn, announce, seed_signed_in};
+use super::cluster::{self, Helper, Server, SignedIn, announce, seed_signed_in};
 use super::load::now_ms;
 use super::{BenchResult, Scratch, fail};
 use classbell::config::Settings;
@@ -146,7 +146,7 @@ async fn storm_on(
 }
 
 async fn wait_heard(
-    clients: &mut [LoadClient],
+    clients: &mut [Helper],
     announcement: i64,
     expected: usize,
     limit: Duration,
