@@ -428,6 +428,12 @@ fn serve(
             .default_service(actix_web::web::to(routes::no_route))
     })
     .on_connect(realtime::socket::on_connect)
+    // A websocket writes small frames in quick succession (an update, then
+    // the badge it moved). With Nagle's algorithm the second waits for the
+    // client's acknowledgment of the first, which a client holds back for
+    // its delayed-ACK timer (40 ms on Linux, 200 ms on Windows) when it has
+    // nothing to send.
+    .tcp_nodelay(true)
     // Signals are `run_until_signalled`'s: websockets and fan-outs get to
     // wind down before the server stops.
     .disable_signals()
