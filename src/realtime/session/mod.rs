@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web::web;
@@ -46,6 +46,11 @@ pub struct Session {
     /// Pushes in this session's mailbox (see `SessionLink::queued`).
     queued: Arc<AtomicI64>,
     checkpointing: bool,
+    /// Where this session's checkpoint interval starts: a random point of
+    /// the first interval after it opened (see `arm_checkpoint`).
+    checkpoint_phase: Instant,
+    /// A checkpoint is scheduled.
+    checkpoint_armed: bool,
     last_heard: Instant,
     /// What the client may still send now (see `SessionSettings::inbound`).
     inbound: DefaultDirectRateLimiter,
@@ -78,6 +83,8 @@ impl Session {
             ledger: Ledger::default(),
             queued: Arc::default(),
             checkpointing: false,
+            checkpoint_phase: Instant::now(),
+            checkpoint_armed: false,
             last_heard: Instant::now(),
             inbound,
             turn: Some(turn),
@@ -86,6 +93,7 @@ impl Session {
 
     fn write(&mut self, message: &ServerMessage, ctx: &mut ws::WebsocketContext<Self>) {
         self.ledger.record(message);
+        self.arm_checkpoint(ctx);
         let cursor = match message {
             ServerMessage::Error { .. } | ServerMessage::Pong => None,
             _ => self.cursor,
@@ -215,6 +223,37 @@ impl Session {
         }));
     }
 
+    /// Schedules a checkpoint at the session's next point of its interval
+    /// when something was sent since the last one and none is scheduled.
+    ///
+    /// Only busy sessions hold a timer: an idle one is not woken every
+    /// interval to find it has nothing to check. The points keep the
+    /// session's random phase, so the sessions that heard one publish do not
+    /// all read PostgreSQL in the same instant an interval later.
+    fn arm_checkpoint(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.checkpoint_armed || self.ledger.is_empty() {
+            return;
+        }
+        self.checkpoint_armed = true;
+        let every = self.services.settings.checkpoint;
+        let now = Instant::now();
+        let delay = match now.checked_duration_since(self.checkpoint_phase) {
+            Some(into) => {
+                let into_interval = into.as_nanos() % every.as_nanos().max(1);
+                every.saturating_sub(Duration::from_nanos(into_interval as u64))
+            }
+            None => self.checkpoint_phase - now,
+        };
+        ctx.run_later(delay, |session, ctx| {
+            session.checkpoint_armed = false;
+            if !session.ledger.is_empty() {
+                session.checkpoint(ctx);
+            }
+            // Again if the client still holds news (or no turn was free).
+            session.arm_checkpoint(ctx);
+        });
+    }
+
     /// Reads the changes since the cursor, sends those the ledger says the
     /// client never got (a push lost on the way), and moves the cursor on.
     fn checkpoint(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
@@ -241,6 +280,9 @@ impl Session {
         };
         ctx.spawn(work.into_actor(self).map(|result, session, ctx| {
             session.checkpointing = false;
+            // While the ledger holds anything, the next one is due (a
+            // spare one finds it empty and stops).
+            session.arm_checkpoint(ctx);
             let catch_up = match result {
                 Ok(catch_up) => catch_up,
                 // The cursor stays put; the next checkpoint tries again.
@@ -298,19 +340,12 @@ impl Actor for Session {
         };
         let since = self.since.take();
         self.start(link, since, ctx);
-        // Each session's checkpoints start at a random point of the first
-        // interval: sessions that opened together (a class, a storm's
-        // return) would otherwise read PostgreSQL in the same instant every
-        // interval, and the live pushes in that instant would wait.
+        // Each session's checkpoints fall at a random point of the interval:
+        // sessions that opened together (a class, a storm's return) would
+        // otherwise read PostgreSQL in the same instant every interval, and
+        // the live pushes in that instant would wait.
         let every = self.services.settings.checkpoint;
-        let offset = every.mul_f64(rand::random::<f64>());
-        ctx.run_later(offset, move |_, ctx| {
-            ctx.run_interval(every, |session, ctx| {
-                if !session.ledger.is_empty() {
-                    session.checkpoint(ctx);
-                }
-            });
-        });
+        self.checkpoint_phase = Instant::now() + every.mul_f64(rand::random::<f64>());
         // Pings likewise start at a random point of the first interval.
         let every = self.services.settings.heartbeat;
         let offset = every.mul_f64(rand::random::<f64>());
