@@ -68,6 +68,12 @@ impl Session {
         turn: OwnedSemaphorePermit,
     ) -> Self {
         let inbound = RateLimiter::direct(services.settings.inbound);
+        // Each session's checkpoints fall at a random point of the interval:
+        // sessions that opened together (a class, a storm's return) would
+        // otherwise read PostgreSQL in the same instant every interval, and
+        // the live pushes in that instant would wait.
+        let every = services.settings.checkpoint;
+        let checkpoint_phase = Instant::now() + every.mul_f64(rand::random::<f64>());
         Session {
             id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
             user: HelloUser {
@@ -83,7 +89,7 @@ impl Session {
             ledger: Ledger::default(),
             queued: Arc::default(),
             checkpointing: false,
-            checkpoint_phase: Instant::now(),
+            checkpoint_phase,
             checkpoint_armed: false,
             last_heard: Instant::now(),
             inbound,
@@ -340,12 +346,6 @@ impl Actor for Session {
         };
         let since = self.since.take();
         self.start(link, since, ctx);
-        // Each session's checkpoints fall at a random point of the interval:
-        // sessions that opened together (a class, a storm's return) would
-        // otherwise read PostgreSQL in the same instant every interval, and
-        // the live pushes in that instant would wait.
-        let every = self.services.settings.checkpoint;
-        self.checkpoint_phase = Instant::now() + every.mul_f64(rand::random::<f64>());
         // Pings likewise start at a random point of the first interval.
         let every = self.services.settings.heartbeat;
         let offset = every.mul_f64(rand::random::<f64>());

@@ -427,13 +427,17 @@ pub async fn heard(clients: &mut [Helper], announcement: i64) -> BenchResult<usi
     Ok(heard)
 }
 
-/// Sockets open and clients resumed, over all processes.
+/// Sockets open, clients resumed and how sockets ended, over all processes.
 pub async fn status(clients: &mut [Helper]) -> BenchResult<Status> {
     let mut all = Status::default();
     for client in clients {
         let status: Status = client.ask("status").await?;
         all.open += status.open;
         all.resumed += status.resumed;
+        all.reconnects += status.reconnects;
+        for (how, count) in status.ended {
+            *all.ended.entry(how).or_default() += count;
+        }
         all.last_resumed_ms = match (all.last_resumed_ms, status.last_resumed_ms) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),

@@ -7,11 +7,12 @@
 //! went, and then answers commands, one line each: `report <announcement>`
 //! (when each client first heard of it, and how many heard it again),
 //! `count <announcement>` (how many heard of it),
-//! `status` (sockets open, resumed after a drop) and `quit`. Times are wall
+//! `status` (sockets open, clients resumed after a drop, reconnections, and
+//! how sockets ended) and `quit`. Times are wall
 //! clock milliseconds, comparable between processes on one machine.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -68,9 +69,15 @@ pub struct Report {
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Status {
     pub open: usize,
-    /// Clients that said hello again after a drop.
+    /// Clients that said hello again after a drop (each counted once).
     pub resumed: usize,
+    /// Every hello after a drop: more than `resumed` when a resumed socket
+    /// was closed again and came back once more.
+    pub reconnects: usize,
+    /// When the last reconnection said hello.
     pub last_resumed_ms: Option<f64>,
+    /// How sockets ended, by close code and reason (or the read error).
+    pub ended: BTreeMap<String, usize>,
 }
 
 pub fn now_ms() -> f64 {
@@ -86,8 +93,11 @@ struct Board {
     cursors: Vec<Option<String>>,
     heard: HashMap<i64, Heard>,
     open: usize,
-    resumed: usize,
+    /// Which clients have said hello again after a drop.
+    resumed: Vec<bool>,
+    reconnects: usize,
     last_resumed_ms: Option<f64>,
+    ended: BTreeMap<String, usize>,
 }
 
 /// What the clients heard of one announcement.
@@ -174,6 +184,7 @@ pub async fn run_client() -> BenchResult<()> {
     let plan = Rc::new(plan);
     let board: Rc<RefCell<Board>> = Rc::new(RefCell::new(Board {
         cursors: vec![None; plan.tokens.len()],
+        resumed: vec![false; plan.tokens.len()],
         ..Board::default()
     }));
     let started = Instant::now();
@@ -226,8 +237,10 @@ pub async fn run_client() -> BenchResult<()> {
                 let board = board.borrow();
                 say(&Status {
                     open: board.open,
-                    resumed: board.resumed,
+                    resumed: board.resumed.iter().filter(|&&r| r).count(),
+                    reconnects: board.reconnects,
                     last_resumed_ms: board.last_resumed_ms,
+                    ended: board.ended.clone(),
                 })?;
             }
             (Some("quit"), _) | (None, _) => break,
@@ -307,17 +320,28 @@ async fn read(
     mut socket: Socket,
 ) {
     loop {
-        while let Some(Ok(frame)) = socket.next().await {
-            match frame {
-                Frame::Text(text) => note(&board, client, &text),
-                Frame::Ping(bytes) => {
+        let ended = loop {
+            match socket.next().await {
+                Some(Ok(Frame::Text(text))) => note(&board, client, &text),
+                Some(Ok(Frame::Ping(bytes))) => {
                     let _ = socket.send(Message::Pong(bytes)).await;
                 }
-                Frame::Close(_) => break,
-                _ => {}
+                Some(Ok(Frame::Close(reason))) => {
+                    break reason.map_or("close without a code".to_owned(), |reason| {
+                        let code: u16 = reason.code.into();
+                        format!("{code} {}", reason.description.unwrap_or_default())
+                    });
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => break format!("read error: {error}"),
+                None => break "connection ended without a close".to_owned(),
             }
+        };
+        {
+            let mut board = board.borrow_mut();
+            board.open -= 1;
+            *board.ended.entry(ended).or_default() += 1;
         }
-        board.borrow_mut().open -= 1;
         if !plan.reconnect {
             return;
         }
@@ -329,7 +353,8 @@ async fn read(
             attempt = (attempt + 1).min(5);
             if let (_, Ok(socket)) = connect(&http, &plan, &board, client).await {
                 let mut board = board.borrow_mut();
-                board.resumed += 1;
+                board.resumed[client] = true;
+                board.reconnects += 1;
                 board.last_resumed_ms = Some(now_ms());
                 break socket;
             }

@@ -315,6 +315,12 @@ async fn round(
     )
     .await?;
     let server_cpu_ms = cpu_ms(&servers)? - cpu_before;
+    // A missing recipient is most often a socket that ended before the
+    // publish (these clients do not reconnect): say how.
+    let status = cluster::status(&mut clients).await?;
+    for (how, count) in &status.ended {
+        println!("  {count} socket(s) ended before the end: {how}");
+    }
     for client in clients {
         client.quit().await;
     }

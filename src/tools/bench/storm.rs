@@ -25,8 +25,11 @@ const LIMIT: Duration = Duration::from_secs(120);
 #[derive(serde::Serialize)]
 struct Figures {
     sessions: usize,
-    /// Clients that said hello again after the drop.
+    /// Clients that said hello again after the drop, each counted once.
     resumed: usize,
+    /// Hellos after the drop: more than `resumed` when a resumed socket was
+    /// closed again and came back once more.
+    reconnects: usize,
     /// From the node's return to the last client resumed and caught up.
     seconds: f64,
     /// Announcements a client never heard of (over both and all clients).
@@ -117,6 +120,7 @@ async fn storm_on(
     let figures = Figures {
         sessions,
         resumed: status.resumed,
+        reconnects: status.reconnects,
         seconds: (resumed_at.max(last_heard) - back).max(0.0) / 1000.0,
         missing,
         duplicates,
@@ -133,6 +137,10 @@ async fn storm_on(
         "  resumed {} of {}, caught up {:.1} s after the node's return (target: all within 30 s)",
         figures.resumed, sessions, figures.seconds
     );
+    println!("  reconnections {}; sockets ended:", figures.reconnects);
+    for (how, count) in &status.ended {
+        println!("    {count:>6}  {how}");
+    }
     println!(
         "  missing {}, duplicates {} (target: 0 and 0; the announcement before the drop and the one \
          published while the node was away, on every client)",
