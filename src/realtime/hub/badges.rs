@@ -15,6 +15,11 @@
 //! that was in flight when a delta arrived may or may not include it, so
 //! the user is read again after it; of two reads in flight, only the later
 //! one's figure is kept.
+//!
+//! While a fan-out's new items are still being pushed here, badges wait
+//! (at most `BURST_HOLD`): a badge is a second frame to every recipient,
+//! and sent between the chunks of one announcement it would be written,
+//! and read by the client, before the items of the chunks still to come.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -26,6 +31,10 @@ use crate::ids::UserId;
 /// How long a count read from the database is moved by deltas before it is
 /// read again.
 const TRUSTED_FOR: Duration = Duration::from_secs(30);
+
+/// The longest badges wait behind a fan-out's new items (see the module's
+/// doc): a long fan-out still moves them on this often.
+const BURST_HOLD: Duration = Duration::from_millis(500);
 
 struct Known {
     unread: i64,
@@ -43,6 +52,10 @@ pub(super) struct Badges {
     /// The latest read issued for each user with one in flight.
     reading: HashMap<UserId, u64>,
     reads: u64,
+    /// When a fan-out chunk's new items were last pushed here.
+    created_at: Option<Instant>,
+    /// Since when waiting badges have been held behind a fan-out.
+    held_since: Option<Instant>,
 }
 
 /// What one flush does: read these users' counts, and send these known ones.
@@ -76,6 +89,31 @@ impl Badges {
                 self.dirty.insert(user);
             }
         }
+    }
+
+    /// A fan-out chunk's new items were pushed here at `now`.
+    pub fn created(&mut self, now: Instant) {
+        self.created_at = Some(now);
+    }
+
+    /// Whether the flush due at `now` waits: new items were pushed within
+    /// the last `quiet` (more of the same fan-out may follow) and badges
+    /// have not yet waited `BURST_HOLD`.
+    pub fn hold(&mut self, now: Instant, quiet: Duration) -> bool {
+        let pending = !self.dirty.is_empty() || !self.moved.is_empty();
+        let busy = self
+            .created_at
+            .is_some_and(|at| now.saturating_duration_since(at) < quiet);
+        if !(pending && busy) {
+            self.held_since = None;
+            return false;
+        }
+        let since = *self.held_since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= BURST_HOLD {
+            self.held_since = None;
+            return false;
+        }
+        true
     }
 
     /// Events may have been missed: no count is trusted until read again.
@@ -230,6 +268,39 @@ mod tests {
             badges.flush(here).read,
             vec![ANN],
             "a failed read is retried"
+        );
+    }
+
+    #[test]
+    fn badges_wait_behind_a_fan_out_but_not_for_long() {
+        let quiet = Duration::from_millis(100);
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let mut badges = Badges::default();
+        badges.changed(ANN);
+        assert!(!badges.hold(at(0), quiet), "no fan-out: no wait");
+
+        badges.created(at(0));
+        assert!(badges.hold(at(50), quiet), "more of the fan-out may follow");
+        assert!(!badges.hold(at(150), quiet), "the fan-out went quiet");
+
+        // A fan-out that keeps going holds badges back at most BURST_HOLD.
+        let mut released = None;
+        for ms in (200..2_000).step_by(100) {
+            badges.created(at(ms));
+            if !badges.hold(at(ms + 10), quiet) {
+                released = Some(ms + 10);
+                break;
+            }
+        }
+        assert_eq!(released, Some(710), "held from 210 ms for BURST_HOLD");
+        assert!(badges.hold(at(760), quiet), "and the next wait starts over");
+
+        let _ = badges.flush(here);
+        badges.created(at(800));
+        assert!(
+            !badges.hold(at(810), quiet),
+            "nothing waiting: nothing held"
         );
     }
 

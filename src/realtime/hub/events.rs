@@ -3,6 +3,7 @@
 //! only; figures are coalesced and flushed on the hub's intervals.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 use actix_web_actors::ws::CloseCode;
@@ -11,7 +12,7 @@ use metrics::counter;
 use uuid::Uuid;
 
 use super::badges::Flush;
-use super::{BadgeStale, HUB, Hub, Push, SessionId};
+use super::{BadgeStale, HUB, Hub, Push, SessionId, UNREAD_EVERY};
 use crate::announcements::model::AnnouncementStats;
 use crate::announcements::store as announcements;
 use crate::db::DbPool;
@@ -156,6 +157,7 @@ impl Hub {
                 hub.push_user(user, Push::new(message, raised));
                 hub.badges.changed(user);
             }
+            hub.badges.created(Instant::now());
         });
     }
 
@@ -348,6 +350,10 @@ impl Hub {
     /// Sends the unread counts that moved, and reads (with one query for
     /// all of them) those that must be read again.
     pub(super) fn flush_unread(&mut self, ctx: &mut Context<Self>) {
+        if self.badges.hold(Instant::now(), UNREAD_EVERY) {
+            counter!("classbell_ws_badge_flushes_held_total").increment(1);
+            return;
+        }
         let Flush {
             read,
             generation,

@@ -192,6 +192,7 @@ impl Hub {
             "classbell_ws_hellos_refused_total",
             "classbell_ws_checkpoints_deferred_total",
             "classbell_ws_badges_moved_total",
+            "classbell_ws_badge_flushes_held_total",
         ] {
             counter!(name).absolute(0);
         }
