@@ -315,11 +315,11 @@ async fn round(
     )
     .await?;
     let server_cpu_ms = cpu_ms(&servers)? - cpu_before;
-    // A missing recipient is most often a socket that ended before the
-    // publish (these clients do not reconnect): say how.
+    // A missing recipient is most often a socket that closed during the
+    // round (these clients do not reconnect): say how.
     let status = cluster::status(&mut clients).await?;
     for (how, count) in &status.ended {
-        println!("  {count} socket(s) ended before the end: {how}");
+        println!("  {count} socket(s) closed during the round: {how}");
     }
     for client in clients {
         client.quit().await;
