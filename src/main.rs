@@ -86,6 +86,9 @@ enum Bench {
         /// websockets and keep hearing their course's announcements.
         #[arg(long, default_value_t = 0)]
         live: usize,
+        /// What the live sessions hear meanwhile.
+        #[arg(long, value_enum, default_value = "sections")]
+        live_load: bench::LiveLoad,
     },
     /// Concurrent acknowledgments over HTTP, or with `--ws` over websockets.
     Acks {
@@ -226,7 +229,8 @@ fn run(cli: Cli) -> Result<(), String> {
                         students,
                         rounds,
                         live,
-                    } => bench::fanout(&settings, students, rounds, live).await,
+                        live_load,
+                    } => bench::fanout(&settings, students, rounds, live, live_load).await,
                     Bench::Acks {
                         ws,
                         clients,

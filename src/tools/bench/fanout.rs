@@ -8,8 +8,10 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::{Value, json};
 
 use super::cluster::percentile;
-use super::live::Live;
-use super::{BenchResult, Scratch, exec, fail, median, own_rss_kib, publish, seed_students};
+use super::live::{Live, LiveLoad};
+use super::{
+    BenchResult, Scratch, exec, fail, median, own_rss_kib, publish, seed_students, unpublished,
+};
 use classbell::announcements::audience::Audience;
 use classbell::announcements::fanout::{self, FanoutSettings, Step};
 use classbell::config::Settings;
@@ -21,16 +23,17 @@ use classbell::ids::AnnouncementId;
 /// statements) against the bare `INSERT … SELECT`, on the same data, each
 /// into an emptied deliveries table; medians of `rounds`.
 /// With `live` above 0, classbell's rounds are published through a
-/// `classbell serve` node while `live` students hold websockets on it (see
-/// `live.rs`).
+/// `classbell serve` node while `live` students hold websockets on it and
+/// hear other announcements as `load` says (see `live.rs`).
 pub async fn fanout(
     settings: &Settings,
     students: i64,
     rounds: usize,
     live: usize,
+    load: LiveLoad,
 ) -> BenchResult<Value> {
     let scratch = Scratch::create(&settings.database.url).await?;
-    let result = fanout_on(settings, &scratch, students, rounds.max(1), live).await;
+    let result = fanout_on(settings, &scratch, students, rounds.max(1), live, load).await;
     scratch.drop_database().await?;
     result
 }
@@ -41,6 +44,7 @@ async fn fanout_on(
     students: i64,
     rounds: usize,
     live: usize,
+    load: LiveLoad,
 ) -> BenchResult<Value> {
     let url = scratch.url();
     let mut conn = AsyncPgConnection::establish(&url).await.map_err(fail)?;
@@ -58,7 +62,7 @@ async fn fanout_on(
     };
     let mut node = match live {
         0 => None,
-        live => Some(Live::start(&mut conn, settings, &url, publisher, live).await?),
+        live => Some(Live::start(&mut conn, settings, &url, publisher, live, load).await?),
     };
     let (mut ours, mut bare) = (Vec::new(), Vec::new());
     let (mut live_ms, mut live_missing) = (Vec::new(), 0);
@@ -96,8 +100,9 @@ async fn fanout_on(
                     ));
                 }
                 println!(
-                    "round {round}: {} live sessions heard their course at p99 {:.0} ms, {} missed",
+                    "round {round}: {} live sessions heard their {} at p99 {:.0} ms, {} missed",
                     live,
+                    load.heard(),
                     measured.live_p99_ms(),
                     measured.live_missing
                 );
@@ -111,7 +116,7 @@ async fn fanout_on(
 
         exec(&mut conn, "TRUNCATE deliveries").await?;
         exec(&mut conn, "CHECKPOINT").await?;
-        let bare_id = publish(&mut conn, publisher, "bare SQL").await?;
+        let bare_id = unpublished(&mut conn, publisher, "bare SQL").await?;
         let started = Instant::now();
         diesel::sql_query(format!(
             "INSERT INTO deliveries (announcement_id, user_id) SELECT $1, r.id FROM ({}) r",
@@ -166,8 +171,9 @@ async fn fanout_on(
     if let Some(p99) = live_p99_ms {
         println!(
             "  live sessions          {p99:>8.0} ms p99 publish → receipt over {} receipts, {live_missing} missed   \
-             (target: at most 250 ms, {live} sessions)",
-            live_ms.len()
+             (target: at most 250 ms, {live} sessions hearing their {})",
+            live_ms.len(),
+            load.heard()
         );
     }
     Ok(json!({
@@ -180,6 +186,7 @@ async fn fanout_on(
         // Null when no sessions were connected (`--live 0`).
         "live_p99_ms": live_p99_ms,
         "live_missing": live_missing,
+        "live_load": (live > 0).then(|| load.heard()),
     }))
 }
 

@@ -1,8 +1,8 @@
 //! `classbell bench fanout --live N`: the school-wide fan-out published
 //! through a real `classbell serve` node while N students hold websockets
-//! open on it and keep receiving announcements to their course, one every
-//! `LIVE_EVERY`: how long the fan-out takes there, what it costs the node in
-//! memory, and what the live sessions' publish → receipt p99 is meanwhile.
+//! open on it and keep receiving other announcements (see [`LiveLoad`]):
+//! how long the fan-out takes there, what it costs the node in memory, and
+//! what the live sessions' publish → receipt p99 is meanwhile.
 
 use std::time::Duration;
 
@@ -16,8 +16,36 @@ use super::{BenchResult, fail};
 use classbell::config::Settings;
 use classbell::ids::UserId;
 
-/// How often the live course hears an announcement during a fan-out.
-const LIVE_EVERY: Duration = Duration::from_millis(500);
+/// What the live sessions hear while the fan-out runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LiveLoad {
+    /// An announcement every 250 ms to one section (500 students) of the
+    /// live course in turn: each of 10,000 sessions hears one every five
+    /// seconds, 2,000 deliveries a second; a busy school's traffic.
+    Sections,
+    /// An announcement every 500 ms to the whole live course: at 10,000
+    /// sessions, 20,000 more deliveries written and pushed a second beside
+    /// the fan-out's own, which is what the fan-out then shares the box with.
+    Course,
+}
+
+impl LiveLoad {
+    /// What the live sessions hear, in the report.
+    pub fn heard(self) -> &'static str {
+        match self {
+            LiveLoad::Sections => "sections (one every 250 ms)",
+            LiveLoad::Course => "course (one every 500 ms)",
+        }
+    }
+
+    /// How often the live sessions hear an announcement.
+    fn every(self) -> Duration {
+        match self {
+            LiveLoad::Sections => Duration::from_millis(250),
+            LiveLoad::Course => Duration::from_millis(500),
+        }
+    }
+}
 
 /// A node with `live` students connected, ready for fan-out rounds.
 pub struct Live {
@@ -26,7 +54,10 @@ pub struct Live {
     http: awc::Client,
     admin_token: String,
     course: i64,
+    /// The live course's sections, in order, with how many students each holds.
+    sections: Vec<(i64, usize)>,
     live: usize,
+    load: LiveLoad,
 }
 
 /// What one round through the node measured.
@@ -53,8 +84,9 @@ impl Live {
         database_url: &str,
         admin: UserId,
         live: usize,
+        load: LiveLoad,
     ) -> BenchResult<Live> {
-        let course = seed_live_course(conn, admin, live).await?;
+        let (course, sections) = seed_live_course(conn, admin, live).await?;
         let signed_in = sign_in_first(conn, settings, admin, live).await?;
         let prefix = format!("classbell-bench:{}:", Uuid::new_v4().simple());
         let server = Server::start(settings, database_url, &prefix)?;
@@ -86,43 +118,45 @@ impl Live {
             http,
             admin_token: signed_in.admin_token,
             course,
+            sections,
             live,
+            load,
         })
     }
 
     /// Publishes to every student through the node and, until the fan-out
-    /// has written its last delivery, to the live course every
-    /// `LIVE_EVERY`.
+    /// has written its last delivery, to the live sessions as `load` says.
     pub async fn round(&mut self, conn: &mut AsyncPgConnection) -> BenchResult<Round> {
         let rss_before = self.server.rss_kib()?;
         let mut rss_peak = rss_before;
         let everyone = serde_json::json!({"kind": "all_students"});
         let announcement = announce(&self.http, &self.server, &self.admin_token, everyone).await?;
-        let course = serde_json::json!({"kind": "course", "course_id": self.course});
+        // (audience, recipients, publish time, announcement id)
         let mut published = Vec::new();
         let seconds = loop {
             if let Some(seconds) = finished(conn, announcement).await? {
                 break seconds;
             }
+            let (audience, recipients) = self.next_audience(published.len());
             let at = now_ms();
-            let id = announce(&self.http, &self.server, &self.admin_token, course.clone()).await?;
-            published.push((id, at));
+            let id = announce(&self.http, &self.server, &self.admin_token, audience).await?;
+            published.push((id, at, recipients));
             rss_peak = rss_peak.max(self.server.rss_kib()?);
-            actix_web::rt::time::sleep(LIVE_EVERY).await;
+            actix_web::rt::time::sleep(self.load.every()).await;
         };
         // The last of them reaches its clients after the fan-out ends.
         let deadline = now_ms() + 30_000.0;
-        if let Some(&(last, _)) = published.last() {
-            while cluster::heard(&mut self.clients, last).await? < self.live && now_ms() < deadline
+        if let Some(&(last, _, recipients)) = published.last() {
+            while cluster::heard(&mut self.clients, last).await? < recipients && now_ms() < deadline
             {
                 actix_web::rt::time::sleep(Duration::from_millis(200)).await;
             }
         }
         let (mut live_ms, mut live_missing) = (Vec::new(), 0);
-        for (id, at) in published {
+        for (id, at, recipients) in published {
             let report = cluster::report(&mut self.clients, id).await?;
             let heard: Vec<f64> = report.first_ms.iter().flatten().map(|t| t - at).collect();
-            live_missing += self.live - heard.len();
+            live_missing += recipients.saturating_sub(heard.len());
             live_ms.extend(heard);
         }
         live_ms.sort_by(f64::total_cmp);
@@ -133,6 +167,23 @@ impl Live {
             live_ms,
             live_missing,
         })
+    }
+
+    /// The `n`-th live announcement's audience and how many it reaches.
+    fn next_audience(&self, n: usize) -> (serde_json::Value, usize) {
+        match self.load {
+            LiveLoad::Course => (
+                serde_json::json!({"kind": "course", "course_id": self.course}),
+                self.live,
+            ),
+            LiveLoad::Sections => {
+                let (section, students) = self.sections[n % self.sections.len()];
+                (
+                    serde_json::json!({"kind": "section", "section_id": section}),
+                    students,
+                )
+            }
+        }
     }
 
     pub async fn stop(self) {
@@ -168,15 +219,17 @@ async fn finished(conn: &mut AsyncPgConnection, announcement: i64) -> BenchResul
     Ok(took.seconds)
 }
 
-/// Students a section holds at most (its capacity's bound).
-const SECTION_CAPACITY: usize = 1_000;
+/// Students in each of the live course's sections: the section-sized
+/// publish of `bench push`.
+const SECTION_SIZE: usize = 500;
 
-/// A course whose published sections hold the first `live` students.
+/// A course whose published sections hold the first `live` students,
+/// `SECTION_SIZE` each; returns it and its sections with their sizes.
 async fn seed_live_course(
     conn: &mut AsyncPgConnection,
     teacher: UserId,
     live: usize,
-) -> BenchResult<i64> {
+) -> BenchResult<(i64, Vec<(i64, usize)>)> {
     #[derive(diesel::QueryableByName)]
     struct Id {
         #[diesel(sql_type = BigInt)]
@@ -188,14 +241,14 @@ async fn seed_live_course(
     .get_result(conn)
     .await
     .map_err(fail)?;
-    let sections = live.div_ceil(SECTION_CAPACITY);
+    let sections = live.div_ceil(SECTION_SIZE);
     diesel::sql_query(
         "INSERT INTO sections (course_id, section_code, term, teacher_id, capacity, status)
          SELECT $1, 'L' || g, 'bench', $2, $3, 'published' FROM generate_series(1, $4) g",
     )
     .bind::<BigInt, _>(course.id)
     .bind::<BigInt, _>(teacher)
-    .bind::<diesel::sql_types::Integer, _>(SECTION_CAPACITY as i32)
+    .bind::<diesel::sql_types::Integer, _>(SECTION_SIZE as i32)
     .bind::<BigInt, _>(sections as i64)
     .execute(conn)
     .await
@@ -211,9 +264,19 @@ async fn seed_live_course(
     )
     .bind::<BigInt, _>(course.id)
     .bind::<BigInt, _>(live as i64)
-    .bind::<BigInt, _>(SECTION_CAPACITY as i64)
+    .bind::<BigInt, _>(SECTION_SIZE as i64)
     .execute(conn)
     .await
     .map_err(fail)?;
-    Ok(course.id)
+    let ids: Vec<Id> =
+        diesel::sql_query("SELECT id FROM sections WHERE course_id = $1 ORDER BY id")
+            .bind::<BigInt, _>(course.id)
+            .load(conn)
+            .await
+            .map_err(fail)?;
+    let sizes = (0..ids.len()).map(|k| SECTION_SIZE.min(live - k * SECTION_SIZE));
+    Ok((
+        course.id,
+        ids.into_iter().map(|s| s.id).zip(sizes).collect(),
+    ))
 }

@@ -17,6 +17,7 @@ pub use acks::{Transport, acks};
 pub use broadcast::run_server as broadcast_server;
 pub use fanout::fanout;
 pub use import::{ImportKind, import};
+pub use live::LiveLoad;
 pub use load::run_client as load_client;
 pub use push::push;
 pub use storm::storm;
@@ -152,6 +153,29 @@ async fn publish(
     publisher: UserId,
     title: &str,
 ) -> BenchResult<AnnouncementId> {
+    announcement(conn, publisher, title, AnnouncementStatus::Published).await
+}
+
+/// An announcement to every student that no node will fan out: the row
+/// the bare SQL baseline writes its deliveries for. A published one would
+/// be claimed by a running node's fan-out supervisor on its next poll, which
+/// would then scan the same million recipients beside the baseline (and
+/// into the next round).
+async fn unpublished(
+    conn: &mut AsyncPgConnection,
+    publisher: UserId,
+    title: &str,
+) -> BenchResult<AnnouncementId> {
+    announcement(conn, publisher, title, AnnouncementStatus::Draft).await
+}
+
+async fn announcement(
+    conn: &mut AsyncPgConnection,
+    publisher: UserId,
+    title: &str,
+    status: AnnouncementStatus,
+) -> BenchResult<AnnouncementId> {
+    let published_at = (status == AnnouncementStatus::Published).then(Utc::now);
     let announcement = announcements::insert(
         conn,
         NewAnnouncement {
@@ -160,9 +184,9 @@ async fn publish(
             audience_kind: Audience::AllStudents.kind(),
             audience_id: None,
             publisher_id: publisher,
-            status: AnnouncementStatus::Published,
+            status,
             publish_at: None,
-            published_at: Some(Utc::now()),
+            published_at,
             ack_due_at: None,
             expires_at: None,
             escalation: None,
