@@ -83,7 +83,7 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
         /// Publish through a node on which this many students hold
-        /// websockets and keep hearing their course's announcements.
+        /// websockets and keep hearing other announcements (`--live-load`).
         #[arg(long, default_value_t = 0)]
         live: usize,
         /// What the live sessions hear meanwhile.

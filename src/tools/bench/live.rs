@@ -131,7 +131,7 @@ impl Live {
         let mut rss_peak = rss_before;
         let everyone = serde_json::json!({"kind": "all_students"});
         let announcement = announce(&self.http, &self.server, &self.admin_token, everyone).await?;
-        // (audience, recipients, publish time, announcement id)
+        // (announcement id, publish time, recipients)
         let mut published = Vec::new();
         let seconds = loop {
             if let Some(seconds) = finished(conn, announcement).await? {
