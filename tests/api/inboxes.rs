@@ -129,7 +129,14 @@ async fn a_full_inbox_is_read_at_the_cost_of_what_is_shown() {
     let checkpoint_cost = rows_read(&mut conn).await - before;
     assert_eq!(checkpoint.changes.len(), 3);
     assert_eq!(checkpoint.gone.len(), 1);
-    assert_eq!(checkpoint.cursor, replay.cursor);
+    // The cursor is the snapshot's horizon, which any transaction on the
+    // server (another test's, in another database) may move between the reads.
+    assert!(
+        checkpoint.cursor >= replay.cursor,
+        "a later read's cursor is never behind: {} against {}",
+        checkpoint.cursor,
+        replay.cursor
+    );
     assert_eq!(
         checkpoint.unread, None,
         "a checkpoint goes without the badge"
