@@ -31,11 +31,12 @@ pub enum LiveLoad {
 
 impl LiveLoad {
     /// What the live sessions hear, in the report.
-    pub fn heard(self) -> &'static str {
-        match self {
-            LiveLoad::Sections => "sections (one every 250 ms)",
-            LiveLoad::Course => "course (one every 500 ms)",
-        }
+    pub fn heard(self) -> String {
+        let what = match self {
+            LiveLoad::Sections => "sections",
+            LiveLoad::Course => "course",
+        };
+        format!("{what} (one every {} ms)", self.every().as_millis())
     }
 
     /// How often the live sessions hear an announcement.
@@ -268,15 +269,26 @@ async fn seed_live_course(
     .execute(conn)
     .await
     .map_err(fail)?;
-    let ids: Vec<Id> =
-        diesel::sql_query("SELECT id FROM sections WHERE course_id = $1 ORDER BY id")
-            .bind::<BigInt, _>(course.id)
-            .load(conn)
-            .await
-            .map_err(fail)?;
-    let sizes = (0..ids.len()).map(|k| SECTION_SIZE.min(live - k * SECTION_SIZE));
-    Ok((
-        course.id,
-        ids.into_iter().map(|s| s.id).zip(sizes).collect(),
-    ))
+    // Each section with the students it now holds, as enrolled above.
+    #[derive(diesel::QueryableByName)]
+    struct Held {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+        #[diesel(sql_type = BigInt)]
+        students: i64,
+    }
+    let held: Vec<Held> = diesel::sql_query(
+        "SELECT s.id, count(e.student_id) AS students
+         FROM sections s LEFT JOIN enrollments e ON e.section_id = s.id
+         WHERE s.course_id = $1 GROUP BY s.id ORDER BY s.id",
+    )
+    .bind::<BigInt, _>(course.id)
+    .load(conn)
+    .await
+    .map_err(fail)?;
+    let sized = held
+        .into_iter()
+        .map(|h| (h.id, usize::try_from(h.students).unwrap_or(0)))
+        .collect();
+    Ok((course.id, sized))
 }
